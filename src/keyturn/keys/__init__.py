@@ -1,0 +1,1 @@
+"""Signing keys: generate, store, rotate, publish (JWKS, PEM) and sign JWTs."""
