@@ -1,10 +1,63 @@
-"""Shared test configuration: async tests run on asyncio through anyio's plugin."""
+"""Shared test configuration.
+
+Async tests run on asyncio through anyio's plugin. PostgreSQL tests use the real
+server at ``KEYTURN_TEST_POSTGRES_URL`` (default: the local ``test`` database)
+in a fresh database created for this run and dropped after it; they are
+skipped, saying why, only when that server cannot be reached.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import secrets
+from collections.abc import Iterator
+
 import pytest
+
+POSTGRES_URL = os.environ.get(
+    "KEYTURN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+# One pepper for the whole run: a shared PostgreSQL database keeps its keys.
+TEST_PEPPER = secrets.token_hex(32)
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run."""
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        pytest.skip("asyncpg is not installed (pip install 'keyturn[postgres]')")
+    name = "keyturn_test_" + secrets.token_hex(4)
+    try:
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    except (TimeoutError, OSError) as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
+    base = POSTGRES_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Each storage-backed test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'keyturn.db'}"
+    url: str = request.getfixturevalue("postgres_database_url")
+    return url

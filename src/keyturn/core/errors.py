@@ -116,7 +116,8 @@ class OAuthError(KeyturnError):
         return err
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.error!r}, {self.description!r}, status={self.status_code})"
+        name = type(self).__name__
+        return f"{name}({self.error!r}, {self.description!r}, status={self.status_code})"
 
 
 class InvalidRequestError(OAuthError):

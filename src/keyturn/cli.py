@@ -1,0 +1,370 @@
+"""The ``keyturn`` command: serve, manage clients and signing keys, migrate.
+
+Every command reads the same ``KEYTURN_*`` settings as the server (global
+``--data-dir`` and ``--database-url`` override them), so the CLI and a running
+server always look at one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+try:
+    import typer
+    from rich.console import Console
+    from rich.table import Table
+except ImportError:  # pragma: no cover - exercised only without the server extra
+    sys.stderr.write('The keyturn command needs the server extra: pip install "keyturn[server]"\n')
+    raise SystemExit(1) from None
+
+from keyturn.server.app import build_context
+from keyturn.server.clients import build_client, with_new_secret
+from keyturn.server.context import ServerContext
+from keyturn.server.settings import Settings
+from keyturn.storage.records import Client
+from keyturn.storage.repository import ClientExistsError
+
+app = typer.Typer(help="Keyturn: OAuth 2.0 token server and tools.", no_args_is_help=True)
+clients_app = typer.Typer(help="Register and manage OAuth clients.", no_args_is_help=True)
+keys_app = typer.Typer(help="Signing keys: list and rotate.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+@app.callback()
+def main_options(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where SQLite, the pepper and keys live.")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL, e.g. postgresql://user@host/db.")
+    ] = None,
+) -> None:
+    # Environment, not globals: `serve` workers are new processes and read it too.
+    if data_dir is not None:
+        os.environ["KEYTURN_DATA_DIR"] = str(data_dir)
+    if database_url is not None:
+        os.environ["KEYTURN_DATABASE_URL"] = database_url
+
+
+def _run(work: Callable[[ServerContext], Awaitable[T]], settings: Settings | None = None) -> T:
+    async def runner() -> T:
+        ctx = await build_context(settings or Settings())
+        try:
+            return await work(ctx)
+        finally:
+            await ctx.storage.close()
+
+    return asyncio.run(runner())
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+# -- serve -------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    issuer: Annotated[
+        str | None, typer.Option(help="Public base URL (the JWT iss); default from host/port.")
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the token server (migrations and the first signing key are set up first)."""
+    import uvicorn
+
+    if issuer is None and "KEYTURN_ISSUER" not in os.environ:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        issuer = f"http://{shown}:{port}"
+    if issuer is not None:
+        os.environ["KEYTURN_ISSUER"] = issuer
+    settings = Settings()
+
+    async def prepare(ctx: ServerContext) -> list[Client]:
+        return await ctx.storage.list_clients()
+
+    clients = _run(prepare, settings)
+    where = settings.database_url or str(settings.data_dir / "keyturn.db")
+    err_console.print(f"Keyturn issuer [bold]{settings.issuer_url}[/bold]  database {where}")
+    if not clients:
+        err_console.print(
+            "No clients yet. Create one in another terminal:\n"
+            "  keyturn clients create --name my-service --scope read\n"
+            "then get a token with the id and secret it prints:\n"
+            f"  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials "
+            f"{settings.issuer_url}/oauth/token"
+        )
+    uvicorn.run(
+        "keyturn.server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+# -- db ----------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (``serve`` also does this on start)."""
+
+    async def work(ctx: ServerContext) -> str | None:
+        from keyturn.storage.database import current_revision
+
+        return await current_revision(ctx.storage.engine)
+
+    revision = _run(work)
+    console.print(f"database at revision {revision}")
+
+
+# -- clients -----------------------------------------------------------------
+def _client_table(clients: list[Client]) -> Table:
+    table = Table("name", "type", "grants", "scopes", "lifetime", "rate/min")
+    table.add_column("client_id", no_wrap=True, overflow="fold")
+    for c in clients:
+        table.add_row(
+            c.name,
+            "public" if c.is_public else "confidential",
+            " ".join(c.grant_types),
+            " ".join(c.scopes),
+            str(c.access_token_lifetime or "default"),
+            str(c.rate_limit if c.rate_limit is not None else "default"),
+            c.client_id,
+        )
+    return table
+
+
+@clients_app.command("create")
+def clients_create(
+    name: Annotated[str, typer.Option(help="A label for people.")] = "",
+    client_id: Annotated[str | None, typer.Option(help="Choose the id (default: random).")] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="Allowed scope (repeat).")] = None,
+    audience: Annotated[list[str] | None, typer.Option(help="Allowed audience (repeat).")] = None,
+    grant: Annotated[list[str] | None, typer.Option(help="Allowed grant type (repeat).")] = None,
+    redirect_uri: Annotated[list[str] | None, typer.Option(help="Redirect URI (repeat).")] = None,
+    public: Annotated[bool, typer.Option(help="A public client (no secret).")] = False,
+    auth_method: Annotated[
+        list[str] | None, typer.Option(help="Pin token endpoint auth method(s).")
+    ] = None,
+    lifetime: Annotated[int | None, typer.Option(help="Access token lifetime, seconds.")] = None,
+    rate_limit: Annotated[
+        int | None, typer.Option(help="Tokens per minute (0 = unlimited).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Register a client; its secret is printed once and only its hash is kept."""
+    settings = Settings()
+
+    async def work(ctx: ServerContext) -> tuple[Client, str | None]:
+        new = build_client(
+            ctx.hasher,
+            client_id=client_id,
+            name=name,
+            public=public,
+            grant_types=grant or ["client_credentials"],
+            scopes=scope or [],
+            audiences=audience or [],
+            redirect_uris=redirect_uri or [],
+            auth_methods=auth_method,
+            access_token_lifetime=lifetime,
+            rate_limit=rate_limit,
+        )
+        await ctx.storage.create_client(new.client)
+        return new.client, new.secret
+
+    try:
+        client, secret = _run(work, settings)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    except ClientExistsError:
+        raise _fail(f"a client with id {client_id!r} exists already") from None
+    if as_json:
+        _print_json({**client.public_dict(), "client_secret": secret})
+        return
+    # Plain lines, never wrapped or truncated: people copy these.
+    print(f"client_id:     {client.client_id}")
+    if secret:
+        print(f"client_secret: {secret}")
+        print("(the secret is shown once and only its hash is kept: store it now)")
+        print("get a token:")
+        print(
+            f"  curl -s -u '{client.client_id}:{secret}' -d grant_type=client_credentials "
+            f"{settings.issuer_url}/oauth/token"
+        )
+
+
+@clients_app.command("list")
+def clients_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List registered clients."""
+
+    async def work(ctx: ServerContext) -> list[Client]:
+        return await ctx.storage.list_clients()
+
+    clients = _run(work)
+    if as_json:
+        _print_json([c.public_dict() for c in clients])
+    else:
+        console.print(_client_table(clients))
+
+
+def _get_client(client_id: str) -> Client:
+    async def work(ctx: ServerContext) -> Client | None:
+        return await ctx.storage.get_client(client_id)
+
+    client = _run(work)
+    if client is None:
+        raise _fail(f"no client {client_id!r}")
+    return client
+
+
+@clients_app.command("show")
+def clients_show(
+    client_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show one client (never its secret)."""
+    client = _get_client(client_id)
+    if as_json:
+        _print_json(client.public_dict())
+        return
+    table = Table("field", "value")
+    for key, value in client.public_dict().items():
+        shown = " ".join(value) if isinstance(value, list) else str(value)
+        if key in ("created_at", "updated_at"):
+            shown = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(value)))
+        table.add_row(key, shown)
+    console.print(table)
+
+
+@clients_app.command("delete")
+def clients_delete(
+    client_id: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a client and every token issued to it."""
+    if not yes and not typer.confirm(f"Delete client {client_id} and all its tokens?"):
+        raise typer.Exit(1)
+
+    async def work(ctx: ServerContext) -> bool:
+        return await ctx.storage.delete_client(client_id)
+
+    if not _run(work):
+        raise _fail(f"no client {client_id!r}")
+    console.print(f"deleted client {client_id}")
+
+
+@clients_app.command("rotate-secret")
+def clients_rotate_secret(
+    client_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Give a client a new secret (printed once); the old one stops working."""
+
+    async def work(ctx: ServerContext) -> str | None:
+        client = await ctx.storage.get_client(client_id)
+        if client is None:
+            return None
+        new = with_new_secret(ctx.hasher, client)
+        await ctx.storage.update_client(new.client)
+        return new.secret
+
+    try:
+        secret = _run(work)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if secret is None:
+        raise _fail(f"no client {client_id!r}")
+    if as_json:
+        _print_json({"client_id": client_id, "client_secret": secret})
+    else:
+        print(f"client_secret: {secret}")
+        print("(shown once; store it now)")
+
+
+# -- keys --------------------------------------------------------------------
+def _ts(value: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(value)) if value else "-"
+
+
+@keys_app.command("list")
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List signing keys: pending (published, not signing yet), active, retired."""
+
+    async def work(ctx: ServerContext) -> list[dict[str, Any]]:
+        return [asdict(s) for s in await ctx.keyring.statuses()]
+
+    rows = _run(work)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("alg", "state", "signs from (UTC)", "retired (UTC)")
+    table.add_column("kid", no_wrap=True, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["alg"], row["state"], _ts(row["activates_at"]), _ts(row["retired_at"]), row["kid"]
+        )
+    console.print(table)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    alg: Annotated[str | None, typer.Option(help="RS256, ES256, EdDSA or Ed25519.")] = None,
+    delay: Annotated[
+        int | None,
+        typer.Option(min=0, help="Seconds before the new key signs (default from settings)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Publish a new signing key now; it starts signing after the delay."""
+
+    async def work(ctx: ServerContext) -> dict[str, Any]:
+        return asdict(await ctx.keyring.rotate(alg=alg, delay=delay))
+
+    try:
+        row = _run(work)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _print_json(row)
+    else:
+        starts = _ts(row["activates_at"])
+        console.print(f"published key {row['kid']} ({row['alg']}); it signs from {starts} UTC")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

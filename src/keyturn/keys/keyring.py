@@ -1,0 +1,218 @@
+"""The server's signing keys: bootstrap, publish-then-sign rotation, JWKS.
+
+Rotation never surprises a verifier that caches the JWKS: a new key is
+published at once but only starts signing at its ``activates_at`` (after the
+configured delay), and a superseded key stays published until the last token
+it signed has expired, after which it is deleted.
+
+Each process keeps the key list in memory and re-reads it every
+``refresh_interval`` seconds, so the choice of signing key is a pure function
+of the cached list and the clock: processes switch at the same instant without
+talking to each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import orjson
+
+from keyturn.keys.jwt import (
+    Signer,
+    decrypt_private_key,
+    encrypt_private_key,
+    generate_private_key,
+    public_jwk,
+    public_pem,
+)
+from keyturn.storage.records import SigningKeyRecord
+from keyturn.storage.repository import Storage
+
+log = logging.getLogger("keyturn.keys")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    kid: str
+    alg: str
+    created_at: int
+    activates_at: int
+    state: str  # "pending" | "active" | "retired"
+    retired_at: int | None
+
+
+class KeyRing:
+    def __init__(
+        self,
+        storage: Storage,
+        password: bytes,
+        *,
+        alg: str = "RS256",
+        activation_delay: int = 3600,
+        refresh_interval: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        sign_in_thread: bool | None = None,
+    ) -> None:
+        self._storage = storage
+        self._password = password
+        self.alg = alg
+        self.activation_delay = activation_delay
+        self.refresh_interval = refresh_interval
+        self._clock = clock
+        self._sign_in_thread = sign_in_thread
+        self._records: list[SigningKeyRecord] = []
+        self._signers: dict[str, Signer] = {}
+        self._jwks_body = b'{"keys":[]}'
+        self._loaded_at = float("-inf")
+        self._lock = anyio.Lock()
+
+    # -- loading -----------------------------------------------------------
+    async def ensure_key(self) -> None:
+        """Create the first signing key of an empty database, active at once."""
+        if not await self._storage.list_signing_keys():
+            record = self._new_record(self.alg, activates_at=int(self._clock()))
+            await self._storage.add_signing_key(record)
+            log.info("created signing key %s (%s)", record.kid, record.alg)
+        await self.refresh(force=True)
+
+    async def refresh(self, *, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._loaded_at < self.refresh_interval:
+            return
+        async with self._lock:
+            if not force and self._clock() - self._loaded_at < self.refresh_interval:
+                return
+            records = await self._storage.list_signing_keys()
+            published = await self._prune(records, int(now))
+            self._records = published
+            self._signers = {
+                r.kid: self._signers.get(r.kid) or self._load_signer(r) for r in published
+            }
+            self._jwks_body = orjson.dumps({"keys": [r.public_jwk for r in published]})
+            self._loaded_at = self._clock()
+
+    async def _prune(self, records: list[SigningKeyRecord], now: int) -> list[SigningKeyRecord]:
+        """Drop superseded keys whose last token has expired; keep the rest."""
+        kept: list[SigningKeyRecord] = []
+        for status, record in zip(self._statuses(records, now), records, strict=True):
+            grace = 2 * self.refresh_interval  # processes still on the old list
+            if status.retired_at is not None and now - status.retired_at > grace:
+                last_expiry = await self._storage.last_token_expiry(record.kid)
+                if last_expiry is None or last_expiry < now:
+                    await self._storage.delete_signing_key(record.kid)
+                    log.info("dropped retired signing key %s", record.kid)
+                    continue
+            kept.append(record)
+        return kept
+
+    def _load_signer(self, record: SigningKeyRecord) -> Signer:
+        private_key = decrypt_private_key(record.private_key, self._password)
+        return Signer(private_key, record.alg, record.kid)
+
+    def _new_record(self, alg: str, activates_at: int) -> SigningKeyRecord:
+        private_key = generate_private_key(alg)
+        jwk = public_jwk(private_key, alg)
+        return SigningKeyRecord(
+            kid=jwk["kid"],
+            alg=alg,
+            private_key=encrypt_private_key(private_key, self._password),
+            public_jwk=jwk,
+            created_at=int(self._clock()),
+            activates_at=activates_at,
+        )
+
+    # -- signing -----------------------------------------------------------
+    def signer(self, now: float | None = None) -> Signer:
+        """The key that signs at ``now``: the newest one already activated."""
+        now = self._clock() if now is None else now
+        active: SigningKeyRecord | None = None
+        for record in self._records:
+            if record.activates_at <= now:
+                active = record
+        if active is None:
+            if not self._records:
+                raise RuntimeError("no signing key loaded; call ensure_key() at start-up")
+            active = self._records[0]
+        return self._signers[active.kid]
+
+    async def sign(self, claims: dict[str, Any]) -> tuple[str, str]:
+        """Sign access-token claims; returns ``(jwt, kid)``.
+
+        RSA signing takes most of a millisecond and pyca/cryptography releases
+        the GIL while it runs, so it goes to a worker thread: the event loop
+        stays free and a second core can sign at the same time.
+        """
+        await self.refresh()
+        signer = self.signer()
+        offload = self._sign_in_thread
+        if offload is None:
+            offload = signer.alg == "RS256"
+        if offload:
+            token = await anyio.to_thread.run_sync(signer.sign, claims)
+        else:
+            token = signer.sign(claims)
+        return token, signer.kid
+
+    # -- publishing --------------------------------------------------------
+    async def jwks_body(self) -> bytes:
+        await self.refresh()
+        return self._jwks_body
+
+    async def published_algs(self) -> list[str]:
+        await self.refresh()
+        return sorted({r.alg for r in self._records})
+
+    async def public_pem(self, kid: str | None = None) -> str | None:
+        await self.refresh()
+        if kid is None:
+            return public_pem(self._records_by_kid()[self.signer().kid].public_jwk)
+        record = self._records_by_kid().get(kid)
+        return public_pem(record.public_jwk) if record else None
+
+    def _records_by_kid(self) -> dict[str, SigningKeyRecord]:
+        return {r.kid: r for r in self._records}
+
+    # -- management --------------------------------------------------------
+    async def rotate(self, *, alg: str | None = None, delay: int | None = None) -> KeyStatus:
+        """Publish a new key now; it signs after ``delay`` seconds."""
+        now = int(self._clock())
+        delay = self.activation_delay if delay is None else delay
+        record = self._new_record(alg or self.alg, activates_at=now + delay)
+        await self._storage.add_signing_key(record)
+        await self.refresh(force=True)
+        return next(s for s in await self.statuses() if s.kid == record.kid)
+
+    async def statuses(self) -> list[KeyStatus]:
+        records = await self._storage.list_signing_keys()
+        return self._statuses(records, int(self._clock()))
+
+    @staticmethod
+    def _statuses(records: list[SigningKeyRecord], now: int) -> list[KeyStatus]:
+        activated = [r for r in records if r.activates_at <= now]
+        active_kid = activated[-1].kid if activated else None
+        out = []
+        for i, record in enumerate(records):
+            successors = [r.activates_at for r in records[i + 1 :] if r.activates_at <= now]
+            retired_at = min(successors) if successors and record.kid != active_kid else None
+            if record.activates_at > now:
+                state = "pending"
+            elif record.kid == active_kid:
+                state = "active"
+            else:
+                state = "retired"
+            out.append(
+                KeyStatus(
+                    kid=record.kid,
+                    alg=record.alg,
+                    created_at=record.created_at,
+                    activates_at=record.activates_at,
+                    state=state,
+                    retired_at=retired_at,
+                )
+            )
+        return out

@@ -1,0 +1,104 @@
+"""The ASGI application, built declaratively (Starlette routes, handlers, lifespan).
+
+``create_app()`` with no argument reads ``KEYTURN_*`` settings: that is the
+factory uvicorn workers import. Start-up connects storage, applies migrations
+and loads (or creates) the signing key, so every worker is ready before it
+accepts a request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from keyturn.keys.keyring import KeyRing
+from keyturn.server.clients import ClientCache
+from keyturn.server.context import ServerContext
+from keyturn.server.endpoints.jwks import jwks_endpoint, public_key_endpoint
+from keyturn.server.endpoints.metadata import (
+    JWKS_PATH,
+    PUBLIC_KEY_PATH,
+    TOKEN_PATH,
+    metadata_endpoint,
+)
+from keyturn.server.endpoints.token import token_endpoint
+from keyturn.server.errors import EXCEPTION_HANDLERS
+from keyturn.server.issuance import TokenIssuer
+from keyturn.server.ratelimit import InMemoryRateLimiter
+from keyturn.server.secrets import Hasher, pepper_from_settings
+from keyturn.server.settings import Settings
+from keyturn.storage import database
+from keyturn.storage.repository import SqlStorage
+
+log = logging.getLogger("keyturn.server")
+
+
+async def build_context(settings: Settings, *, migrate: bool = True) -> ServerContext:
+    """Open storage and keys for ``settings``; the caller closes ``ctx.storage``."""
+    pepper = pepper_from_settings(
+        settings.pepper.get_secret_value() if settings.pepper else None, settings.data_dir
+    )
+    engine = database.create_engine(settings.resolved_database_url)
+    storage = SqlStorage(engine)
+    try:
+        if migrate:
+            await database.upgrade(engine)
+        hasher = Hasher(pepper)
+        keyring = KeyRing(
+            storage,
+            pepper,
+            alg=settings.signing_alg,
+            activation_delay=settings.key_activation_delay,
+            refresh_interval=settings.key_refresh_interval,
+        )
+        await keyring.ensure_key()
+    except BaseException:
+        await storage.close()
+        raise
+    return ServerContext(
+        settings=settings,
+        storage=storage,
+        hasher=hasher,
+        keyring=keyring,
+        issuer=TokenIssuer(storage, keyring, hasher, settings.issuer_url),
+        clients=ClientCache(storage, settings.client_cache_ttl),
+        limiter=InMemoryRateLimiter(),
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    context_hook: Callable[[ServerContext], None] | None = None,
+) -> Starlette:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ctx = await build_context(settings)
+        if context_hook is not None:
+            context_hook(ctx)
+        app.state.keyturn = ctx
+        try:
+            yield
+        finally:
+            await ctx.storage.close()
+
+    token_methods = ["POST"]
+    routes: list[Any] = [
+        Route(TOKEN_PATH, token_endpoint, methods=token_methods),
+        Route("/auth/v2/token", token_endpoint, methods=token_methods),
+        Route(JWKS_PATH, jwks_endpoint, methods=["GET"]),
+        Route(PUBLIC_KEY_PATH, public_key_endpoint, methods=["GET"]),
+        Route("/.well-known/oauth-authorization-server", metadata_endpoint, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )

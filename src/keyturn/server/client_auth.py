@@ -1,0 +1,122 @@
+"""Client authentication at the token (and later revoke/introspect) endpoints.
+
+RFC 6749 §2.3: HTTP Basic (``client_secret_basic``, id and secret
+form-urlencoded before base64) or the body (``client_secret_post``; JSON
+bodies too). One method per request; each client's methods are pinned.
+Square-style ``Authorization: Client <secret>`` with ``client_id`` in the body
+counts as the header method. Failures are counted per client id and lock the
+id out for a while, so a secret cannot be guessed online.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from starlette.requests import Request
+
+from keyturn.core.errors import InvalidClientError, InvalidRequestError, RateLimitedError
+from keyturn.server.context import ServerContext
+from keyturn.storage.records import AUTH_BASIC, AUTH_NONE, AUTH_POST, Client
+
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="keyturn", charset="UTF-8"'}
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    client_id: str
+    secret: str | None
+    method: str
+
+
+def extract_credentials(request: Request, params: dict[str, str]) -> Credentials:
+    header = request.headers.get("authorization")
+    body_id = params.get("client_id")
+    body_secret = params.get("client_secret")
+    if header:
+        scheme, _, value = header.partition(" ")
+        scheme = scheme.lower()
+        value = value.strip()
+        if scheme == "basic":
+            if body_secret is not None:
+                raise InvalidRequestError("use one client authentication method, not two")
+            client_id, secret = _decode_basic(value)
+            if body_id is not None and body_id != client_id:
+                raise InvalidRequestError("client_id in the body differs from the Basic one")
+            return Credentials(client_id, secret, AUTH_BASIC)
+        if scheme == "client":
+            if body_secret is not None:
+                raise InvalidRequestError("use one client authentication method, not two")
+            if not body_id:
+                raise InvalidRequestError(
+                    "with 'Authorization: Client', send client_id in the body"
+                )
+            if not value:
+                raise _invalid("the Client authorization header has no secret", basic=False)
+            return Credentials(body_id, value, AUTH_BASIC)
+        raise _invalid(f"unsupported authorization scheme {scheme!r}; use Basic", basic=True)
+    if body_id is None:
+        raise _invalid("client authentication is required", basic=True)
+    if body_secret is None:
+        return Credentials(body_id, None, AUTH_NONE)
+    return Credentials(body_id, body_secret, AUTH_POST)
+
+
+def _decode_basic(value: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise _invalid("the Basic credentials are not valid base64", basic=True) from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep or not client_id:
+        raise _invalid("the Basic credentials must be client_id:client_secret", basic=True)
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _invalid(description: str, *, basic: bool, detail: str | None = None) -> InvalidClientError:
+    return InvalidClientError(
+        description, detail=detail, headers=BASIC_CHALLENGE if basic else None
+    )
+
+
+async def authenticate_client(
+    ctx: ServerContext, request: Request, params: dict[str, str]
+) -> Client:
+    creds = extract_credentials(request, params)
+    basic = creds.method == AUTH_BASIC
+    settings = ctx.settings
+    lock_key = "authfail:" + creds.client_id
+    locked = await ctx.limiter.blocked_for(
+        lock_key, settings.auth_failure_limit, settings.auth_failure_window
+    )
+    if locked is not None:
+        raise RateLimitedError(
+            "too many failed authentication attempts for this client; wait and try again",
+            retry_after=locked,
+            detail=f"client {creds.client_id!r} locked out",
+        )
+    client = await ctx.clients.get(creds.client_id)
+    ok = client is not None and creds.method in client.auth_methods
+    if creds.method == AUTH_NONE:
+        ok = ok and client is not None and client.is_public
+    else:
+        # Always run the comparison so an unknown client costs the same time.
+        secret_ok = ctx.hasher.verify(creds.secret or "", client.secret_hash if client else None)
+        ok = ok and secret_ok
+    if not ok or client is None:
+        await ctx.limiter.acquire(
+            lock_key, settings.auth_failure_limit, settings.auth_failure_window
+        )
+        if client is not None and creds.method not in client.auth_methods:
+            reason = "this client must authenticate with " + " or ".join(client.auth_methods)
+            if creds.method == AUTH_NONE and not client.is_public:
+                reason = "this client is confidential: send its client_secret"
+            raise _invalid(reason, basic=basic, detail=f"client {creds.client_id!r}")
+        raise _invalid(
+            "client authentication failed: unknown client or wrong secret",
+            basic=basic,
+            detail=f"client {creds.client_id!r}",
+        )
+    return client

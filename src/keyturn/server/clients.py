@@ -1,0 +1,127 @@
+"""Client registration and a short-lived in-process cache of client records.
+
+The cache saves a database round-trip on every token request; its TTL
+(``KEYTURN_CLIENT_CACHE_TTL``, 5 s by default) bounds how long another process
+keeps using a client that was changed or deleted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from keyturn.server.secrets import Hasher, generate_client_id, generate_client_secret
+from keyturn.storage.records import (
+    AUTH_BASIC,
+    AUTH_NONE,
+    AUTH_POST,
+    GRANT_CLIENT_CREDENTIALS,
+    Client,
+)
+from keyturn.storage.repository import Storage
+
+KNOWN_GRANTS = (GRANT_CLIENT_CREDENTIALS,)
+KNOWN_AUTH_METHODS = (AUTH_BASIC, AUTH_POST, AUTH_NONE)
+
+
+class ClientCache:
+    def __init__(
+        self, storage: Storage, ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._storage = storage
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[Client | None, float]] = {}
+
+    async def get(self, client_id: str) -> Client | None:
+        now = self._clock()
+        entry = self._entries.get(client_id)
+        if entry is not None and now - entry[1] < self._ttl:
+            return entry[0]
+        client = await self._storage.get_client(client_id)
+        if client is not None and self._ttl > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[client_id] = (client, now)
+        return client
+
+    def forget(self, client_id: str) -> None:
+        self._entries.pop(client_id, None)
+
+
+@dataclass(frozen=True, slots=True)
+class NewClient:
+    client: Client
+    secret: str | None  # shown once, never stored
+
+
+def _clean(values: Iterable[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in values:
+        for item in value.replace(",", " ").split():
+            if item not in out:
+                out.append(item)
+    return tuple(out)
+
+
+def build_client(
+    hasher: Hasher,
+    *,
+    client_id: str | None = None,
+    name: str = "",
+    public: bool = False,
+    grant_types: Iterable[str] = (GRANT_CLIENT_CREDENTIALS,),
+    scopes: Iterable[str] = (),
+    audiences: Iterable[str] = (),
+    redirect_uris: Iterable[str] = (),
+    auth_methods: Iterable[str] | None = None,
+    access_token_lifetime: int | None = None,
+    rate_limit: int | None = None,
+    now: int | None = None,
+) -> NewClient:
+    """A validated new client and its one-time secret (confidential clients)."""
+    grants = _clean(grant_types)
+    unknown = [g for g in grants if g not in KNOWN_GRANTS]
+    if unknown:
+        raise ValueError(f"unknown grant type {unknown[0]!r}; known: {', '.join(KNOWN_GRANTS)}")
+    if public and GRANT_CLIENT_CREDENTIALS in grants:
+        raise ValueError("a public client has no secret, so it cannot use client_credentials")
+    methods = _clean(auth_methods) if auth_methods is not None else ()
+    if not methods:
+        methods = (AUTH_NONE,) if public else (AUTH_BASIC, AUTH_POST)
+    bad = [m for m in methods if m not in KNOWN_AUTH_METHODS]
+    if bad:
+        raise ValueError(f"unknown auth method {bad[0]!r}; known: {', '.join(KNOWN_AUTH_METHODS)}")
+    if public != (methods == (AUTH_NONE,)):
+        raise ValueError("public clients use auth method 'none', and only public clients do")
+    if access_token_lifetime is not None and access_token_lifetime <= 0:
+        raise ValueError("the access token lifetime must be a positive number of seconds")
+    if rate_limit is not None and rate_limit < 0:
+        raise ValueError("the rate limit must be 0 (unlimited) or a positive number per minute")
+    stamp = int(time.time()) if now is None else now
+    secret = None if public else generate_client_secret()
+    client = Client(
+        client_id=client_id or generate_client_id(),
+        name=name,
+        secret_hash=hasher.hash(secret) if secret else None,
+        is_public=public,
+        grant_types=grants,
+        scopes=_clean(scopes),
+        audiences=_clean(audiences),
+        redirect_uris=tuple(redirect_uris),
+        auth_methods=methods,
+        access_token_lifetime=access_token_lifetime,
+        rate_limit=rate_limit,
+        created_at=stamp,
+        updated_at=stamp,
+    )
+    return NewClient(client, secret)
+
+
+def with_new_secret(hasher: Hasher, client: Client) -> NewClient:
+    if client.is_public:
+        raise ValueError("a public client has no secret to rotate")
+    secret = generate_client_secret()
+    updated = client.with_changes(secret_hash=hasher.hash(secret), updated_at=int(time.time()))
+    return NewClient(updated, secret)

@@ -1,0 +1,55 @@
+"""``POST /oauth/token`` (RFC 6749 §3.2), also served at ``/auth/v2/token``.
+
+A short list of named steps, each of which may raise the RFC error it maps to:
+parse the body, check the grant type is known, authenticate the client, apply
+its issuance rate limit, check it may use the grant, run the grant.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from keyturn.core.errors import (
+    InvalidRequestError,
+    RateLimitedError,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
+from keyturn.server.client_auth import authenticate_client
+from keyturn.server.context import ServerContext, get_context
+from keyturn.server.grants import HANDLERS
+from keyturn.server.request_body import parse_params
+from keyturn.server.responses import json_response
+from keyturn.storage.records import Client
+
+ISSUANCE_WINDOW = 60.0
+
+
+async def token_endpoint(request: Request) -> Response:
+    ctx = get_context(request)
+    params = await parse_params(request, ctx.settings.max_body_bytes)
+    grant_type = params.get("grant_type")
+    if not grant_type:
+        raise InvalidRequestError("the grant_type parameter is required")
+    handler = HANDLERS.get(grant_type)
+    if handler is None:
+        raise UnsupportedGrantTypeError(
+            f"grant_type {grant_type!r} is not supported; supported: {', '.join(HANDLERS)}"
+        )
+    client = await authenticate_client(ctx, request, params)
+    await check_issuance_rate(ctx, client)
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClientError(f"this client is not allowed the {grant_type} grant")
+    return json_response(await handler(ctx, client, params))
+
+
+async def check_issuance_rate(ctx: ServerContext, client: Client) -> None:
+    limit = client.rate_limit if client.rate_limit is not None else ctx.settings.token_rate_limit
+    wait = await ctx.limiter.acquire("issue:" + client.client_id, limit, ISSUANCE_WINDOW)
+    if wait is not None:
+        raise RateLimitedError(
+            f"this client asked for more than {limit} tokens a minute; "
+            "reuse the token you have until it expires",
+            retry_after=wait,
+        )

@@ -1,0 +1,16 @@
+"""One module per grant type; each turns a request into a `TokenDecision` or an error."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from keyturn.server.context import ServerContext
+from keyturn.server.grants import client_credentials
+from keyturn.storage.records import Client
+
+GrantHandler = Callable[[ServerContext, Client, dict[str, str]], Awaitable[dict[str, Any]]]
+
+HANDLERS: dict[str, GrantHandler] = {
+    client_credentials.GRANT_TYPE: client_credentials.handle,
+}

@@ -1,0 +1,62 @@
+"""Server configuration from ``KEYTURN_*`` environment variables (pydantic-settings).
+
+Every default is what a laptop needs: SQLite in a data directory, a pepper file
+created on first start, RS256 keys. A fleet sets ``KEYTURN_DATABASE_URL`` to
+PostgreSQL and ``KEYTURN_PEPPER`` to one shared secret.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from keyturn.storage.database import normalize_database_url
+
+SigningAlg = Literal["RS256", "ES256", "EdDSA"]
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "keyturn"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEYTURN_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    issuer: str = "http://127.0.0.1:8000"
+    pepper: SecretStr | None = None
+
+    access_token_lifetime: int = Field(default=5 * 3600, gt=0)
+    default_audience: str | None = None
+
+    signing_alg: SigningAlg = "RS256"
+    key_activation_delay: int = Field(default=3600, ge=0)
+    key_refresh_interval: float = Field(default=30.0, gt=0)
+
+    token_rate_limit: int = Field(default=120, ge=0)
+    """Tokens a client may obtain per minute (0 = unlimited); per-client override."""
+    auth_failure_limit: int = Field(default=10, ge=0)
+    """Failed authentications per client id per ``auth_failure_window`` before lockout."""
+    auth_failure_window: int = Field(default=300, gt=0)
+
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    client_cache_ttl: float = Field(default=5.0, ge=0)
+
+    @property
+    def resolved_database_url(self) -> str:
+        url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'keyturn.db'}"
+        return normalize_database_url(url)
+
+    @property
+    def audience(self) -> str:
+        return self.default_audience or self.issuer
+
+    @property
+    def issuer_url(self) -> str:
+        return self.issuer.rstrip("/")

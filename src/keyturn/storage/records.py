@@ -1,0 +1,78 @@
+"""Plain records that storage returns and grants reason about (no ORM objects leak)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+GRANT_CLIENT_CREDENTIALS = "client_credentials"
+AUTH_BASIC = "client_secret_basic"
+AUTH_POST = "client_secret_post"
+AUTH_NONE = "none"
+TOKEN_KIND_ACCESS = "access_token"
+TOKEN_KIND_REFRESH = "refresh_token"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    name: str = ""
+    secret_hash: str | None = field(default=None, repr=False)
+    is_public: bool = False
+    grant_types: tuple[str, ...] = (GRANT_CLIENT_CREDENTIALS,)
+    scopes: tuple[str, ...] = ()
+    audiences: tuple[str, ...] = ()
+    redirect_uris: tuple[str, ...] = ()
+    auth_methods: tuple[str, ...] = (AUTH_BASIC, AUTH_POST)
+    access_token_lifetime: int | None = None
+    rate_limit: int | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+    def with_changes(self, **changes: Any) -> Client:
+        return replace(self, **changes)
+
+    def public_dict(self) -> dict[str, Any]:
+        """Everything about the client except its secret hash."""
+        return {
+            "client_id": self.client_id,
+            "name": self.name,
+            "is_public": self.is_public,
+            "grant_types": list(self.grant_types),
+            "scopes": list(self.scopes),
+            "audiences": list(self.audiences),
+            "redirect_uris": list(self.redirect_uris),
+            "token_endpoint_auth_methods": list(self.auth_methods),
+            "access_token_lifetime": self.access_token_lifetime,
+            "rate_limit": self.rate_limit,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    token_id: str
+    token_hash: str = field(repr=False)
+    kind: str
+    client_id: str
+    subject: str | None
+    scope: str
+    audience: tuple[str, ...]
+    grant_type: str
+    issued_at: int
+    expires_at: int
+    revoked_at: int | None = None
+    family_id: str | None = None
+    parent_id: str | None = None
+    kid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRecord:
+    kid: str
+    alg: str
+    private_key: str = field(repr=False)
+    public_jwk: dict[str, Any] = field(default_factory=dict)
+    created_at: int = 0
+    activates_at: int = 0

@@ -1,0 +1,80 @@
+"""Table definitions (SQLAlchemy Core), the single source the migrations mirror.
+
+Times are integer Unix seconds: cheap to compare and index, identical on SQLite
+and PostgreSQL, and free of naive/aware datetime mix-ups.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("secret_hash", String(64), nullable=True),
+    Column("is_public", Boolean, nullable=False, default=False),
+    Column("grant_types", JSON, nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("audiences", JSON, nullable=False),
+    Column("redirect_uris", JSON, nullable=False),
+    Column("auth_methods", JSON, nullable=False),
+    Column("access_token_lifetime", Integer, nullable=True),
+    Column("rate_limit", Integer, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_id", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column(
+        "client_id",
+        String(128),
+        ForeignKey("clients.client_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("subject", String(255), nullable=True),
+    Column("scope", Text, nullable=False, default=""),
+    Column("audience", JSON, nullable=False),
+    Column("grant_type", String(64), nullable=False),
+    Column("issued_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("family_id", String(64), nullable=True),
+    Column("parent_id", String(64), nullable=True),
+    Column("kid", String(64), nullable=True),
+    Index("ix_tokens_client_subject", "client_id", "subject"),
+    Index("ix_tokens_expires_at", "expires_at"),
+    Index("ix_tokens_family_id", "family_id"),
+    Index("ix_tokens_kid_expires_at", "kid", "expires_at"),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("private_key", Text, nullable=False),
+    Column("public_jwk", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("activates_at", BigInteger, nullable=False),
+)

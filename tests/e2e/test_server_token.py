@@ -1,0 +1,165 @@
+"""The token server as users meet it: a real process, real HTTP, real databases."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from pathlib import Path
+
+import httpx2
+import jwt as pyjwt
+import pytest
+
+from tests.e2e.conftest import LiveServer, start_server, stop_server
+
+CC = "client_credentials"
+
+
+def test_client_credentials_over_http_verifies_with_jwks(live_server: LiveServer) -> None:
+    client = live_server.create_client("--name", "e2e", "--scope", "read", "--scope", "write")
+    assert client["client_secret"].startswith("kts_")
+    r = httpx2.post(
+        live_server.token_url,
+        data={"grant_type": CC, "scope": "read"},
+        auth=(client["client_id"], client["client_secret"]),
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "Bearer"
+    assert body["scope"] == "read"
+    # Discovery, then verification with the published JWKS alone.
+    meta = httpx2.get(live_server.url + "/.well-known/oauth-authorization-server").json()
+    jwks = pyjwt.PyJWKClient(meta["jwks_uri"])
+    key = jwks.get_signing_key_from_jwt(body["access_token"])
+    claims = pyjwt.decode(
+        body["access_token"],
+        key,
+        algorithms=["RS256"],
+        audience=live_server.url,
+        issuer=live_server.url,
+    )
+    assert claims["client_id"] == client["client_id"]
+    assert claims["scope"] == "read"
+
+
+def test_json_body_and_errors_over_http(live_server: LiveServer) -> None:
+    client = live_server.create_client("--scope", "read")
+    ok = httpx2.post(
+        live_server.url + "/auth/v2/token",
+        json={
+            "grant_type": CC,
+            "client_id": client["client_id"],
+            "client_secret": client["client_secret"],
+        },
+    )
+    assert ok.status_code == 200
+    bad = httpx2.post(
+        live_server.token_url,
+        json={"grant_type": CC, "client_id": client["client_id"], "client_secret": "nope"},
+    )
+    assert bad.status_code == 401
+    assert bad.json()["error"] == "invalid_client"
+    huge = httpx2.post(
+        live_server.token_url,
+        content=b"a=" + b"x" * 200_000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert huge.status_code == 413
+    assert huge.json()["error"] == "invalid_request"
+    assert client["client_secret"] not in live_server.log()
+
+
+def test_rate_limit_over_http(live_server: LiveServer) -> None:
+    client = live_server.create_client("--rate-limit", "2")
+    auth = (client["client_id"], client["client_secret"])
+    codes = [
+        httpx2.post(live_server.token_url, data={"grant_type": CC}, auth=auth) for _ in range(3)
+    ]
+    assert [r.status_code for r in codes] == [200, 200, 429]
+    assert int(codes[-1].headers["retry-after"]) >= 1
+    assert codes[-1].json()["error"] == "slow_down"
+
+
+def test_concurrent_issuance_records_every_token(live_server: LiveServer) -> None:
+    client = live_server.create_client()
+    auth = (client["client_id"], client["client_secret"])
+
+    def one(_: int) -> str:
+        r = httpx2.post(live_server.token_url, data={"grant_type": CC}, auth=auth, timeout=30)
+        assert r.status_code == 200, r.text
+        token: str = r.json()["access_token"]
+        return token
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        tokens = list(pool.map(one, range(64)))
+    assert len({pyjwt.decode(t, options={"verify_signature": False})["jti"] for t in tokens}) == 64
+
+
+def test_client_cli_lifecycle(live_server: LiveServer) -> None:
+    client = live_server.create_client("--name", "rotating")
+    cid = client["client_id"]
+    shown = live_server.cli("clients", "show", cid, "--json")
+    assert shown.returncode == 0
+    assert client["client_secret"] not in shown.stdout
+    rotated = live_server.cli("clients", "rotate-secret", cid, "--json")
+    assert rotated.returncode == 0, rotated.stderr
+    import json
+
+    new_secret = json.loads(rotated.stdout)["client_secret"]
+    old = httpx2.post(
+        live_server.token_url, data={"grant_type": CC}, auth=(cid, client["client_secret"])
+    )
+    assert old.status_code == 401
+    new = httpx2.post(live_server.token_url, data={"grant_type": CC}, auth=(cid, new_secret))
+    assert new.status_code == 200
+    deleted = live_server.cli("clients", "delete", cid, "--yes")
+    assert deleted.returncode == 0
+    gone = httpx2.post(live_server.token_url, data={"grant_type": CC}, auth=(cid, new_secret))
+    assert gone.status_code == 401
+    missing = live_server.cli("clients", "show", cid)
+    assert missing.returncode == 1
+    assert "no client" in missing.stderr
+
+
+def test_several_workers_share_one_sqlite_database(tmp_path: Path) -> None:
+    server = start_server(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'k.db'}", "--workers", "2")
+    try:
+        client = server.create_client()
+        auth = (client["client_id"], client["client_secret"])
+        with httpx2.Client() as http:
+            kids = set()
+            for _ in range(20):
+                r = http.post(server.token_url, data={"grant_type": CC}, auth=auth)
+                assert r.status_code == 200, r.text
+                kids.add(pyjwt.get_unverified_header(r.json()["access_token"])["kid"])
+        assert len(kids) == 1, "workers must share one signing key"
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.parametrize("step", ["rotate"])
+def test_key_rotation_publishes_before_signing(tmp_path: Path, step: str) -> None:
+    server = start_server(
+        tmp_path,
+        f"sqlite+aiosqlite:///{tmp_path / 'k.db'}",
+        extra_env={"KEYTURN_KEY_REFRESH_INTERVAL": "0.2"},
+    )
+    try:
+        client = server.create_client()
+        auth = (client["client_id"], client["client_secret"])
+        before = httpx2.post(server.token_url, data={"grant_type": CC}, auth=auth).json()
+        old_kid = pyjwt.get_unverified_header(before["access_token"])["kid"]
+        done = server.cli("keys", "rotate", "--alg", "ES256", "--delay", "3600", "--json")
+        assert done.returncode == 0, done.stderr
+        import json
+        import time
+
+        new_kid = json.loads(done.stdout)["kid"]
+        time.sleep(0.5)  # one refresh interval of the server process
+        kids = {k["kid"] for k in httpx2.get(server.url + "/.well-known/jwks.json").json()["keys"]}
+        assert {old_kid, new_kid} <= kids, "the new key is published at once"
+        after = httpx2.post(server.token_url, data={"grant_type": CC}, auth=auth).json()
+        assert pyjwt.get_unverified_header(after["access_token"])["kid"] == old_kid, (
+            "the new key must not sign before its delay"
+        )
+    finally:
+        stop_server(server)

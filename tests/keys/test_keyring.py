@@ -1,0 +1,137 @@
+"""Publish-then-sign rotation, driven by a controllable clock on real storage."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import jwt as pyjwt
+import pytest
+
+from keyturn.keys.keyring import KeyRing
+from keyturn.storage import database
+from keyturn.storage.records import TokenRecord
+from keyturn.storage.repository import SqlStorage
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def storage(database_url: str) -> AsyncIterator[SqlStorage]:
+    engine = database.create_engine(database_url)
+    await database.upgrade(engine)
+    store = SqlStorage(engine)
+    # PostgreSQL is shared by the session: start each test with no keys.
+    for key in await store.list_signing_keys():
+        await store.delete_signing_key(key.kid)
+    yield store
+    await store.close()
+
+
+def ring(storage: SqlStorage, clock: Clock, **kw: object) -> KeyRing:
+    return KeyRing(storage, b"p" * 32, clock=clock, refresh_interval=10, activation_delay=600, **kw)  # type: ignore[arg-type]
+
+
+async def kids_published(keyring: KeyRing) -> set[str]:
+    import json
+
+    return {k["kid"] for k in json.loads(await keyring.jwks_body())["keys"]}
+
+
+async def record_token(storage: SqlStorage, kid: str, expires_at: int) -> None:
+    from sqlalchemy import insert
+
+    from keyturn.storage import schema
+    from keyturn.storage.records import Client
+
+    client_id = "c-" + secrets.token_hex(4)
+    await storage.create_client(Client(client_id=client_id))
+    await storage.record_token(
+        TokenRecord(
+            token_id=secrets.token_hex(8),
+            token_hash=secrets.token_hex(32),
+            kind="access_token",
+            client_id=client_id,
+            subject="s",
+            scope="",
+            audience=("a",),
+            grant_type="x",
+            issued_at=expires_at - 100,
+            expires_at=expires_at,
+            kid=kid,
+        )
+    )
+    del insert, schema
+
+
+async def test_first_key_signs_at_once(storage: SqlStorage) -> None:
+    clock = Clock()
+    keyring = ring(storage, clock)
+    await keyring.ensure_key()
+    token, kid = await keyring.sign({"sub": "x"})
+    assert pyjwt.get_unverified_header(token)["kid"] == kid
+    assert await kids_published(keyring) == {kid}
+    # A second start does not add a key.
+    await ring(storage, clock).ensure_key()
+    assert len(await storage.list_signing_keys()) == 1
+
+
+async def test_rotation_publishes_then_signs_then_retires(storage: SqlStorage) -> None:
+    clock = Clock()
+    keyring = ring(storage, clock)
+    await keyring.ensure_key()
+    old_kid = keyring.signer().kid
+    status = await keyring.rotate(alg="ES256")
+    assert status.state == "pending"
+    new_kid = status.kid
+    # Published at once, but the old key keeps signing until the delay passes.
+    assert await kids_published(keyring) == {old_kid, new_kid}
+    assert (await keyring.sign({"sub": "x"}))[1] == old_kid
+    await record_token(storage, old_kid, expires_at=int(clock.now) + 3600)
+
+    clock.now += 601
+    _, kid = await keyring.sign({"sub": "x"})
+    assert kid == new_kid
+    states = {s.kid: s.state for s in await keyring.statuses()}
+    assert states == {old_kid: "retired", new_kid: "active"}
+
+    # The retired key stays published while a token it signed is still valid...
+    clock.now += 1000
+    await keyring.refresh(force=True)
+    assert await kids_published(keyring) == {old_kid, new_kid}
+    # ...and is dropped (and deleted) once that token has expired.
+    clock.now += 3600
+    await keyring.refresh(force=True)
+    assert await kids_published(keyring) == {new_kid}
+    assert [k.kid for k in await storage.list_signing_keys()] == [new_kid]
+
+
+async def test_other_processes_pick_up_rotation_after_refresh(storage: SqlStorage) -> None:
+    clock = Clock()
+    a = ring(storage, clock)
+    await a.ensure_key()
+    b = ring(storage, clock)
+    await b.ensure_key()
+    status = await a.rotate(delay=30)
+    assert status.kid not in await kids_published(b)  # b's cache is fresh for 10 s
+    clock.now += 11
+    assert status.kid in await kids_published(b)
+    clock.now += 20
+    assert b.signer().kid == status.kid
+
+
+async def test_private_keys_are_stored_encrypted(storage: SqlStorage) -> None:
+    keyring = ring(storage, Clock())
+    await keyring.ensure_key()
+    (record,) = await storage.list_signing_keys()
+    assert "ENCRYPTED PRIVATE KEY" in record.private_key
+    with pytest.raises(ValueError):  # noqa: PT011 - cryptography's own error type
+        KeyRing(storage, b"q" * 32)._load_signer(record)

@@ -1,0 +1,70 @@
+"""Migrations and the settings that pick a database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from keyturn.server.secrets import Hasher, load_or_create_pepper, pepper_from_settings
+from keyturn.server.settings import Settings, normalize_database_url
+from keyturn.storage import database
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_upgrade_is_idempotent_and_sqlite_uses_wal(tmp_path: Path) -> None:
+    engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'sub' / 'k.db'}")
+    try:
+        await database.upgrade(engine)
+        await database.upgrade(engine)
+        assert await database.current_revision(engine) == "0001"
+        async with engine.connect() as conn:
+            mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
+            tables = {
+                r[0]
+                for r in await conn.execute(
+                    text("SELECT name FROM sqlite_master WHERE type='table'")
+                )
+            }
+        assert mode == "wal"
+        assert {"clients", "tokens", "signing_keys"} <= tables
+    finally:
+        await engine.dispose()
+
+
+async def test_postgres_migrates(postgres_database_url: str) -> None:
+    engine = database.create_engine(normalize_database_url(postgres_database_url))
+    try:
+        await database.upgrade(engine)
+        assert await database.current_revision(engine) == "0001"
+    finally:
+        await engine.dispose()
+
+
+def test_database_url_defaults_and_normalization(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path)
+    assert s.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path / 'keyturn.db'}"
+    assert normalize_database_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert normalize_database_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert normalize_database_url("sqlite:////x.db") == "sqlite+aiosqlite:////x.db"
+
+
+def test_pepper_file_is_created_once_with_mode_0600(tmp_path: Path) -> None:
+    first = load_or_create_pepper(tmp_path)
+    assert len(first) == 32
+    assert (tmp_path / "pepper").stat().st_mode & 0o777 == 0o600
+    assert load_or_create_pepper(tmp_path) == first
+    assert pepper_from_settings("ab" * 32, tmp_path) == bytes.fromhex("ab" * 32)
+
+
+def test_hasher_is_keyed_and_constant_time_shaped() -> None:
+    a, b = Hasher(b"a" * 32), Hasher(b"b" * 32)
+    assert a.hash("s") != b.hash("s")
+    assert a.verify("s", a.hash("s"))
+    assert not a.verify("s", b.hash("s"))
+    assert not a.verify("s", None)
+    assert "a" * 32 not in repr(a)
+    with pytest.raises(ValueError, match="32 bytes"):
+        Hasher(b"short")
