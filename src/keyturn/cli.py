@@ -25,18 +25,22 @@ except ImportError:  # pragma: no cover - exercised only without the server extr
     sys.stderr.write('The keyturn command needs the server extra: pip install "keyturn[server]"\n')
     raise SystemExit(1) from None
 
+from keyturn.core.errors import OAuthError
+from keyturn.server import token_service
 from keyturn.server.app import build_context
 from keyturn.server.clients import build_client, with_new_secret
 from keyturn.server.context import ServerContext
 from keyturn.server.settings import Settings
-from keyturn.storage.records import Client
-from keyturn.storage.repository import ClientExistsError
+from keyturn.storage.records import Client, TokenRecord
+from keyturn.storage.repository import ClientExistsError, TokenFilter
 
 app = typer.Typer(help="Keyturn: OAuth 2.0 token server and tools.", no_args_is_help=True)
 clients_app = typer.Typer(help="Register and manage OAuth clients.", no_args_is_help=True)
 keys_app = typer.Typer(help="Signing keys: list and rotate.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tokens_app = typer.Typer(help="List, mint, revoke and purge tokens.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
+app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 
@@ -67,9 +71,13 @@ def _run(work: Callable[[ServerContext], Awaitable[T]], settings: Settings | Non
         try:
             return await work(ctx)
         finally:
+            await ctx.denylist.close()
             await ctx.storage.close()
 
-    return asyncio.run(runner())
+    try:
+        return asyncio.run(runner())
+    except OAuthError as exc:
+        raise _fail(exc.description or exc.error) from None
 
 
 def _fail(message: str) -> typer.Exit:
@@ -360,6 +368,179 @@ def keys_rotate(
     else:
         starts = _ts(row["activates_at"])
         console.print(f"published key {row['kid']} ({row['alg']}); it signs from {starts} UTC")
+
+
+# -- tokens ------------------------------------------------------------------
+def _token_table(records: list[TokenRecord]) -> Table:
+    now = time.time()
+    table = Table("kind", "client", "subject", "scopes", "issued (UTC)", "expires (UTC)", "state")
+    table.add_column("token_id", no_wrap=True, overflow="fold")
+    for r in records:
+        state = "revoked" if r.revoked_at else ("active" if r.is_active(now) else "expired")
+        table.add_row(
+            r.kind,
+            r.client_id,
+            r.subject or "",
+            r.scope,
+            _ts(r.issued_at),
+            _ts(r.expires_at),
+            state,
+            r.token_id,
+        )
+    return table
+
+
+@tokens_app.command("list")
+def tokens_list(
+    client_id: Annotated[str | None, typer.Option(help="Only this client's tokens.")] = None,
+    subject: Annotated[str | None, typer.Option(help="Only this subject's tokens.")] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--inactive", help="Only live / only dead tokens.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Page size.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="Cursor from the previous page.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List tokens, newest first (never their values)."""
+
+    async def work(ctx: ServerContext) -> token_service.TokenPage:
+        flt = TokenFilter(client_id=client_id, subject=subject, active=active)
+        return await token_service.list_tokens(ctx, flt, limit, cursor)
+
+    page = _run(work)
+    if as_json:
+        now = time.time()
+        _print_json(
+            {"items": [r.admin_dict(now) for r in page.items], "next_cursor": page.next_cursor}
+        )
+        return
+    console.print(_token_table(page.items))
+    if page.next_cursor:
+        console.print(f"more: --cursor {page.next_cursor}")
+
+
+@tokens_app.command("show")
+def tokens_show(
+    token_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show one token by its identifier (the JWT's jti)."""
+
+    async def work(ctx: ServerContext) -> TokenRecord:
+        return await token_service.get_token(ctx, token_id)
+
+    record = _run(work)
+    data = record.admin_dict(time.time())
+    if as_json:
+        _print_json(data)
+        return
+    table = Table("field", "value")
+    for key, value in data.items():
+        shown = " ".join(value) if isinstance(value, list) else str(value)
+        if key.endswith("_at") and isinstance(value, int):
+            shown = _ts(value) + " UTC"
+        table.add_row(key, shown)
+    console.print(table)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    client_id: Annotated[str, typer.Option(help="The client the token is for.")],
+    subject: Annotated[str | None, typer.Option(help="The sub (default: the client).")] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="Scope (repeat).")] = None,
+    audience: Annotated[list[str] | None, typer.Option(help="Audience (repeat).")] = None,
+    lifetime: Annotated[int | None, typer.Option(min=1, help="Seconds.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Mint an access token directly; its value is printed once."""
+
+    async def work(ctx: ServerContext) -> dict[str, Any]:
+        issued = await token_service.create(
+            ctx,
+            client_id=client_id,
+            subject=subject,
+            scopes=scope,
+            audience=audience,
+            lifetime=lifetime,
+        )
+        return {**issued.response(), "token_id": issued.record.token_id}
+
+    data = _run(work)
+    if as_json:
+        _print_json(data)
+    else:
+        print(f"token_id:     {data['token_id']}")
+        print(f"expires_in:   {data['expires_in']}")
+        print(f"access_token: {data['access_token']}")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[str | None, typer.Argument(help="The token's identifier.")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="The token value instead of its identifier.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Revoke one token (a refresh token takes its whole family)."""
+    if (token_id is None) == (token is None):
+        raise _fail("give a token id or --token VALUE, not both")
+
+    async def work(ctx: ServerContext) -> list[str]:
+        if token is not None:
+            record = await token_service.find_by_value(ctx, token)
+            if record is None:
+                raise token_service.NotFoundError("no token with that value")
+        else:
+            assert token_id is not None
+            record = await token_service.get_token(ctx, token_id)
+        return [r.token_id for r in await token_service.revoke(ctx, record)]
+
+    ids = _run(work)
+    if as_json:
+        _print_json({"revoked": len(ids), "token_ids": ids})
+    else:
+        console.print(f"revoked {len(ids)} token(s)")
+
+
+@tokens_app.command("revoke-all")
+def tokens_revoke_all(
+    client_id: Annotated[str | None, typer.Option(help="Every token of this client.")] = None,
+    subject: Annotated[str | None, typer.Option(help="Every token of this subject.")] = None,
+    access_only: Annotated[
+        bool, typer.Option("--access-only", help="Keep refresh tokens.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Revoke every live token of a client and/or a subject."""
+
+    async def work(ctx: ServerContext) -> list[str]:
+        revoked = await token_service.revoke_all(
+            ctx, client_id=client_id, subject=subject, access_tokens_only=access_only
+        )
+        return [r.token_id for r in revoked]
+
+    ids = _run(work)
+    if as_json:
+        _print_json({"revoked": len(ids), "token_ids": ids})
+    else:
+        console.print(f"revoked {len(ids)} token(s)")
+
+
+@tokens_app.command("purge")
+def tokens_purge(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Delete rows expired or revoked longer ago than KEYTURN_PURGE_RETENTION, now."""
+
+    async def work(ctx: ServerContext) -> int:
+        return await token_service.purge(ctx)
+
+    purged = _run(work)
+    if as_json:
+        _print_json({"purged": purged})
+    else:
+        console.print(f"purged {purged} row(s)")
 
 
 def main() -> None:

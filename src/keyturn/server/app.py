@@ -10,22 +10,32 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from keyturn.keys.keyring import KeyRing
+from keyturn.server import token_service
+from keyturn.server.admin.app import create_admin_app
 from keyturn.server.clients import ClientCache
 from keyturn.server.context import ServerContext
+from keyturn.server.denylist import create_denylist
+from keyturn.server.endpoints.introspection import introspection_endpoint
 from keyturn.server.endpoints.jwks import jwks_endpoint, public_key_endpoint
 from keyturn.server.endpoints.metadata import (
+    ADMIN_PATH,
+    INTROSPECTION_PATH,
     JWKS_PATH,
     PUBLIC_KEY_PATH,
+    REVOCATION_PATH,
     TOKEN_PATH,
     metadata_endpoint,
 )
+from keyturn.server.endpoints.revocation import revocation_endpoint
 from keyturn.server.endpoints.token import token_endpoint
 from keyturn.server.errors import EXCEPTION_HANDLERS
 from keyturn.server.issuance import TokenIssuer
@@ -68,7 +78,27 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServerCo
         issuer=TokenIssuer(storage, keyring, hasher, settings.issuer_url),
         clients=ClientCache(storage, settings.client_cache_ttl),
         limiter=InMemoryRateLimiter(),
+        denylist=create_denylist(settings.redis_url),
     )
+
+
+async def purge_forever(ctx: ServerContext) -> None:
+    """Delete dead token rows in small batches, continuously, in every process.
+
+    Bounded batches keep each delete short (no long table lock, no pause of the
+    token endpoint); running everywhere needs no scheduler, and deleting the
+    same rows twice is harmless.
+    """
+    interval = ctx.settings.purge_interval
+    await anyio.sleep(random.uniform(0, interval))  # noqa: S311 - jitter, not secrecy
+    while True:
+        try:
+            removed = await token_service.purge(ctx, max_batches=20)
+            if removed:
+                log.info("purged %d expired or revoked token rows", removed)
+        except Exception:
+            log.exception("purging token rows failed; will retry")
+        await anyio.sleep(interval)
 
 
 def create_app(
@@ -78,15 +108,22 @@ def create_app(
 ) -> Starlette:
     settings = settings or Settings()
 
+    admin = create_admin_app()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx = await build_context(settings)
         if context_hook is not None:
             context_hook(ctx)
         app.state.keyturn = ctx
+        admin.state.keyturn = ctx
         try:
-            yield
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(purge_forever, ctx)
+                yield
+                tasks.cancel_scope.cancel()
         finally:
+            await ctx.denylist.close()
             await ctx.storage.close()
 
     token_methods = ["POST"]
@@ -96,6 +133,9 @@ def create_app(
         Route(JWKS_PATH, jwks_endpoint, methods=["GET"]),
         Route(PUBLIC_KEY_PATH, public_key_endpoint, methods=["GET"]),
         Route("/.well-known/oauth-authorization-server", metadata_endpoint, methods=["GET"]),
+        Route(REVOCATION_PATH, revocation_endpoint, methods=["POST"]),
+        Route(INTROSPECTION_PATH, introspection_endpoint, methods=["POST"]),
+        Mount(ADMIN_PATH, admin),
     ]
     return Starlette(
         routes=routes,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from keyturn.server.secrets import Hasher, generate_client_id, generate_client_secret
 from keyturn.storage.records import (
@@ -78,27 +79,13 @@ def build_client(
     auth_methods: Iterable[str] | None = None,
     access_token_lifetime: int | None = None,
     rate_limit: int | None = None,
+    can_introspect: bool = False,
     now: int | None = None,
 ) -> NewClient:
     """A validated new client and its one-time secret (confidential clients)."""
-    grants = _clean(grant_types)
-    unknown = [g for g in grants if g not in KNOWN_GRANTS]
-    if unknown:
-        raise ValueError(f"unknown grant type {unknown[0]!r}; known: {', '.join(KNOWN_GRANTS)}")
-    if public and GRANT_CLIENT_CREDENTIALS in grants:
-        raise ValueError("a public client has no secret, so it cannot use client_credentials")
     methods = _clean(auth_methods) if auth_methods is not None else ()
     if not methods:
         methods = (AUTH_NONE,) if public else (AUTH_BASIC, AUTH_POST)
-    bad = [m for m in methods if m not in KNOWN_AUTH_METHODS]
-    if bad:
-        raise ValueError(f"unknown auth method {bad[0]!r}; known: {', '.join(KNOWN_AUTH_METHODS)}")
-    if public != (methods == (AUTH_NONE,)):
-        raise ValueError("public clients use auth method 'none', and only public clients do")
-    if access_token_lifetime is not None and access_token_lifetime <= 0:
-        raise ValueError("the access token lifetime must be a positive number of seconds")
-    if rate_limit is not None and rate_limit < 0:
-        raise ValueError("the rate limit must be 0 (unlimited) or a positive number per minute")
     stamp = int(time.time()) if now is None else now
     secret = None if public else generate_client_secret()
     client = Client(
@@ -106,17 +93,52 @@ def build_client(
         name=name,
         secret_hash=hasher.hash(secret) if secret else None,
         is_public=public,
-        grant_types=grants,
+        grant_types=_clean(grant_types),
         scopes=_clean(scopes),
         audiences=_clean(audiences),
         redirect_uris=tuple(redirect_uris),
         auth_methods=methods,
         access_token_lifetime=access_token_lifetime,
         rate_limit=rate_limit,
+        can_introspect=can_introspect,
         created_at=stamp,
         updated_at=stamp,
     )
+    validate_client(client)
     return NewClient(client, secret)
+
+
+def update_client(client: Client, **changes: Any) -> Client:
+    """``client`` with ``changes`` (None = keep), validated like a new one."""
+    values = {k: v for k, v in changes.items() if v is not None}
+    for key in ("grant_types", "scopes", "audiences"):
+        if key in values:
+            values[key] = _clean(values[key])
+    if "redirect_uris" in values:
+        values["redirect_uris"] = tuple(values["redirect_uris"])
+    updated = client.with_changes(**values, updated_at=int(time.time()))
+    validate_client(updated)
+    return updated
+
+
+def validate_client(client: Client) -> None:
+    unknown = [g for g in client.grant_types if g not in KNOWN_GRANTS]
+    if unknown:
+        raise ValueError(f"unknown grant type {unknown[0]!r}; known: {', '.join(KNOWN_GRANTS)}")
+    if client.is_public and GRANT_CLIENT_CREDENTIALS in client.grant_types:
+        raise ValueError("a public client has no secret, so it cannot use client_credentials")
+    bad = [m for m in client.auth_methods if m not in KNOWN_AUTH_METHODS]
+    if bad:
+        raise ValueError(f"unknown auth method {bad[0]!r}; known: {', '.join(KNOWN_AUTH_METHODS)}")
+    if client.is_public != (client.auth_methods == (AUTH_NONE,)):
+        raise ValueError("public clients use auth method 'none', and only public clients do")
+    if client.access_token_lifetime is not None and client.access_token_lifetime <= 0:
+        raise ValueError("the access token lifetime must be a positive number of seconds")
+    if client.rate_limit is not None and client.rate_limit < 0:
+        raise ValueError("the rate limit must be 0 (unlimited) or a positive number per minute")
+    for uri in client.redirect_uris:
+        if "#" in uri or "://" not in uri:
+            raise ValueError(f"redirect URI {uri!r} must be absolute and have no fragment")
 
 
 def with_new_secret(hasher: Hasher, client: Client) -> NewClient:

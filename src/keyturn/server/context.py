@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from keyturn.keys.keyring import KeyRing
 from keyturn.server.clients import ClientCache
+from keyturn.server.denylist import DenyList, NoDenyList
 from keyturn.server.issuance import TokenIssuer
 from keyturn.server.ratelimit import RateLimiter
 from keyturn.server.secrets import Hasher
@@ -26,6 +27,7 @@ class ServerContext:
     issuer: TokenIssuer
     clients: ClientCache
     limiter: RateLimiter
+    denylist: DenyList = field(default_factory=NoDenyList)
     clock: Callable[[], float] = field(default=time.time)
 
 

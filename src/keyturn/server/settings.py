@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     """Failed authentications per client id per ``auth_failure_window`` before lockout."""
     auth_failure_window: int = Field(default=300, gt=0)
 
+    redis_url: str | None = None
+    """Redis for the shared revocation deny-list that guards read (optional)."""
+    renew_window: int = Field(default=3600, ge=0)
+    """An access token may be renewed once it has at most this many seconds left."""
+    purge_retention: int = Field(default=7 * 24 * 3600, ge=0)
+    """Expired or revoked token rows are deleted this many seconds later."""
+    purge_interval: float = Field(default=60.0, gt=0)
+    purge_batch: int = Field(default=500, gt=0)
+
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     client_cache_ttl: float = Field(default=5.0, ge=0)
 

@@ -11,6 +11,8 @@ AUTH_POST = "client_secret_post"
 AUTH_NONE = "none"
 TOKEN_KIND_ACCESS = "access_token"
 TOKEN_KIND_REFRESH = "refresh_token"
+TOKEN_KIND_LEGACY = "legacy"
+"""A token imported from another server, exchangeable once by the migration grant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,7 @@ class Client:
     auth_methods: tuple[str, ...] = (AUTH_BASIC, AUTH_POST)
     access_token_lifetime: int | None = None
     rate_limit: int | None = None
+    can_introspect: bool = False
     created_at: int = 0
     updated_at: int = 0
 
@@ -45,6 +48,7 @@ class Client:
             "token_endpoint_auth_methods": list(self.auth_methods),
             "access_token_lifetime": self.access_token_lifetime,
             "rate_limit": self.rate_limit,
+            "can_introspect": self.can_introspect,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -66,6 +70,26 @@ class TokenRecord:
     family_id: str | None = None
     parent_id: str | None = None
     kid: str | None = None
+
+    def is_active(self, now: float) -> bool:
+        return self.revoked_at is None and self.expires_at > now
+
+    def admin_dict(self, now: float) -> dict[str, Any]:
+        """The record as the admin API and CLI show it (no hash)."""
+        return {
+            "token_id": self.token_id,
+            "kind": self.kind,
+            "client_id": self.client_id,
+            "subject": self.subject,
+            "scopes": self.scope.split() if self.scope else [],
+            "audience": list(self.audience),
+            "grant_type": self.grant_type,
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+            "family_id": self.family_id,
+            "active": self.is_active(now),
+        }
 
 
 @dataclass(frozen=True, slots=True)

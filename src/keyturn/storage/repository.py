@@ -7,15 +7,26 @@ not the ORM, keep the token endpoint's hot path to one round-trip per insert.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keyturn.storage import schema
 from keyturn.storage.records import Client, SigningKeyRecord, TokenRecord
+
+
+@dataclass(frozen=True, slots=True)
+class TokenFilter:
+    """Which tokens a list or a bulk revocation is about; ``None`` means any."""
+
+    client_id: str | None = None
+    subject: str | None = None
+    kinds: tuple[str, ...] | None = None
+    active: bool | None = None
 
 
 class Storage(Protocol):
@@ -27,6 +38,20 @@ class Storage(Protocol):
     async def record_token(self, token: TokenRecord) -> None: ...
     async def get_token(self, token_id: str) -> TokenRecord | None: ...
     async def count_tokens(self, client_id: str | None = None) -> int: ...
+    async def record_tokens(self, tokens: Sequence[TokenRecord]) -> None: ...
+    async def find_token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+    async def list_tokens(
+        self, flt: TokenFilter, now: int, limit: int, after: tuple[int, str] | None = None
+    ) -> list[TokenRecord]: ...
+    async def update_token(
+        self, token_id: str, *, scope: str | None = None, expires_at: int | None = None
+    ) -> TokenRecord | None: ...
+    async def delete_token(self, token_id: str) -> TokenRecord | None: ...
+    async def revoke_token(self, token_id: str, now: int) -> list[TokenRecord]: ...
+    async def revoke_family(self, family_id: str, now: int) -> list[TokenRecord]: ...
+    async def revoke_matching(self, flt: TokenFilter, now: int) -> list[TokenRecord]: ...
+    async def consume_token(self, token_id: str, now: int) -> bool: ...
+    async def purge_tokens(self, cutoff: int, batch: int) -> int: ...
     async def list_signing_keys(self) -> list[SigningKeyRecord]: ...
     async def add_signing_key(self, key: SigningKeyRecord) -> None: ...
     async def delete_signing_key(self, kid: str) -> bool: ...
@@ -115,6 +140,143 @@ class SqlStorage:
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
+    async def record_tokens(self, tokens: Sequence[TokenRecord]) -> None:
+        if not tokens:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(schema.tokens), [_token_row(t) for t in tokens])
+
+    async def find_token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(schema.tokens).where(schema.tokens.c.token_hash == token_hash)
+            )
+            row = result.mappings().first()
+        return _token(row) if row else None
+
+    async def list_tokens(
+        self, flt: TokenFilter, now: int, limit: int, after: tuple[int, str] | None = None
+    ) -> list[TokenRecord]:
+        """Newest first, ordered by (issued_at, token_id): stable under inserts."""
+        t = schema.tokens.c
+        query = select(schema.tokens).where(*_conditions(flt, now))
+        if after is not None:
+            issued_at, token_id = after
+            query = query.where(
+                or_(t.issued_at < issued_at, and_(t.issued_at == issued_at, t.token_id < token_id))
+            )
+        query = query.order_by(t.issued_at.desc(), t.token_id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            return [_token(row) for row in (await conn.execute(query)).mappings()]
+
+    async def update_token(
+        self, token_id: str, *, scope: str | None = None, expires_at: int | None = None
+    ) -> TokenRecord | None:
+        values: dict[str, Any] = {}
+        if scope is not None:
+            values["scope"] = scope
+        if expires_at is not None:
+            values["expires_at"] = expires_at
+        async with self.engine.begin() as conn:
+            if values:
+                await conn.execute(
+                    update(schema.tokens)
+                    .where(schema.tokens.c.token_id == token_id)
+                    .values(**values)
+                )
+            row = (
+                (
+                    await conn.execute(
+                        select(schema.tokens).where(schema.tokens.c.token_id == token_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return _token(row) if row else None
+
+    async def delete_token(self, token_id: str) -> TokenRecord | None:
+        async with self.engine.begin() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(schema.tokens).where(schema.tokens.c.token_id == token_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            await conn.execute(delete(schema.tokens).where(schema.tokens.c.token_id == token_id))
+        return _token(row)
+
+    async def revoke_token(self, token_id: str, now: int) -> list[TokenRecord]:
+        return await self._revoke_where([schema.tokens.c.token_id == token_id], now)
+
+    async def revoke_family(self, family_id: str, now: int) -> list[TokenRecord]:
+        return await self._revoke_where([schema.tokens.c.family_id == family_id], now)
+
+    async def revoke_matching(self, flt: TokenFilter, now: int) -> list[TokenRecord]:
+        return await self._revoke_where(_conditions(flt, now), now)
+
+    async def _revoke_where(
+        self, conditions: list[ColumnElement[bool]], now: int
+    ) -> list[TokenRecord]:
+        """Revoke what matches and is not revoked yet; return what this call revoked."""
+        t = schema.tokens.c
+        async with self.engine.begin() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(schema.tokens).where(*conditions, t.revoked_at.is_(None))
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            revoked: list[TokenRecord] = []
+            for chunk in _chunks([_token(r) for r in rows], 500):
+                ids = [r.token_id for r in chunk]
+                await conn.execute(
+                    update(schema.tokens)
+                    .where(t.token_id.in_(ids), t.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                revoked.extend(_with_revoked(r, now) for r in chunk)
+        return revoked
+
+    async def consume_token(self, token_id: str, now: int) -> bool:
+        """Mark a single-use token used; exactly one concurrent caller wins."""
+        t = schema.tokens.c
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(schema.tokens)
+                .where(t.token_id == token_id, t.revoked_at.is_(None), t.expires_at > now)
+                .values(revoked_at=now)
+            )
+        return result.rowcount == 1
+
+    async def purge_tokens(self, cutoff: int, batch: int) -> int:
+        """Delete up to ``batch`` rows expired or revoked before ``cutoff``."""
+        t = schema.tokens.c
+        async with self.engine.begin() as conn:
+            ids = (
+                (
+                    await conn.execute(
+                        select(t.token_id)
+                        .where(or_(t.expires_at < cutoff, t.revoked_at < cutoff))
+                        .limit(batch)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return 0
+            await conn.execute(delete(schema.tokens).where(t.token_id.in_(ids)))
+        return len(ids)
+
     # -- signing keys ------------------------------------------------------
     async def list_signing_keys(self) -> list[SigningKeyRecord]:
         async with self.engine.connect() as conn:
@@ -164,6 +326,31 @@ class SqlStorage:
         return int(value) if value is not None else None
 
 
+def _conditions(flt: TokenFilter, now: int) -> list[ColumnElement[bool]]:
+    t = schema.tokens.c
+    out: list[ColumnElement[bool]] = []
+    if flt.client_id is not None:
+        out.append(t.client_id == flt.client_id)
+    if flt.subject is not None:
+        out.append(t.subject == flt.subject)
+    if flt.kinds is not None:
+        out.append(t.kind.in_(flt.kinds))
+    if flt.active is True:
+        out.extend([t.revoked_at.is_(None), t.expires_at > now])
+    elif flt.active is False:
+        out.append(or_(t.revoked_at.is_not(None), t.expires_at <= now))
+    return out
+
+
+def _chunks(items: list[TokenRecord], size: int) -> Iterable[list[TokenRecord]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _with_revoked(record: TokenRecord, now: int) -> TokenRecord:
+    return replace(record, revoked_at=now)
+
+
 def _tuple(value: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(value or ())
 
@@ -181,6 +368,7 @@ def _client(row: RowMapping) -> Client:
         auth_methods=_tuple(row["auth_methods"]),
         access_token_lifetime=row["access_token_lifetime"],
         rate_limit=row["rate_limit"],
+        can_introspect=bool(row["can_introspect"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -199,6 +387,7 @@ def _client_row(client: Client) -> dict[str, Any]:
         "auth_methods": list(client.auth_methods),
         "access_token_lifetime": client.access_token_lifetime,
         "rate_limit": client.rate_limit,
+        "can_introspect": client.can_introspect,
         "created_at": client.created_at,
         "updated_at": client.updated_at,
     }

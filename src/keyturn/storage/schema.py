@@ -36,6 +36,7 @@ clients = Table(
     Column("auth_methods", JSON, nullable=False),
     Column("access_token_lifetime", Integer, nullable=True),
     Column("rate_limit", Integer, nullable=True),
+    Column("can_introspect", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
@@ -66,6 +67,8 @@ tokens = Table(
     Index("ix_tokens_expires_at", "expires_at"),
     Index("ix_tokens_family_id", "family_id"),
     Index("ix_tokens_kid_expires_at", "kid", "expires_at"),
+    Index("ix_tokens_revoked_at", "revoked_at"),
+    Index("ix_tokens_issued_at_id", "issued_at", "token_id"),
 )
 
 signing_keys = Table(

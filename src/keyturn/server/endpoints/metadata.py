@@ -14,6 +14,10 @@ from keyturn.server.responses import json_response
 TOKEN_PATH = "/oauth/token"
 JWKS_PATH = "/.well-known/jwks.json"
 PUBLIC_KEY_PATH = "/oauth/public-key.pem"
+REVOCATION_PATH = "/oauth/revoke"
+INTROSPECTION_PATH = "/oauth/introspect"
+ADMIN_PATH = "/admin/v1"
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 def server_metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
@@ -22,7 +26,11 @@ def server_metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
         "token_endpoint": issuer + TOKEN_PATH,
         "jwks_uri": issuer + JWKS_PATH,
         "grant_types_supported": list(HANDLERS),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint": issuer + REVOCATION_PATH,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint": issuer + INTROSPECTION_PATH,
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "response_types_supported": [],
         # RFC 9068 access tokens are signed with these (JWKS ``alg`` values).
         "access_token_signing_alg_values_supported": signing_algs,

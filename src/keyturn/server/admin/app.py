@@ -1,0 +1,254 @@
+"""The admin FastAPI app, mounted by the main app at ``/admin/v1``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import Response
+
+from keyturn.core.errors import InvalidRequestError, OAuthError
+from keyturn.server import token_service
+from keyturn.server.admin.auth import require_admin
+from keyturn.server.admin.models import (
+    ClientCreate,
+    ClientCreatedOut,
+    ClientOut,
+    ClientUpdate,
+    ErrorBody,
+    IssuedOut,
+    PurgedOut,
+    RevokeAllRequest,
+    RevokedOut,
+    RevokeRequest,
+    TokenCreate,
+    TokenOut,
+    TokenPageOut,
+    TokenUpdate,
+)
+from keyturn.server.clients import build_client, update_client, with_new_secret
+from keyturn.server.context import ServerContext
+from keyturn.server.errors import oauth_error_handler
+from keyturn.server.responses import json_response
+from keyturn.storage.repository import ClientExistsError, TokenFilter
+
+Admin = Annotated[ServerContext, Depends(require_admin)]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        400: "Bad request (RFC 6749-style error body)",
+        401: "No usable admin token",
+        403: "The token lacks the keyturn:admin scope",
+        404: "Not found",
+        409: "Conflict",
+        413: "Body too large",
+        415: "Unsupported media type",
+        429: "Rate limited",
+    }.items()
+}
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
+    error = InvalidRequestError("; ".join(problems) or "the request is not valid")
+    return json_response(error.to_dict(), 400)
+
+
+def value_error(exc: ValueError) -> InvalidRequestError:
+    return InvalidRequestError(str(exc))
+
+
+router = APIRouter()
+
+
+# -- tokens ----------------------------------------------------------------------------
+@router.get("/tokens", response_model=TokenPageOut, tags=["tokens"])
+async def list_tokens(
+    ctx: Admin,
+    client_id: Annotated[str | None, Query(max_length=128)] = None,
+    subject: Annotated[str | None, Query(max_length=255)] = None,
+    active: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=token_service.MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> TokenPageOut:
+    """Tokens newest first, filtered; follow ``next_cursor`` for more."""
+    page = await token_service.list_tokens(
+        ctx, TokenFilter(client_id=client_id, subject=subject, active=active), limit, cursor
+    )
+    now = ctx.clock()
+    return TokenPageOut(
+        items=[TokenOut.of(r, now) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.post("/tokens", response_model=IssuedOut, status_code=201, tags=["tokens"])
+async def create_token(ctx: Admin, body: TokenCreate) -> IssuedOut:
+    """Mint an access token for a client (and subject) directly; the value is shown once."""
+    issued = await token_service.create(
+        ctx,
+        client_id=body.client_id,
+        subject=body.subject,
+        scopes=body.scopes,
+        audience=body.audience,
+        lifetime=body.lifetime,
+        grant_type=body.grant_type,
+    )
+    return IssuedOut.of(issued, ctx.clock())
+
+
+@router.post("/tokens/revoke", response_model=RevokedOut, tags=["tokens"])
+async def revoke_token(ctx: Admin, body: RevokeRequest) -> RevokedOut:
+    """Revoke one token by value or identifier (a refresh token takes its family)."""
+    if body.token is not None:
+        record = await token_service.find_by_value(ctx, body.token)
+        if record is None:
+            raise token_service.NotFoundError("no token with that value")
+    else:
+        assert body.token_id is not None
+        record = await token_service.get_token(ctx, body.token_id)
+    revoked = await token_service.revoke(ctx, record)
+    return RevokedOut(revoked=len(revoked), token_ids=[r.token_id for r in revoked])
+
+
+@router.post("/tokens/revoke-all", response_model=RevokedOut, tags=["tokens"])
+async def revoke_all(ctx: Admin, body: RevokeAllRequest) -> RevokedOut:
+    """Revoke every live token of a client and/or subject."""
+    revoked = await token_service.revoke_all(
+        ctx,
+        client_id=body.client_id,
+        subject=body.subject,
+        access_tokens_only=body.access_tokens_only,
+    )
+    return RevokedOut(revoked=len(revoked), token_ids=[r.token_id for r in revoked])
+
+
+@router.post("/tokens/purge", response_model=PurgedOut, tags=["tokens"])
+async def purge_tokens(ctx: Admin) -> PurgedOut:
+    """Delete rows expired or revoked longer than the retention period ago, now."""
+    return PurgedOut(purged=await token_service.purge(ctx))
+
+
+@router.get("/tokens/{token_id}", response_model=TokenOut, tags=["tokens"])
+async def get_token(ctx: Admin, token_id: str) -> TokenOut:
+    return TokenOut.of(await token_service.get_token(ctx, token_id), ctx.clock())
+
+
+@router.patch("/tokens/{token_id}", response_model=TokenOut, tags=["tokens"])
+async def update_token(ctx: Admin, token_id: str, body: TokenUpdate) -> TokenOut:
+    """Change scopes or expiry as introspection reports them (a JWT's claims stay signed)."""
+    record = await token_service.update(
+        ctx, token_id, scopes=body.scopes, expires_at=body.expires_at
+    )
+    return TokenOut.of(record, ctx.clock())
+
+
+@router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"])
+async def delete_token(ctx: Admin, token_id: str) -> Response:
+    """Forget a token (a live one is first put on the deny-list)."""
+    await token_service.delete(ctx, token_id)
+    return Response(status_code=204)
+
+
+@router.post("/tokens/{token_id}/renew", response_model=IssuedOut, status_code=201, tags=["tokens"])
+async def renew_token(ctx: Admin, token_id: str) -> IssuedOut:
+    """A new access token like one in its last ``KEYTURN_RENEW_WINDOW`` seconds."""
+    return IssuedOut.of(await token_service.renew(ctx, token_id), ctx.clock())
+
+
+# -- clients ---------------------------------------------------------------------------
+@router.get("/clients", response_model=list[ClientOut], tags=["clients"])
+async def list_clients(ctx: Admin) -> list[ClientOut]:
+    return [ClientOut.of(c) for c in await ctx.storage.list_clients()]
+
+
+@router.post("/clients", response_model=ClientCreatedOut, status_code=201, tags=["clients"])
+async def create_client(ctx: Admin, body: ClientCreate) -> ClientCreatedOut:
+    """Register a client; a confidential client's secret is shown once."""
+    try:
+        new = build_client(
+            ctx.hasher,
+            client_id=body.client_id,
+            name=body.name,
+            public=body.is_public,
+            grant_types=body.grant_types,
+            scopes=body.scopes,
+            audiences=body.audiences,
+            redirect_uris=body.redirect_uris,
+            auth_methods=body.token_endpoint_auth_methods,
+            access_token_lifetime=body.access_token_lifetime,
+            rate_limit=body.rate_limit,
+            can_introspect=body.can_introspect,
+        )
+        await ctx.storage.create_client(new.client)
+    except ValueError as exc:
+        raise value_error(exc) from None
+    except ClientExistsError:
+        raise InvalidRequestError(
+            f"a client {body.client_id!r} exists already", status_code=409
+        ) from None
+    return ClientCreatedOut(client=ClientOut.of(new.client), client_secret=new.secret)
+
+
+@router.get("/clients/{client_id}", response_model=ClientOut, tags=["clients"])
+async def get_client(ctx: Admin, client_id: str) -> ClientOut:
+    return ClientOut.of(await token_service.get_client(ctx, client_id))
+
+
+@router.patch("/clients/{client_id}", response_model=ClientOut, tags=["clients"])
+async def patch_client(ctx: Admin, client_id: str, body: ClientUpdate) -> ClientOut:
+    client = await token_service.get_client(ctx, client_id)
+    try:
+        updated = update_client(client, **body.model_dump(exclude_unset=True))
+    except ValueError as exc:
+        raise value_error(exc) from None
+    await ctx.storage.update_client(updated)
+    ctx.clients.forget(client_id)
+    return ClientOut.of(updated)
+
+
+@router.delete("/clients/{client_id}", status_code=204, tags=["clients"])
+async def delete_client(ctx: Admin, client_id: str) -> Response:
+    """Delete a client and all its tokens (live ones go on the deny-list first)."""
+    await token_service.get_client(ctx, client_id)
+    await token_service.revoke_all(ctx, client_id=client_id, subject=None)
+    await ctx.storage.delete_client(client_id)
+    ctx.clients.forget(client_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/clients/{client_id}/rotate-secret", response_model=ClientCreatedOut, tags=["clients"]
+)
+async def rotate_secret(ctx: Admin, client_id: str) -> ClientCreatedOut:
+    client = await token_service.get_client(ctx, client_id)
+    try:
+        new = with_new_secret(ctx.hasher, client)
+    except ValueError as exc:
+        raise value_error(exc) from None
+    await ctx.storage.update_client(new.client)
+    ctx.clients.forget(client_id)
+    return ClientCreatedOut(client=ClientOut.of(new.client), client_secret=new.secret)
+
+
+def create_admin_app() -> FastAPI:
+    app = FastAPI(
+        title="Keyturn admin API",
+        version="1",
+        description="Manage tokens and clients. Authorise with a Keyturn access token that "
+        "carries the keyturn:admin scope (client_credentials of an admin client).",
+        docs_url=None,
+        redoc_url=None,
+        responses=ERRORS,
+        exception_handlers={
+            OAuthError: oauth_error_handler,
+            RequestValidationError: validation_error_handler,
+        },
+    )
+    app.include_router(router)
+    return app

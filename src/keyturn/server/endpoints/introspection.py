@@ -1,0 +1,54 @@
+"""``POST /oauth/introspect`` (RFC 7662).
+
+A client may introspect the tokens issued to it; a client registered with
+``can_introspect`` (a resource server) may introspect any token. Everything
+else — unknown, foreign, expired, revoked — is ``{"active": false}`` and no
+more, so introspection cannot be used to probe tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from keyturn.core.errors import InvalidRequestError
+from keyturn.server import token_service
+from keyturn.server.client_auth import authenticate_client
+from keyturn.server.context import get_context
+from keyturn.server.request_body import parse_params
+from keyturn.server.responses import json_response
+from keyturn.storage.records import TOKEN_KIND_ACCESS
+
+INACTIVE = {"active": False}
+
+
+async def introspection_endpoint(request: Request) -> Response:
+    ctx = get_context(request)
+    params = await parse_params(request, ctx.settings.max_body_bytes)
+    client = await authenticate_client(ctx, request, params)
+    token = params.get("token")
+    if not token:
+        raise InvalidRequestError("the token parameter is required")
+    record = await token_service.find_by_value(ctx, token)
+    if (
+        record is None
+        or not record.is_active(ctx.clock())
+        or (record.client_id != client.client_id and not client.can_introspect)
+    ):
+        return json_response(INACTIVE)
+    body: dict[str, Any] = {
+        "active": True,
+        "scope": record.scope,
+        "client_id": record.client_id,
+        "sub": record.subject,
+        "exp": record.expires_at,
+        "iat": record.issued_at,
+        "jti": record.token_id,
+        "iss": ctx.settings.issuer_url,
+        "token_type": "Bearer" if record.kind == TOKEN_KIND_ACCESS else record.kind,
+    }
+    if record.audience:
+        body["aud"] = record.audience[0] if len(record.audience) == 1 else list(record.audience)
+    return json_response(body)

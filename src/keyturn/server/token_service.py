@@ -1,0 +1,230 @@
+"""Token management operations shared by the revocation endpoint, the admin API and the CLI.
+
+Each operation takes the server context and plain values, carries out its
+effects (storage, deny-list) and returns records, so the HTTP and command-line
+front ends stay thin and cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from keyturn.server.context import ServerContext
+from keyturn.server.issuance import IssuedToken, TokenDecision
+from keyturn.server.scopes import grant_audience, grant_scopes
+from keyturn.storage.records import (
+    TOKEN_KIND_ACCESS,
+    TOKEN_KIND_REFRESH,
+    Client,
+    TokenRecord,
+)
+from keyturn.storage.repository import TokenFilter
+
+log = logging.getLogger("keyturn.server")
+
+MAX_PAGE = 200
+
+
+class NotFoundError(InvalidRequestError):
+    """The token or client named in the path does not exist (404)."""
+
+    status_code = 404
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPage:
+    items: list[TokenRecord]
+    next_cursor: str | None
+
+
+def encode_cursor(record: TokenRecord) -> str:
+    raw = json.dumps([record.issued_at, record.token_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        issued_at, token_id = json.loads(raw)
+        if not isinstance(issued_at, int) or not isinstance(token_id, str):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequestError("the cursor is not one this server handed out") from None
+    return issued_at, token_id
+
+
+async def list_tokens(
+    ctx: ServerContext, flt: TokenFilter, limit: int = 50, cursor: str | None = None
+) -> TokenPage:
+    limit = max(1, min(limit, MAX_PAGE))
+    after = decode_cursor(cursor) if cursor else None
+    items = await ctx.storage.list_tokens(flt, int(ctx.clock()), limit + 1, after)
+    more = len(items) > limit
+    items = items[:limit]
+    return TokenPage(items, encode_cursor(items[-1]) if more and items else None)
+
+
+async def get_token(ctx: ServerContext, token_id: str) -> TokenRecord:
+    record = await ctx.storage.get_token(token_id)
+    if record is None:
+        raise NotFoundError(f"no token with id {token_id!r}")
+    return record
+
+
+async def find_by_value(ctx: ServerContext, token: str) -> TokenRecord | None:
+    return await ctx.storage.find_token_by_hash(ctx.hasher.hash(token))
+
+
+async def get_client(ctx: ServerContext, client_id: str) -> Client:
+    client = await ctx.storage.get_client(client_id)
+    if client is None:
+        raise NotFoundError(f"no client {client_id!r}")
+    return client
+
+
+async def revoke(ctx: ServerContext, record: TokenRecord) -> list[TokenRecord]:
+    """Revoke one token; a refresh token takes its whole family with it (RFC 7009 §2.1)."""
+    now = int(ctx.clock())
+    if record.kind == TOKEN_KIND_REFRESH and record.family_id:
+        revoked = await ctx.storage.revoke_family(record.family_id, now)
+    else:
+        revoked = await ctx.storage.revoke_token(record.token_id, now)
+    await ctx.denylist.add(revoked)
+    return revoked
+
+
+async def revoke_all(
+    ctx: ServerContext,
+    *,
+    client_id: str | None,
+    subject: str | None,
+    access_tokens_only: bool = False,
+) -> list[TokenRecord]:
+    """Revoke every live token of a client and/or subject (Square's revoke-all)."""
+    if client_id is None and subject is None:
+        raise InvalidRequestError("name a client_id, a subject or both")
+    kinds = (TOKEN_KIND_ACCESS,) if access_tokens_only else None
+    flt = TokenFilter(client_id=client_id, subject=subject, kinds=kinds, active=True)
+    revoked = await ctx.storage.revoke_matching(flt, int(ctx.clock()))
+    await ctx.denylist.add(revoked)
+    return revoked
+
+
+async def delete(ctx: ServerContext, token_id: str) -> TokenRecord:
+    record = await ctx.storage.delete_token(token_id)
+    if record is None:
+        raise NotFoundError(f"no token with id {token_id!r}")
+    if record.is_active(ctx.clock()):
+        await ctx.denylist.add([record])
+    return record
+
+
+async def update(
+    ctx: ServerContext,
+    token_id: str,
+    *,
+    scopes: Sequence[str] | None = None,
+    expires_at: int | None = None,
+) -> TokenRecord:
+    """Change what introspection and the admin API report for a token.
+
+    A JWT's own claims cannot change after signing: guards that verify the JWT
+    alone still see the original scope and ``exp``; revocation-aware guards and
+    introspection see the update.
+    """
+    record = await get_token(ctx, token_id)
+    scope = None
+    if scopes is not None:
+        client = await get_client(ctx, record.client_id)
+        scope = " ".join(grant_scopes(tuple(scopes), client.scopes)) if scopes else ""
+    if expires_at is not None and expires_at <= record.issued_at:
+        raise InvalidRequestError("expires_at must be after the token was issued")
+    updated = await ctx.storage.update_token(token_id, scope=scope, expires_at=expires_at)
+    assert updated is not None
+    return updated
+
+
+async def create(
+    ctx: ServerContext,
+    *,
+    client_id: str,
+    subject: str | None = None,
+    scopes: Sequence[str] | None = None,
+    audience: Sequence[str] | None = None,
+    lifetime: int | None = None,
+    grant_type: str = "client_credentials",
+) -> IssuedToken:
+    """Mint an access token directly (Authlete's token create); shown once."""
+    client = await get_client(ctx, client_id)
+    granted = grant_scopes(tuple(scopes or ()), client.scopes)
+    aud = grant_audience(
+        " ".join(audience) if audience else None, client.audiences, ctx.settings.audience
+    )
+    if lifetime is not None and lifetime <= 0:
+        raise InvalidRequestError("lifetime must be a positive number of seconds")
+    decision = TokenDecision(
+        client=client,
+        subject=subject or client.client_id,
+        scopes=granted,
+        audience=aud,
+        grant_type=grant_type,
+        lifetime=lifetime or client.access_token_lifetime or ctx.settings.access_token_lifetime,
+    )
+    return await ctx.issuer.issue_access_token(decision)
+
+
+async def renew(ctx: ServerContext, token_id: str) -> IssuedToken:
+    """A fresh access token like one that is about to expire (Square's renew).
+
+    Allowed only inside the renew window, so renewing cannot keep a token alive
+    for ever without anyone re-authenticating; the old token stays valid until
+    its own expiry so requests in flight are not cut.
+    """
+    record = await get_token(ctx, token_id)
+    now = int(ctx.clock())
+    if record.kind != TOKEN_KIND_ACCESS:
+        raise InvalidRequestError("only access tokens are renewed; refresh tokens rotate")
+    if not record.is_active(now):
+        raise InvalidGrantError("the token is expired or revoked; get a new one")
+    remaining = record.expires_at - now
+    window = ctx.settings.renew_window
+    if remaining > window:
+        raise InvalidRequestError(
+            f"the token has {remaining} s left; it can be renewed in its last {window} s"
+        )
+    client = await get_client(ctx, record.client_id)
+    try:
+        scopes = grant_scopes(tuple(record.scope.split()), client.scopes)
+    except InvalidScopeError:
+        raise InvalidGrantError("the client no longer has every scope of this token") from None
+    decision = TokenDecision(
+        client=client,
+        subject=record.subject or client.client_id,
+        scopes=scopes,
+        audience=record.audience,
+        grant_type=record.grant_type,
+        lifetime=client.access_token_lifetime or ctx.settings.access_token_lifetime,
+        family_id=record.family_id,
+    )
+    return await ctx.issuer.issue_access_token(decision)
+
+
+async def purge(ctx: ServerContext, *, max_batches: int | None = None) -> int:
+    """Delete rows expired or revoked longer than the retention ago, batch by batch."""
+    cutoff = int(ctx.clock()) - ctx.settings.purge_retention
+    batch = ctx.settings.purge_batch
+    total = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        removed = await ctx.storage.purge_tokens(cutoff, batch)
+        total += removed
+        batches += 1
+        if removed < batch:
+            break
+    return total

@@ -1,0 +1,182 @@
+"""RFC 7009 revocation and RFC 7662 introspection, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+
+from keyturn.storage.records import TOKEN_KIND_ACCESS, TOKEN_KIND_REFRESH, TokenRecord
+from tests.server.conftest import Harness
+
+CC = "client_credentials"
+
+
+def token_for(server: Harness, cid: str, secret: str | None, **extra: str) -> str:
+    r = server.http.post(
+        "/oauth/token", data={"grant_type": CC, "client_id": cid, "client_secret": secret, **extra}
+    )
+    assert r.status_code == 200, r.text
+    token: str = r.json()["access_token"]
+    return token
+
+
+def introspect(server: Harness, cid: str, secret: str | None, token: str) -> dict[str, Any]:
+    r = server.http.post(
+        "/oauth/introspect", data={"token": token, "client_id": cid, "client_secret": secret}
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def test_introspection_of_a_live_token(server: Harness) -> None:
+    cid, secret = server.create_client(scopes=["read", "write"])
+    token = token_for(server, cid, secret, scope="read")
+    body = introspect(server, cid, secret, token)
+    assert body["active"] is True
+    assert body["scope"] == "read"
+    assert body["client_id"] == cid
+    assert body["sub"] == cid
+    assert body["token_type"] == "Bearer"
+    assert body["exp"] > body["iat"]
+    assert body["jti"]
+
+
+def test_revoked_unknown_and_foreign_tokens_are_inactive(server: Harness) -> None:
+    cid, secret = server.create_client()
+    other, other_secret = server.create_client()
+    token = token_for(server, cid, secret)
+    # Another client without the introspection permission learns nothing.
+    assert introspect(server, other, other_secret, token) == {"active": False}
+    assert introspect(server, cid, secret, "not-a-token") == {"active": False}
+    r = server.http.post(
+        "/oauth/revoke",
+        data={
+            "token": token,
+            "token_type_hint": "refresh_token",
+            "client_id": cid,
+            "client_secret": secret,
+        },
+    )
+    assert r.status_code == 200
+    assert r.content == b""
+    assert introspect(server, cid, secret, token) == {"active": False}
+
+
+def test_resource_server_client_may_introspect_any_token(server: Harness) -> None:
+    cid, secret = server.create_client()
+    rs, rs_secret = server.create_client(can_introspect=True, grant_types=[])
+    token = token_for(server, cid, secret)
+    assert introspect(server, rs, rs_secret, token)["active"] is True
+
+
+def test_expired_token_is_inactive(server: Harness) -> None:
+    cid, secret = server.create_client(access_token_lifetime=1)
+    token = token_for(server, cid, secret)
+    now = server.ctx.clock
+    server.ctx.clock = lambda: now() + 5
+    try:
+        assert introspect(server, cid, secret, token) == {"active": False}
+    finally:
+        server.ctx.clock = now
+
+
+def test_revocation_of_unknown_token_is_200(server: Harness) -> None:
+    cid, secret = server.create_client()
+    r = server.http.post(
+        "/oauth/revoke", data={"token": "nope", "client_id": cid, "client_secret": secret}
+    )
+    assert r.status_code == 200
+
+
+def test_revocation_needs_client_auth_and_a_token(server: Harness) -> None:
+    cid, secret = server.create_client()
+    token = token_for(server, cid, secret)
+    r = server.http.post("/oauth/revoke", data={"token": token})
+    assert r.status_code == 401
+    assert r.json()["error"] == "invalid_client"
+    r = server.http.post("/oauth/revoke", data={"client_id": cid, "client_secret": secret})
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_request"
+    r = server.http.post(
+        "/oauth/introspect", data={"token": token, "client_id": cid, "client_secret": "wrong"}
+    )
+    assert r.status_code == 401
+    assert introspect(server, cid, secret, token)["active"] is True, "nothing was revoked"
+
+
+def test_another_clients_token_cannot_be_revoked(server: Harness) -> None:
+    cid, secret = server.create_client()
+    other, other_secret = server.create_client()
+    token = token_for(server, cid, secret)
+    r = server.http.post(
+        "/oauth/revoke", data={"token": token, "client_id": other, "client_secret": other_secret}
+    )
+    assert r.status_code == 400
+    assert r.json()["error"] == "unauthorized_client"
+    assert introspect(server, cid, secret, token)["active"] is True
+
+
+def test_square_client_header_on_revoke(server: Harness) -> None:
+    cid, secret = server.create_client()
+    token = token_for(server, cid, secret)
+    r = server.http.post(
+        "/oauth/revoke",
+        data={"token": token, "client_id": cid},
+        headers={"Authorization": f"Client {secret}"},
+    )
+    assert r.status_code == 200
+    assert introspect(server, cid, secret, token) == {"active": False}
+
+
+def test_revoking_a_refresh_token_revokes_its_family(server: Harness) -> None:
+    cid, secret = server.create_client()
+    now = int(server.ctx.clock())
+    family = secrets.token_hex(8)
+    refresh_value = "rt_" + secrets.token_urlsafe(32)
+
+    def record(kind: str, value: str) -> TokenRecord:
+        return TokenRecord(
+            token_id=secrets.token_hex(8),
+            token_hash=server.ctx.hasher.hash(value),
+            kind=kind,
+            client_id=cid,
+            subject="alice",
+            scope="read",
+            audience=("x",),
+            grant_type="x",
+            issued_at=now,
+            expires_at=now + 600,
+            family_id=family,
+        )
+
+    access_value = "at_" + secrets.token_urlsafe(32)
+    server.call(
+        server.ctx.storage.record_tokens,
+        [record(TOKEN_KIND_REFRESH, refresh_value), record(TOKEN_KIND_ACCESS, access_value)],
+    )
+    assert introspect(server, cid, secret, access_value)["active"] is True
+    r = server.http.post(
+        "/oauth/revoke", data={"token": refresh_value, "client_id": cid, "client_secret": secret}
+    )
+    assert r.status_code == 200
+    assert introspect(server, cid, secret, access_value) == {"active": False}
+    assert introspect(server, cid, secret, refresh_value) == {"active": False}
+
+
+def test_metadata_names_revocation_and_introspection(server: Harness) -> None:
+    meta = server.http.get("/.well-known/oauth-authorization-server").json()
+    assert meta["revocation_endpoint"].endswith("/oauth/revoke")
+    assert meta["introspection_endpoint"].endswith("/oauth/introspect")
+
+
+@pytest.mark.parametrize("path", ["/oauth/revoke", "/oauth/introspect"])
+def test_bad_bodies(server: Harness, path: str) -> None:
+    r = server.http.post(path, content=b"token=x", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    r = server.http.post(path, content=b"{", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_request"
