@@ -1,0 +1,41 @@
+"""The guard for any framework: header in, claims out, or an `OAuthError` to answer.
+
+    try:
+        claims = authenticate(verifier, request.headers.get("authorization"), ["orders:read"])
+    except OAuthError as error:
+        answer = challenge(error, realm="orders")   # status, headers, body
+
+The Starlette middleware and the FastAPI dependency are built on these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+from keyturn.guard.bearer import bearer_token, check_scopes
+from keyturn.guard.claims import AccessTokenClaims
+from keyturn.guard.verifier import TokenVerifier
+
+__all__ = ["aauthenticate", "authenticate"]
+
+
+def authenticate(
+    verifier: TokenVerifier,
+    authorization: str | Iterable[str] | None,
+    scopes: Collection[str] = (),
+) -> AccessTokenClaims:
+    """Verify the request's bearer token and its scopes (blocking)."""
+    claims = verifier.verify(bearer_token(authorization))
+    check_scopes(claims, scopes)
+    return claims
+
+
+async def aauthenticate(
+    verifier: TokenVerifier,
+    authorization: str | Iterable[str] | None,
+    scopes: Collection[str] = (),
+) -> AccessTokenClaims:
+    """Verify the request's bearer token and its scopes (async)."""
+    claims = await verifier.averify(bearer_token(authorization))
+    check_scopes(claims, scopes)
+    return claims

@@ -1,0 +1,75 @@
+"""What the issuer publishes: RFC 8414 metadata and the RFC 7517 JWKS.
+
+Request/process pairs (oauth4webapi style): each ``*_request`` builds the HTTP
+request, each ``process_*`` validates the answer field by field and raises
+`FetchError` for anything unusable. The I/O happens in `_http`'s drivers.
+
+The metadata lives at ``{issuer}/.well-known/oauth-authorization-server`` (the
+Keyturn server's contract; it equals RFC 8414 §3's URL for issuers without a
+path). Its ``issuer`` must equal the configured one exactly (RFC 8414 §3.3),
+so a metadata document cannot point the guard at someone else's keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keyturn.guard._http import FetchError, Request, Response, get_request, json_body
+from keyturn.guard._jose import JoseFailure, VerificationKey, import_jwks
+
+__all__ = [
+    "IssuerMetadata",
+    "jwks_request",
+    "metadata_request",
+    "metadata_url",
+    "process_jwks_response",
+    "process_metadata_response",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerMetadata:
+    """The parts of the authorization server's metadata the guard uses."""
+
+    issuer: str
+    jwks_uri: str
+    introspection_endpoint: str | None = None
+
+
+def metadata_url(issuer: str) -> str:
+    return issuer.rstrip("/") + "/.well-known/oauth-authorization-server"
+
+
+def metadata_request(url: str) -> Request:
+    return get_request(url)
+
+
+def process_metadata_response(response: Response, issuer: str) -> IssuerMetadata:
+    body = json_body(response)
+    if not isinstance(body, dict):
+        raise FetchError("issuer metadata is not a JSON object")
+    if body.get("issuer") != issuer:
+        raise FetchError(f"metadata issuer {body.get('issuer')!r} is not {issuer!r}")
+    jwks_uri = body.get("jwks_uri")
+    if not isinstance(jwks_uri, str) or not jwks_uri:
+        raise FetchError("issuer metadata has no jwks_uri")
+    introspection = body.get("introspection_endpoint")
+    return IssuerMetadata(
+        issuer=issuer,
+        jwks_uri=jwks_uri,
+        introspection_endpoint=introspection if isinstance(introspection, str) else None,
+    )
+
+
+def jwks_request(jwks_uri: str) -> Request:
+    return get_request(jwks_uri)
+
+
+def process_jwks_response(response: Response) -> dict[str, VerificationKey]:
+    try:
+        keys = import_jwks(json_body(response))
+    except JoseFailure as exc:
+        raise FetchError(f"unusable JWKS: {exc}") from exc
+    if not keys:
+        raise FetchError("JWKS holds no usable signature key")
+    return keys

@@ -1,0 +1,106 @@
+"""The shared revocation deny-list in Redis, read side.
+
+Contract with the Keyturn server, which writes it: when a token is revoked the
+server sets
+
+    keyturn:revoked:{jti} = "1"    with a TTL that ends at the token's ``exp``
+
+so the list holds only tokens that would otherwise still be valid and empties
+itself. The guard asks ``EXISTS keyturn:revoked:{jti}``; a Redis error is raised
+as `DenyListUnavailableError`, which the verifier answers with 503 (fail closed).
+
+Needs the ``redis`` extra (``pip install "keyturn[redis]"``); this module is the
+only one of the guard that imports redis-py.
+"""
+
+from __future__ import annotations
+
+import redis
+import redis.asyncio
+
+from keyturn.guard.revocation import DenyListUnavailableError
+
+__all__ = ["REVOKED_KEY_PREFIX", "RedisDenyList", "revoked_key"]
+
+REVOKED_KEY_PREFIX = "keyturn:revoked:"
+
+
+def revoked_key(jti: str, prefix: str = REVOKED_KEY_PREFIX) -> str:
+    """The Redis key that marks ``jti`` as revoked."""
+    return f"{prefix}{jti}"
+
+
+class RedisDenyList:
+    """A `DenyList` backed by Redis; give a URL, or ready clients for either mode.
+
+    From a URL, the blocking and the asyncio client are each created on first
+    use, with a short socket timeout so a stalled Redis fails a request fast.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        async_client: redis.asyncio.Redis | None = None,
+        prefix: str = REVOKED_KEY_PREFIX,
+        socket_timeout: float = 1.0,
+    ) -> None:
+        if url is None and client is None and async_client is None:
+            raise ValueError("give a Redis URL or a client")
+        self._url = url
+        self._client = client
+        self._async_client = async_client
+        self._owned: set[str] = set()
+        self.prefix = prefix
+        self._timeout = socket_timeout
+
+    def __repr__(self) -> str:
+        return f"RedisDenyList(prefix={self.prefix!r})"
+
+    def is_revoked(self, jti: str) -> bool:
+        try:
+            return bool(self._sync().exists(revoked_key(jti, self.prefix)))
+        except redis.RedisError as exc:
+            raise DenyListUnavailableError(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    async def ais_revoked(self, jti: str) -> bool:
+        try:
+            return bool(await self._async().exists(revoked_key(jti, self.prefix)))
+        except redis.RedisError as exc:
+            raise DenyListUnavailableError(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    def _sync(self) -> redis.Redis:
+        if self._client is None:
+            if self._url is None:
+                raise DenyListUnavailableError("no blocking Redis client configured")
+            self._client = redis.Redis.from_url(
+                self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
+            )
+            self._owned.add("sync")
+        return self._client
+
+    def _async(self) -> redis.asyncio.Redis:
+        if self._async_client is None:
+            if self._url is None:
+                raise DenyListUnavailableError("no asyncio Redis client configured")
+            self._async_client = redis.asyncio.Redis.from_url(
+                self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
+            )
+            self._owned.add("async")
+        return self._async_client
+
+    def close(self) -> None:
+        """Close the blocking client if this object created it."""
+        if "sync" in self._owned and self._client is not None:
+            self._client.close()
+            self._client = None
+            self._owned.discard("sync")
+
+    async def aclose(self) -> None:
+        """Close both clients this object created."""
+        self.close()
+        if "async" in self._owned and self._async_client is not None:
+            await self._async_client.aclose()
+            self._async_client = None
+            self._owned.discard("async")

@@ -1,0 +1,124 @@
+"""RFC 6750 on the wire: header parsing and the challenge answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from keyturn.core.errors import (
+    InvalidRequestError,
+    InvalidTokenError,
+    TemporarilyUnavailableError,
+)
+from keyturn.guard import (
+    MissingScopeError,
+    MissingTokenError,
+    bearer_token,
+    challenge,
+    check_scopes,
+)
+from keyturn.guard.claims import validate_claims
+from tests.guard.guard_support import claims_for
+
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_~+/=="
+
+
+class TestBearerToken:
+    @pytest.mark.parametrize(
+        "header", [f"Bearer {TOKEN}", f"bearer {TOKEN}", f"BEARER  {TOKEN}", [f"Bearer {TOKEN}"]]
+    )
+    def test_reads_the_token(self, header: Any) -> None:
+        assert bearer_token(header) == TOKEN
+
+    @pytest.mark.parametrize(
+        "header", [None, [], "Basic dXNlcjpwYXNz", "Digest x", "Token abc", ""]
+    )
+    def test_no_bearer_credentials(self, header: Any) -> None:
+        with pytest.raises(MissingTokenError):
+            bearer_token(header)
+
+    @pytest.mark.parametrize(
+        "header",
+        ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", 'Bearer "abc"', "Bearer a=b", "Bearer é"],
+    )
+    def test_malformed_header_is_invalid_request(self, header: str) -> None:
+        with pytest.raises(InvalidRequestError) as info:
+            bearer_token(header)
+        assert not isinstance(info.value, InvalidTokenError)
+        assert info.value.status_code == 400
+
+    def test_two_headers_is_invalid_request(self) -> None:
+        with pytest.raises(InvalidRequestError, match="exactly one"):
+            bearer_token([f"Bearer {TOKEN}", f"Bearer {TOKEN}"])
+
+
+class TestChallenge:
+    def test_missing_token_has_no_error_attribute(self) -> None:
+        answer = challenge(MissingTokenError(), realm="orders")
+        assert answer.status_code == 401
+        assert answer.headers["WWW-Authenticate"] == 'Bearer realm="orders"'
+        assert answer.body == {}
+
+    def test_missing_token_without_realm(self) -> None:
+        assert challenge(MissingTokenError()).headers["WWW-Authenticate"] == "Bearer"
+
+    def test_invalid_token(self) -> None:
+        answer = challenge(InvalidTokenError("The access token expired"), realm="orders")
+        assert answer.status_code == 401
+        assert answer.headers["WWW-Authenticate"] == (
+            'Bearer realm="orders", error="invalid_token", '
+            'error_description="The access token expired"'
+        )
+        assert answer.body == {
+            "error": "invalid_token",
+            "error_description": "The access token expired",
+        }
+        assert answer.headers["Cache-Control"] == "no-store"
+
+    def test_insufficient_scope_names_the_scope(self) -> None:
+        answer = challenge(
+            MissingScopeError(["orders:read", "orders:write"], missing=["orders:write"])
+        )
+        assert answer.status_code == 403
+        header = answer.headers["WWW-Authenticate"]
+        assert header.startswith('Bearer error="insufficient_scope"')
+        assert 'scope="orders:read orders:write"' in header
+        assert "orders:write" in answer.body["error_description"]
+
+    def test_invalid_request(self) -> None:
+        answer = challenge(InvalidRequestError("bad header"), realm="api")
+        assert answer.status_code == 400
+        assert 'error="invalid_request"' in answer.headers["WWW-Authenticate"]
+
+    def test_description_cannot_break_out_of_the_quoted_string(self) -> None:
+        answer = challenge(InvalidTokenError('evil", error="none\\ \u00e9\n'))
+        header = answer.headers["WWW-Authenticate"]
+        assert header == 'Bearer error="invalid_token", error_description="evil, error=none "'
+
+    def test_unavailable_is_503_without_a_bearer_challenge(self) -> None:
+        error = TemporarilyUnavailableError("keys unavailable", headers={"Retry-After": "3"})
+        answer = challenge(error)
+        assert answer.status_code == 503
+        assert "WWW-Authenticate" not in answer.headers
+        assert answer.headers["Retry-After"] == "3"
+
+    def test_private_detail_is_never_sent(self) -> None:
+        answer = challenge(InvalidTokenError("expired", detail="kid rsa-1 secret detail"))
+        assert "secret" not in str(answer)
+
+
+def test_check_scopes() -> None:
+    claims = validate_claims(
+        claims_for(scope="orders:read"),
+        issuer=claims_for()["iss"],
+        audiences=frozenset({claims_for()["aud"]}),
+        now=claims_for()["iat"],
+        leeway=0,
+    )
+    check_scopes(claims, ["orders:read"])
+    check_scopes(claims, [])
+    with pytest.raises(MissingScopeError) as info:
+        check_scopes(claims, ["orders:read", "orders:write"])
+    assert info.value.scopes == ("orders:read", "orders:write")
+    assert info.value.status_code == 403
