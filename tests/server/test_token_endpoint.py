@@ -360,7 +360,11 @@ def test_metadata_lists_what_is_supported(server: Harness) -> None:
     assert meta["issuer"] == ISSUER
     assert meta["token_endpoint"] == ISSUER + "/oauth/token"
     assert meta["jwks_uri"] == ISSUER + "/.well-known/jwks.json"
-    assert meta["grant_types_supported"] == ["client_credentials"]
+    assert meta["grant_types_supported"] == [
+        "client_credentials",
+        "refresh_token",
+        "migration_token",
+    ]
     assert meta["access_token_signing_alg_values_supported"] == ["RS256"]
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import anyio
 
 from keyturn.keys.keyring import KeyRing
 from keyturn.server.secrets import Hasher, generate_token_id
@@ -47,6 +49,74 @@ class IssuedToken:
         }
 
 
+@dataclass(slots=True)
+class _Batch:
+    records: list[TokenRecord] = field(default_factory=list)
+    errors: list[BaseException | None] = field(default_factory=list)
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+
+class TokenRecorder:
+    """Group commit for token records: one transaction for many concurrent tokens.
+
+    Every token is still recorded before its response is sent: a request waits
+    until the transaction holding its record has committed. What changes is
+    that records arriving while a write is in flight are collected and written
+    together by the next write (one multi-row insert, one commit) instead of
+    each taking its own connection, transaction and commit -- on SQLite, many
+    concurrent writers also meant lock waits in SQLite's busy handler.
+
+    The first record of a batch makes its request the batch's writer; the
+    others wait for the batch to be written. Only one write runs at a time per
+    process. The write is shielded from cancellation so that waiters are never
+    left behind; if a multi-row write fails, each record is retried on its own
+    so every request gets its own outcome.
+    """
+
+    def __init__(self, storage: Storage, max_batch: int = 256) -> None:
+        self._storage = storage
+        self._max_batch = max_batch
+        self._open: _Batch | None = None
+        self._write_lock = anyio.Lock()
+
+    async def record(self, record: TokenRecord) -> None:
+        batch = self._open
+        if batch is None or len(batch.records) >= self._max_batch:
+            batch = self._open = _Batch()
+        index = len(batch.records)
+        batch.records.append(record)
+        batch.errors.append(None)
+        if index == 0:
+            with anyio.CancelScope(shield=True):
+                async with self._write_lock:
+                    if self._open is batch:
+                        self._open = None  # closed: later records start the next batch
+                    await self._write(batch)
+        else:
+            await batch.done.wait()
+        error = batch.errors[index]
+        if error is not None:
+            raise error
+
+    async def _write(self, batch: _Batch) -> None:
+        try:
+            if len(batch.records) == 1:
+                await self._storage.record_token(batch.records[0])
+            else:
+                await self._storage.record_tokens(batch.records)
+        except Exception as exc:
+            if len(batch.records) == 1:
+                batch.errors[0] = exc
+            else:
+                for i, record in enumerate(batch.records):
+                    try:
+                        await self._storage.record_token(record)
+                    except Exception as one:
+                        batch.errors[i] = one
+        finally:
+            batch.done.set()
+
+
 class TokenIssuer:
     def __init__(
         self,
@@ -61,8 +131,15 @@ class TokenIssuer:
         self._hasher = hasher
         self._issuer = issuer
         self._clock = clock
+        self._recorder = TokenRecorder(storage)
 
     async def issue_access_token(self, decision: TokenDecision) -> IssuedToken:
+        issued = await self.sign_access_token(decision)
+        await self._recorder.record(issued.record)
+        return issued
+
+    async def sign_access_token(self, decision: TokenDecision) -> IssuedToken:
+        """Sign without recording: for grants that record in their own transaction."""
         now = int(self._clock())
         jti = generate_token_id()
         scope = " ".join(decision.scopes)
@@ -93,5 +170,4 @@ class TokenIssuer:
             family_id=decision.family_id,
             kid=kid,
         )
-        await self._storage.record_token(record)
         return IssuedToken(token, decision.lifetime, scope, record)

@@ -32,6 +32,22 @@ def generate_token_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+REFRESH_TOKEN_PREFIX = "ktr_"
+
+
+def generate_refresh_token() -> str:
+    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def legacy_lookup_value(token: str) -> str:
+    """What an imported legacy token is hashed as: its SHA-256, labelled.
+
+    Importers may only have the SHA-256 of their old tokens, so both import
+    paths store the keyed hash of this value.
+    """
+    return "legacy-sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
 class Hasher:
     """HMAC-SHA-256 under the pepper; one instance per process, reused."""
 
@@ -44,6 +60,10 @@ class Hasher:
 
     def hash(self, value: str) -> str:
         return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+
+    def derive_key(self, label: str, value: str) -> bytes:
+        """A 256-bit key bound to the pepper, a purpose and a value (HMAC as a PRF)."""
+        return hmac.new(self._key, f"{label}\x00{value}".encode(), hashlib.sha256).digest()
 
     def verify(self, value: str, expected_hash: str | None) -> bool:
         """Constant-time check; a missing hash never matches (but costs the same)."""

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     access_token_lifetime: int = Field(default=5 * 3600, gt=0)
     default_audience: str | None = None
+    refresh_token_lifetime: int = Field(default=30 * 24 * 3600, gt=0)
+    refresh_grace_period: int = Field(default=5, ge=0)
+    """Seconds in which presenting a just-rotated refresh token replays the same answer."""
 
     signing_alg: SigningAlg = "RS256"
     key_activation_delay: int = Field(default=3600, ge=0)

@@ -18,8 +18,10 @@ from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidS
 from keyturn.server.context import ServerContext
 from keyturn.server.issuance import IssuedToken, TokenDecision
 from keyturn.server.scopes import grant_audience, grant_scopes
+from keyturn.server.secrets import generate_token_id, legacy_lookup_value
 from keyturn.storage.records import (
     TOKEN_KIND_ACCESS,
+    TOKEN_KIND_LEGACY,
     TOKEN_KIND_REFRESH,
     Client,
     TokenRecord,
@@ -78,7 +80,11 @@ async def get_token(ctx: ServerContext, token_id: str) -> TokenRecord:
 
 
 async def find_by_value(ctx: ServerContext, token: str) -> TokenRecord | None:
-    return await ctx.storage.find_token_by_hash(ctx.hasher.hash(token))
+    """A token by its value: Keyturn's own, else one imported from a legacy server."""
+    record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(token))
+    if record is None:
+        record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(legacy_lookup_value(token)))
+    return record
 
 
 async def get_client(ctx: ServerContext, client_id: str) -> Client:
@@ -213,6 +219,66 @@ async def renew(ctx: ServerContext, token_id: str) -> IssuedToken:
         family_id=record.family_id,
     )
     return await ctx.issuer.issue_access_token(decision)
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyToken:
+    """A token from another server: its value, or the SHA-256 hex of its value."""
+
+    client_id: str
+    expires_at: int
+    token: str | None = None
+    token_sha256: str | None = None
+    subject: str | None = None
+    scopes: tuple[str, ...] = ()
+    audience: tuple[str, ...] = ()
+
+
+async def import_legacy(ctx: ServerContext, tokens: Sequence[LegacyToken]) -> list[TokenRecord]:
+    """Record legacy tokens so they keep working until exchanged (migration grant).
+
+    Imported tokens introspect as active and can be revoked like Keyturn's own;
+    only their keyed hash is stored, whichever form they arrive in.
+    """
+    now = int(ctx.clock())
+    records: list[TokenRecord] = []
+    clients: dict[str, Client] = {}
+    for item in tokens:
+        if (item.token is None) == (item.token_sha256 is None):
+            raise InvalidRequestError("give each token as token or as token_sha256, not both")
+        if item.token is not None:
+            lookup = legacy_lookup_value(item.token)
+        else:
+            digest = (item.token_sha256 or "").lower()
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise InvalidRequestError("token_sha256 must be 64 hex digits")
+            lookup = "legacy-sha256:" + digest
+        if item.client_id not in clients:
+            clients[item.client_id] = await get_client(ctx, item.client_id)
+        if item.expires_at <= now:
+            raise InvalidRequestError("an imported token must not be expired already")
+        records.append(
+            TokenRecord(
+                token_id=generate_token_id(),
+                token_hash=ctx.hasher.hash(lookup),
+                kind=TOKEN_KIND_LEGACY,
+                client_id=item.client_id,
+                subject=item.subject,
+                scope=" ".join(item.scopes),
+                audience=item.audience,
+                grant_type="legacy",
+                issued_at=now,
+                expires_at=item.expires_at,
+            )
+        )
+    hashes = [r.token_hash for r in records]
+    if len(set(hashes)) != len(hashes):
+        raise InvalidRequestError("the same token appears twice in the import")
+    for record in records:
+        if await ctx.storage.find_token_by_hash(record.token_hash) is not None:
+            raise InvalidRequestError("a token in this import was imported before", status_code=409)
+    await ctx.storage.record_tokens(records)
+    return records
 
 
 async def purge(ctx: ServerContext, *, max_batches: int | None = None) -> int:

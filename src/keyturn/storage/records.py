@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
+GRANT_REFRESH_TOKEN = "refresh_token"
+GRANT_MIGRATION_TOKEN = "migration_token"
 AUTH_BASIC = "client_secret_basic"
 AUTH_POST = "client_secret_post"
 AUTH_NONE = "none"

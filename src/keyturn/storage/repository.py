@@ -52,6 +52,14 @@ class Storage(Protocol):
     async def revoke_matching(self, flt: TokenFilter, now: int) -> list[TokenRecord]: ...
     async def consume_token(self, token_id: str, now: int) -> bool: ...
     async def purge_tokens(self, cutoff: int, batch: int) -> int: ...
+    async def exchange_token(
+        self,
+        old_token_id: str,
+        now: int,
+        new_tokens: Sequence[TokenRecord],
+        replay: tuple[str, int] | None = None,
+    ) -> bool: ...
+    async def get_replay(self, token_id: str, now: int) -> str | None: ...
     async def list_signing_keys(self) -> list[SigningKeyRecord]: ...
     async def add_signing_key(self, key: SigningKeyRecord) -> None: ...
     async def delete_signing_key(self, kid: str) -> bool: ...
@@ -257,10 +265,58 @@ class SqlStorage:
             )
         return result.rowcount == 1
 
+    async def exchange_token(
+        self,
+        old_token_id: str,
+        now: int,
+        new_tokens: Sequence[TokenRecord],
+        replay: tuple[str, int] | None = None,
+    ) -> bool:
+        """Consume a single-use token and record its successors in one transaction.
+
+        ``replay`` is ``(ciphertext, expires_at)`` of the answer to keep for
+        concurrent presenters of the same token (refresh rotation).
+
+        Exactly one of several concurrent callers wins (the conditional update);
+        a loser sees either nothing or the winner's whole result, replay
+        included, never a consumed token without its successors.
+        """
+        t = schema.tokens.c
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(schema.tokens)
+                .where(t.token_id == old_token_id, t.revoked_at.is_(None), t.expires_at > now)
+                .values(revoked_at=now)
+            )
+            if result.rowcount != 1:
+                await conn.rollback()
+                return False
+            await conn.execute(insert(schema.tokens), [_token_row(r) for r in new_tokens])
+            if replay is not None:
+                await conn.execute(
+                    insert(schema.token_replays).values(
+                        token_id=old_token_id, ciphertext=replay[0], expires_at=replay[1]
+                    )
+                )
+        return True
+
+    async def get_replay(self, token_id: str, now: int) -> str | None:
+        r = schema.token_replays.c
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(r.ciphertext).where(r.token_id == token_id, r.expires_at >= now)
+            )
+            value = result.scalar_one_or_none()
+        return str(value) if value is not None else None
+
     async def purge_tokens(self, cutoff: int, batch: int) -> int:
         """Delete up to ``batch`` rows expired or revoked before ``cutoff``."""
         t = schema.tokens.c
         async with self.engine.begin() as conn:
+            # Replays live for seconds; any older than the cutoff go too.
+            await conn.execute(
+                delete(schema.token_replays).where(schema.token_replays.c.expires_at < cutoff)
+            )
             ids = (
                 (
                     await conn.execute(

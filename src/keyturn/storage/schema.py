@@ -81,3 +81,15 @@ signing_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("activates_at", BigInteger, nullable=False),
 )
+
+token_replays = Table(
+    "token_replays",
+    metadata,
+    # The rotated refresh token whose answer this is.
+    Column("token_id", String(64), primary_key=True),
+    # The answer, encrypted under a key derived from the old refresh token's
+    # value, which is never stored: the row is useless without that token.
+    Column("ciphertext", Text, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_token_replays_expires_at", "expires_at"),
+)

@@ -17,6 +17,8 @@ from keyturn.server.admin.models import (
     ClientOut,
     ClientUpdate,
     ErrorBody,
+    ImportedOut,
+    ImportRequest,
     IssuedOut,
     PurgedOut,
     RevokeAllRequest,
@@ -132,6 +134,28 @@ async def revoke_all(ctx: Admin, body: RevokeAllRequest) -> RevokedOut:
 async def purge_tokens(ctx: Admin) -> PurgedOut:
     """Delete rows expired or revoked longer than the retention period ago, now."""
     return PurgedOut(purged=await token_service.purge(ctx))
+
+
+@router.post("/tokens/import", response_model=ImportedOut, status_code=201, tags=["tokens"])
+async def import_tokens(ctx: Admin, body: ImportRequest) -> ImportedOut:
+    """Import tokens from another server so nobody is logged out; each can later be
+    exchanged once with the ``migration_token`` grant."""
+    records = await token_service.import_legacy(
+        ctx,
+        [
+            token_service.LegacyToken(
+                client_id=t.client_id,
+                expires_at=t.expires_at,
+                token=t.token,
+                token_sha256=t.token_sha256,
+                subject=t.subject,
+                scopes=tuple(t.scopes),
+                audience=tuple(t.audience),
+            )
+            for t in body.tokens
+        ],
+    )
+    return ImportedOut(imported=len(records), token_ids=[r.token_id for r in records])
 
 
 @router.get("/tokens/{token_id}", response_model=TokenOut, tags=["tokens"])

@@ -167,3 +167,30 @@ class ClientUpdate(Strict):
 class ClientCreatedOut(BaseModel):
     client: ClientOut
     client_secret: str | None = Field(description="Shown once; only its hash is kept.")
+
+
+class LegacyTokenIn(Strict):
+    """A token from the server you migrate from; only its keyed hash is stored."""
+
+    token: str | None = Field(default=None, min_length=1, max_length=8192)
+    token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    client_id: str = Id
+    subject: str | None = Field(default=None, min_length=1, max_length=255)
+    scopes: list[str] = Field(default_factory=list, max_length=100)
+    audience: list[str] = Field(default_factory=list, max_length=20)
+    expires_at: int = Field(gt=0, lt=2**53)
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> LegacyTokenIn:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("give exactly one of token and token_sha256")
+        return self
+
+
+class ImportRequest(Strict):
+    tokens: list[LegacyTokenIn] = Field(min_length=1, max_length=1000)
+
+
+class ImportedOut(BaseModel):
+    imported: int
+    token_ids: list[str]

@@ -6,11 +6,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from keyturn.server.context import ServerContext
-from keyturn.server.grants import client_credentials
+from keyturn.server.grants import client_credentials, migration_token, refresh_token
 from keyturn.storage.records import Client
 
 GrantHandler = Callable[[ServerContext, Client, dict[str, str]], Awaitable[dict[str, Any]]]
 
 HANDLERS: dict[str, GrantHandler] = {
     client_credentials.GRANT_TYPE: client_credentials.handle,
+    refresh_token.GRANT_TYPE: refresh_token.handle,
+    migration_token.GRANT_TYPE: migration_token.handle,
 }

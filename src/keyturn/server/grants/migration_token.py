@@ -1,0 +1,65 @@
+"""Square's migration grant: exchange a legacy token imported from another server, once.
+
+Operators import their old tokens (by value or SHA-256) through the admin API;
+a client presents an old token as ``migration_token`` and receives a Keyturn
+access token (and refresh token, if the client may have them) for the same
+subject and scopes. The exchange consumes the legacy token atomically.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from keyturn.server.context import ServerContext
+from keyturn.server.issuance import TokenDecision
+from keyturn.server.refresh_tokens import may_have_refresh_tokens, new_refresh_record, pair_response
+from keyturn.server.scopes import grant_scopes
+from keyturn.server.secrets import generate_token_id, legacy_lookup_value
+from keyturn.storage.records import GRANT_MIGRATION_TOKEN, TOKEN_KIND_LEGACY, Client
+
+GRANT_TYPE = GRANT_MIGRATION_TOKEN
+
+
+async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> dict[str, Any]:
+    value = params.get("migration_token")
+    if not value:
+        raise InvalidRequestError("the migration_token parameter is required")
+    now = int(ctx.clock())
+    record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(legacy_lookup_value(value)))
+    if record is None or record.kind != TOKEN_KIND_LEGACY:
+        raise InvalidGrantError("the migration token is unknown")
+    if record.client_id != client.client_id:
+        raise InvalidGrantError("the migration token belongs to another client")
+    if not record.is_active(now):
+        raise InvalidGrantError("the migration token was already exchanged, revoked or expired")
+    try:
+        scopes = grant_scopes(tuple(record.scope.split()), client.scopes)
+    except InvalidScopeError:
+        raise InvalidGrantError("the client no longer has every scope of this token") from None
+    family_id = generate_token_id()
+    decision = TokenDecision(
+        client=client,
+        subject=record.subject or client.client_id,
+        scopes=scopes,
+        audience=record.audience or (ctx.settings.audience,),
+        grant_type=GRANT_TYPE,
+        lifetime=client.access_token_lifetime or ctx.settings.access_token_lifetime,
+        family_id=family_id,
+    )
+    access = await ctx.issuer.sign_access_token(decision)
+    records = [access.record]
+    refresh_value = None
+    if may_have_refresh_tokens(decision):
+        refresh_value, refresh = new_refresh_record(
+            ctx,
+            decision,
+            scope=access.scope,
+            family_id=family_id,
+            parent_id=record.token_id,
+            now=now,
+        )
+        records.append(refresh)
+    if not await ctx.storage.exchange_token(record.token_id, now, records):
+        raise InvalidGrantError("the migration token was already exchanged")
+    return pair_response(access, refresh_value)
