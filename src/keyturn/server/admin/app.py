@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from keyturn.core.errors import InvalidRequestError, OAuthError
 from keyturn.server import token_service
@@ -31,7 +33,7 @@ from keyturn.server.admin.models import (
 )
 from keyturn.server.clients import build_client, update_client, with_new_secret
 from keyturn.server.context import ServerContext
-from keyturn.server.errors import oauth_error_handler
+from keyturn.server.errors import http_error_handler, oauth_error_handler
 from keyturn.server.responses import json_response
 from keyturn.storage.repository import ClientExistsError, TokenFilter
 
@@ -62,11 +64,43 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
     return json_response(error.to_dict(), 400)
 
 
+async def admin_http_error_handler(request: Request, exc: Exception) -> Response:
+    """As the main app's, but ``Allow`` on a 405 lists every method of the path.
+
+    Starlette names only the first route that matched the path, and the admin
+    API registers one route per method.
+    """
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        # The first route whose path matches decides the resource, as in routing.
+        probe = {**request.scope, "method": "GET"}
+        matched = next((r for r in router.routes if r.matches(probe)[0] != Match.NONE), None)
+        path = getattr(matched, "path", None)
+        allowed: set[str] = set()
+        for route in router.routes:
+            if getattr(route, "path", None) == path:
+                allowed |= getattr(route, "methods", None) or set()
+        if allowed:
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
+    return await http_error_handler(request, exc)
+
+
 def value_error(exc: ValueError) -> InvalidRequestError:
     return InvalidRequestError(str(exc))
 
 
-router = APIRouter()
+async def reject_unknown_query(request: Request) -> None:
+    """A misspelt filter (``?client=``) must not silently list everything."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    known = {p.alias for p in dependant.query_params} if dependant is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        hint = f"; known: {', '.join(sorted(known))}" if known else ""
+        raise InvalidRequestError(f"unknown query parameter {unknown[0]!r}{hint}")
+
+
+router = APIRouter(dependencies=[Depends(reject_unknown_query)])
 
 
 # -- tokens ----------------------------------------------------------------------------
@@ -272,7 +306,28 @@ def create_admin_app() -> FastAPI:
         exception_handlers={
             OAuthError: oauth_error_handler,
             RequestValidationError: validation_error_handler,
+            HTTPException: admin_http_error_handler,
         },
     )
     app.include_router(router)
+    app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
+    """Declare the bearer scheme every route checks (``require_admin`` reads it itself)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "adminToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        }
+        schema["security"] = [{"adminToken": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -14,7 +14,18 @@ ScopeList = list[str]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Request bodies: unknown fields and type coercion (``0`` for ``false``) are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _exactly_one_of(*names: str) -> ConfigDict:
+    """Say in the JSON schema what the validator enforces: exactly one of ``names``."""
+    return ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"oneOf": [{"required": [n]} for n in names]},
+    )
 
 
 class ErrorBody(BaseModel):
@@ -84,6 +95,8 @@ class TokenUpdate(Strict):
 class RevokeRequest(Strict):
     """Name the token by its value or by its identifier (``jti``), not both."""
 
+    model_config = _exactly_one_of("token", "token_id")
+
     token: str | None = Field(default=None, min_length=1, max_length=8192)
     token_id: str | None = Field(default=None, min_length=1, max_length=64)
 
@@ -95,6 +108,11 @@ class RevokeRequest(Strict):
 
 
 class RevokeAllRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"anyOf": [{"required": ["client_id"]}, {"required": ["subject"]}]},
+    )
     client_id: str | None = Field(default=None, min_length=1, max_length=128)
     subject: str | None = Field(default=None, min_length=1, max_length=255)
     access_tokens_only: bool = Field(
@@ -171,6 +189,8 @@ class ClientCreatedOut(BaseModel):
 
 class LegacyTokenIn(Strict):
     """A token from the server you migrate from; only its keyed hash is stored."""
+
+    model_config = _exactly_one_of("token", "token_sha256")
 
     token: str | None = Field(default=None, min_length=1, max_length=8192)
     token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
