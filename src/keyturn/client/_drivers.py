@@ -1,0 +1,339 @@
+"""The thin shells that carry out the core's commands: one sync, one async.
+
+Both walk the same `keyturn.core.commands` generator. They differ only where
+the concurrency model does: how to wait for a flight (block the thread, or
+park the task and let the leader wake its loop), how to sleep, and whether a
+hook or store call is awaited. HTTP commands are passed *out* (yielded), so the
+same shells serve the httpx2 `Auth` flow (which yields them to the user's
+client) and the manager's own calls (which send them with its own client).
+
+Every store lock a command took is released when the operation ends, however
+it ends; the core cannot do that itself when its generator is being closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from keyturn.client.stores.base import AsyncTokenStore, TokenStore
+from keyturn.core.commands import (
+    CallProvider,
+    CallUpdate,
+    Command,
+    Op,
+    Send,
+    SendApi,
+    Sleep,
+    StoreClear,
+    StoreLoad,
+    StoreLock,
+    StoreSave,
+    StoreUnlock,
+    WaitFlight,
+)
+from keyturn.core.events import EventKind, TokenEvent
+from keyturn.core.flight import Flight
+
+if TYPE_CHECKING:
+    from keyturn.client.manager import TokenManager
+
+__all__ = ["AsyncEffects", "SyncEffects", "drive_async", "drive_sync", "run_async", "run_sync"]
+
+T = TypeVar("T")
+Outbound = Send | SendApi
+log = logging.getLogger("keyturn.client")
+
+
+def _hook_failed(manager: TokenManager, exc: BaseException) -> None:
+    log.error("keyturn: on_token_update raised %s; the token is still used", type(exc).__name__)
+    manager.emit(
+        TokenEvent(EventKind.HOOK_FAILED, manager.credentials.grant_type, type(exc).__name__)
+    )
+
+
+@dataclass
+class SyncEffects:
+    """Carries out non-HTTP commands by blocking the calling thread."""
+
+    manager: TokenManager
+    locks: dict[str, AbstractContextManager[object]] = field(default_factory=dict)
+
+    def _store(self) -> TokenStore:
+        store = self.manager.store
+        if not isinstance(store, TokenStore):
+            raise TypeError(f"{type(store).__name__} is async-only: use an async client")
+        return store
+
+    def run(self, cmd: Command) -> Any:
+        m = self.manager
+        if isinstance(cmd, WaitFlight):
+            cmd.flight.wait()
+        elif isinstance(cmd, Sleep):
+            m.clock.sleep(cmd.seconds)
+        elif isinstance(cmd, CallProvider):
+            assert m.token_provider is not None
+            result = m.token_provider(cmd.last_token, m)
+            if inspect.isawaitable(result):
+                _discard(result)
+                raise TypeError("an async token_provider needs an async client")
+            return result
+        elif isinstance(cmd, CallUpdate):
+            try:
+                result = m.on_token_update(cmd.token) if m.on_token_update else None
+                if inspect.isawaitable(result):
+                    _discard(result)
+                    raise TypeError("an async on_token_update needs an async client")
+            except Exception as exc:
+                _hook_failed(m, exc)
+        elif isinstance(cmd, StoreLoad):
+            return self._store().load(cmd.key)
+        elif isinstance(cmd, StoreSave):
+            self._store().save(cmd.key, cmd.token)
+        elif isinstance(cmd, StoreClear):
+            return self._store().clear(cmd.key, cmd.expected)
+        elif isinstance(cmd, StoreLock):
+            lock = self._store().lock(cmd.key)
+            lock.__enter__()
+            self.locks[cmd.key] = lock
+        elif isinstance(cmd, StoreUnlock):
+            held = self.locks.pop(cmd.key, None)
+            if held is not None:
+                held.__exit__(None, None, None)
+        else:  # pragma: no cover - Send/SendApi never reach here
+            raise TypeError(f"unexpected command {cmd!r}")
+        return None
+
+    def release(self) -> None:
+        while self.locks:
+            _, held = self.locks.popitem()
+            held.__exit__(None, None, None)
+
+
+@dataclass
+class AsyncEffects:
+    """Carries out non-HTTP commands without blocking the event loop."""
+
+    manager: TokenManager
+    locks: dict[str, AbstractContextManager[object] | AbstractAsyncContextManager[object]] = field(
+        default_factory=dict
+    )
+
+    async def run(self, cmd: Command) -> Any:
+        m = self.manager
+        store = m.store
+        if isinstance(cmd, WaitFlight):
+            await wait_flight(cmd.flight)
+        elif isinstance(cmd, Sleep):
+            await m.clock.asleep(cmd.seconds)
+        elif isinstance(cmd, CallProvider):
+            assert m.token_provider is not None
+            result = m.token_provider(cmd.last_token, m)
+            return await result if inspect.isawaitable(result) else result
+        elif isinstance(cmd, CallUpdate):
+            try:
+                result = m.on_token_update(cmd.token) if m.on_token_update else None
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                _hook_failed(m, exc)
+        elif isinstance(store, AsyncTokenStore):
+            return await self._run_async_store(store, cmd)
+        elif isinstance(cmd, StoreLock):
+            lock = store.lock(cmd.key)
+            # A cross-process lock may block for a whole token exchange: not on the loop.
+            await anyio.to_thread.run_sync(lock.__enter__)
+            self.locks[cmd.key] = lock
+        elif isinstance(cmd, StoreUnlock):
+            held = self.locks.pop(cmd.key, None)
+            if held is not None:
+                await _exit(held)
+        else:
+            return SyncEffects(m).run(cmd)
+        return None
+
+    async def _run_async_store(self, store: AsyncTokenStore, cmd: Command) -> Any:
+        if isinstance(cmd, StoreLoad):
+            return await store.aload(cmd.key)
+        if isinstance(cmd, StoreSave):
+            await store.asave(cmd.key, cmd.token)
+        elif isinstance(cmd, StoreClear):
+            return await store.aclear(cmd.key, cmd.expected)
+        elif isinstance(cmd, StoreLock):
+            lock = store.alock(cmd.key)
+            await lock.__aenter__()
+            self.locks[cmd.key] = lock
+        elif isinstance(cmd, StoreUnlock):
+            held = self.locks.pop(cmd.key, None)
+            if held is not None:
+                await _exit(held)
+        return None
+
+    async def release(self) -> None:
+        while self.locks:
+            _, held = self.locks.popitem()
+            await _exit(held)
+
+
+async def _exit(held: AbstractContextManager[object] | AbstractAsyncContextManager[object]) -> None:
+    if isinstance(held, AbstractAsyncContextManager):
+        await held.__aexit__(None, None, None)
+    else:
+        held.__exit__(None, None, None)
+
+
+def _discard(awaitable: Awaitable[Any]) -> None:
+    if inspect.iscoroutine(awaitable):
+        awaitable.close()
+
+
+async def wait_flight(flight: Flight) -> None:
+    """Park this task until ``flight`` ends, without binding anything to this loop.
+
+    The flight calls back from whichever thread finishes it; the callback only
+    schedules the wake-up on this task's own loop (``call_soon_threadsafe``).
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio): wait in a worker thread
+        await anyio.to_thread.run_sync(flight.wait)
+        return
+    future: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    def callback() -> None:
+        # RuntimeError: that loop is closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(wake)
+
+    if flight.add_done_callback(callback):
+        await future
+
+
+def drive_sync(op: Op[T], effects: SyncEffects) -> Generator[Outbound, Any, T]:
+    """Run ``op``: carry out local commands, yield HTTP ones, throw failures back in."""
+    reply: Any = None
+    error: Exception | None = None
+    try:
+        while True:
+            try:
+                cmd = op.throw(error) if error is not None else op.send(reply)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            reply, error = None, None
+            try:
+                if isinstance(cmd, Send | SendApi):
+                    reply = yield cmd
+                else:
+                    reply = effects.run(cmd)
+            except Exception as exc:
+                error = exc
+            except BaseException as exc:
+                if not isinstance(exc, GeneratorExit):
+                    _abort(op, exc)  # KeyboardInterrupt: the next caller retries
+                raise
+    finally:
+        op.close()
+        effects.release()
+
+
+async def drive_async(
+    op: Op[Any], effects: AsyncEffects, box: list[Any]
+) -> AsyncGenerator[Outbound, Any]:
+    """`drive_sync` for tasks; the result goes to ``box`` (async generators cannot return)."""
+    reply: Any = None
+    error: Exception | None = None
+    try:
+        while True:
+            try:
+                cmd = op.throw(error) if error is not None else op.send(reply)
+            except StopIteration as stop:
+                box.append(stop.value)
+                return
+            reply, error = None, None
+            try:
+                if isinstance(cmd, Send | SendApi):
+                    reply = yield cmd
+                else:
+                    reply = await effects.run(cmd)
+            except Exception as exc:
+                error = exc
+            except BaseException as exc:
+                # Cancelled here, or closed by the HTTP client because this task was
+                # cancelled (not because the network failed): waiters retry, not fail.
+                if not isinstance(exc, GeneratorExit):
+                    _abort(op, exc)
+                elif _cancelling():
+                    _abort(op, asyncio.CancelledError())
+                raise
+    finally:
+        op.close()
+        await effects.release()
+
+
+def _abort(op: Op[Any], exc: BaseException) -> None:
+    with contextlib.suppress(BaseException):
+        op.throw(exc)
+
+
+def _cancelling() -> bool:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return False
+    return task is not None and task.cancelling() > 0
+
+
+def run_sync(op: Op[T], effects: SyncEffects, send: Callable[[Outbound], Any]) -> T:
+    """Run ``op`` to completion, sending its HTTP commands with ``send``."""
+    flow = drive_sync(op, effects)
+    reply: Any = None
+    error: Exception | None = None
+    try:
+        while True:
+            try:
+                cmd = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            reply, error = None, None
+            try:
+                reply = send(cmd)
+            except Exception as exc:
+                error = exc
+    finally:
+        flow.close()
+
+
+async def run_async(
+    op: Op[T], effects: AsyncEffects, send: Callable[[Outbound], Awaitable[Any]]
+) -> T:
+    """`run_sync` for tasks."""
+    box: list[Any] = []
+    flow = drive_async(op, effects, box)
+    reply: Any = None
+    error: Exception | None = None
+    try:
+        while True:
+            try:
+                cmd = await (flow.athrow(error) if error is not None else flow.asend(reply))
+            except StopAsyncIteration:
+                return box[0]  # type: ignore[no-any-return]
+            reply, error = None, None
+            try:
+                reply = await send(cmd)
+            except Exception as exc:
+                error = exc
+    finally:
+        await flow.aclose()

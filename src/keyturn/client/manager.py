@@ -1,0 +1,268 @@
+"""`TokenManager` (alias `AuthManager`): the SDK's public face for one set of credentials.
+
+Every method is two or three lines: build the core operation, run it with the
+sync or the async shell. The ``a``-prefixed methods are the async variants of
+the same operations, not copies of their logic. The manager's own calls
+(``fetch_token()`` and friends) use its own httpx2 client; requests sent with
+`OAuth2Auth` exchange tokens through the caller's client instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from keyturn.client._drivers import AsyncEffects, Outbound, SyncEffects, run_async, run_sync
+from keyturn.client._http import httpx2, send_async, send_sync
+from keyturn.client.stores.base import AsyncTokenStore, TokenStore
+from keyturn.client.stores.memory import MemoryTokenStore
+from keyturn.core.clock import Clock, SystemClock
+from keyturn.core.commands import Op, Send
+from keyturn.core.credentials import Credentials
+from keyturn.core.events import TokenEvent, TokenMetrics
+from keyturn.core.grants import DEFAULT_LIFETIME
+from keyturn.core.manager import ManagerSettings, TokenCore
+from keyturn.core.token import OAuthToken
+
+if TYPE_CHECKING:
+    from keyturn.client.auth import OAuth2Auth
+
+__all__ = ["AuthManager", "TokenManager", "TokenProvider", "TokenUpdateHook"]
+
+log = logging.getLogger("keyturn.client")
+T = TypeVar("T")
+
+TokenProvider = Callable[
+    [OAuthToken | None, "TokenManager"],
+    OAuthToken | Mapping[str, Any] | Awaitable[OAuthToken | Mapping[str, Any] | None] | None,
+]
+"""``token_provider(last_token, auth_manager) -> token``: called when the token is
+missing or expired. Return a token (e.g. loaded from a database) or call
+``auth_manager.fetch_token()`` / ``await auth_manager.afetch_token()``."""
+
+TokenUpdateHook = Callable[[OAuthToken], Awaitable[None] | None]
+"""``on_token_update(token)``: called with every newly obtained token, after it is
+saved to the store and before any request uses it."""
+
+
+class TokenManager:
+    """Fetches, caches, refreshes, persists and revokes the tokens of one client."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        store: TokenStore | AsyncTokenStore | None = None,
+        token_provider: TokenProvider | None = None,
+        on_token_update: TokenUpdateHook | None = None,
+        on_event: Callable[[TokenEvent], None] | None = None,
+        leeway: float = 60.0,
+        jitter: float = 0.2,
+        default_lifetime: float = DEFAULT_LIFETIME,
+        max_retries: int = 2,
+        max_retry_wait: float = 30.0,
+        clock: Clock | None = None,
+        http_client: httpx2.Client | None = None,
+        async_http_client: httpx2.AsyncClient | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store: TokenStore | AsyncTokenStore = (
+            store if store is not None else MemoryTokenStore()
+        )
+        self.token_provider = token_provider
+        self.on_token_update = on_token_update
+        self.on_event = on_event
+        self.metrics = TokenMetrics()
+        self.clock: Clock = clock or SystemClock()
+        self._settings = ManagerSettings(
+            leeway=leeway,
+            jitter=jitter,
+            default_lifetime=default_lifetime,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+        )
+        self._rng = rng
+        self.core = TokenCore(
+            credentials,
+            clock=self.clock,
+            settings=self._settings,
+            has_provider=token_provider is not None,
+            emit=self.emit,
+            rng=rng,
+        )
+        self._http_client = http_client
+        self._owns_client = http_client is None
+        self._async_http_client = async_http_client
+
+    # -- state ----------------------------------------------------------------
+
+    @property
+    def credentials(self) -> Credentials:
+        return self.core.credentials
+
+    @property
+    def token(self) -> OAuthToken | None:
+        """The token in use now (may be expired; see `is_token_expired`)."""
+        return self.core.token
+
+    @property
+    def clock_skew(self) -> float | None:
+        """Server minus local time, estimated from the last token response's ``Date``."""
+        return self.core.clock_skew
+
+    def is_token_expired(self) -> bool:
+        """True when there is no token or it is within ``leeway`` of expiry."""
+        return self.core.is_token_expired()
+
+    def set_token(self, token: OAuthToken | None) -> None:
+        """Use ``token`` from now on (not saved to the store, no hooks called)."""
+        self.core.set_token(token)
+
+    def emit(self, event: TokenEvent) -> None:
+        self.metrics(event)
+        log.debug(
+            "keyturn: %s (%s)%s", event.kind, event.grant, f" {event.error}" if event.error else ""
+        )
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("keyturn: on_event hook raised")
+
+    def clone_with(self, **changes: Any) -> Self:
+        """A new manager with changed credentials (e.g. ``token=``), same hooks and store."""
+        clone = type(self)(
+            self.credentials.clone_with(**changes),
+            store=self.store,
+            token_provider=self.token_provider,
+            on_token_update=self.on_token_update,
+            on_event=self.on_event,
+            leeway=self._settings.leeway,
+            jitter=self._settings.jitter,
+            default_lifetime=self._settings.default_lifetime,
+            max_retries=self._settings.max_retries,
+            max_retry_wait=self._settings.max_retry_wait,
+            clock=self.clock,
+            http_client=self._http_client if not self._owns_client else None,
+            async_http_client=self._async_http_client,
+            rng=self._rng,
+        )
+        return clone
+
+    def auth(self) -> OAuth2Auth:
+        """An httpx2 ``Auth`` for this manager: ``httpx2.Client(auth=manager.auth())``."""
+        from keyturn.client.auth import OAuth2Auth
+
+        return OAuth2Auth(self)
+
+    # -- running core operations ------------------------------------------------
+
+    def _client(self) -> httpx2.Client:
+        if self._http_client is None:
+            self._http_client = httpx2.Client()
+        return self._http_client
+
+    def _send(self, cmd: Outbound) -> Any:
+        if not isinstance(cmd, Send):
+            raise TypeError("the manager sends token-endpoint requests only")
+        return send_sync(self._client(), cmd.request)
+
+    def run(self, op: Op[T]) -> T:
+        """Run a core operation with the sync shell and this manager's client."""
+        return run_sync(op, SyncEffects(self), self._send)
+
+    async def arun(self, op: Op[T]) -> T:
+        """Run a core operation with the async shell.
+
+        Without an ``async_http_client`` a short-lived one is opened per call:
+        an ``AsyncClient`` belongs to one event loop, and token calls are rare.
+        """
+        if self._async_http_client is not None:
+            client = self._async_http_client
+
+            async def send(cmd: Outbound) -> Any:
+                if not isinstance(cmd, Send):
+                    raise TypeError("the manager sends token-endpoint requests only")
+                return await send_async(client, cmd.request)
+
+            return await run_async(op, AsyncEffects(self), send)
+        async with httpx2.AsyncClient() as own:
+
+            async def send_own(cmd: Outbound) -> Any:
+                if not isinstance(cmd, Send):
+                    raise TypeError("the manager sends token-endpoint requests only")
+                return await send_async(own, cmd.request)
+
+            return await run_async(op, AsyncEffects(self), send_own)
+
+    # -- the auth-manager API -----------------------------------------------------
+
+    def get_token(self) -> OAuthToken:
+        """A usable token: cached, else from the store, the provider or the grant."""
+        fresh = self.core.fresh_token()
+        return fresh if fresh is not None else self.run(self.core.acquire())
+
+    async def aget_token(self) -> OAuthToken:
+        fresh = self.core.fresh_token()
+        return fresh if fresh is not None else await self.arun(self.core.acquire())
+
+    def fetch_token(
+        self, code: str | None = None, *, code_verifier: str | None = None
+    ) -> OAuthToken:
+        """A new token from the grant; with ``code``, the authorization-code exchange."""
+        return self.run(self.core.fetch(code, code_verifier))
+
+    async def afetch_token(
+        self, code: str | None = None, *, code_verifier: str | None = None
+    ) -> OAuthToken:
+        return await self.arun(self.core.fetch(code, code_verifier))
+
+    def refresh_token(self) -> OAuthToken:
+        """Refresh now with the refresh token (or fetch anew when there is none)."""
+        return self.run(self.core.refresh())
+
+    async def arefresh_token(self) -> OAuthToken:
+        return await self.arun(self.core.refresh())
+
+    def revoke(self) -> None:
+        """RFC 7009: revoke the current tokens at the server and forget them."""
+        self.run(self.core.revoke())
+
+    async def arevoke(self) -> None:
+        await self.arun(self.core.revoke())
+
+    def get_authorization_url(
+        self, state: str | None = None, additional_params: Mapping[str, str] | None = None
+    ) -> str:
+        """Where to send the user; generates ``state`` and the PKCE verifier when not given."""
+        return self.run(self.core.authorization_url(state, additional_params))
+
+    async def aget_authorization_url(
+        self, state: str | None = None, additional_params: Mapping[str, str] | None = None
+    ) -> str:
+        return await self.arun(self.core.authorization_url(state, additional_params))
+
+    def parse_redirect(self, url: str) -> str:
+        """The code from the redirect URL; raises `AccessDeniedError` on ``error=access_denied``."""
+        return self.core.parse_redirect(url)
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._owns_client and self._http_client is not None:
+            self._http_client.close()
+            self._http_client = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TokenManager({self.credentials!r}, store={type(self.store).__name__})"
+
+
+AuthManager = TokenManager

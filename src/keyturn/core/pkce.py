@@ -1,0 +1,50 @@
+"""RFC 7636 PKCE: a random verifier and its S256 challenge.
+
+Only the standard library is needed: ``secrets`` for the verifier, SHA-256
+and base64url for the challenge (RFC 7636 §4.1-4.2). ``plain`` is not offered:
+RFC 9700 §2.1.1 says S256 whenever possible.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+__all__ = ["Pkce", "code_challenge", "generate_verifier"]
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def generate_verifier(nbytes: int = 32) -> str:
+    """A high-entropy verifier: 32 random bytes give the 43-character minimum."""
+    verifier = secrets.token_urlsafe(nbytes)
+    if not 43 <= len(verifier) <= 128:
+        raise ValueError("a PKCE verifier must be 43 to 128 characters (RFC 7636 §4.1)")
+    return verifier
+
+
+def code_challenge(verifier: str) -> str:
+    """``BASE64URL(SHA256(ASCII(verifier)))`` without padding."""
+    if not 43 <= len(verifier) <= 128 or not set(verifier) <= _UNRESERVED:
+        raise ValueError("invalid PKCE verifier (RFC 7636 §4.1)")
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Pkce:
+    """A verifier and its S256 challenge."""
+
+    verifier: str
+    challenge: str
+    method: str = "S256"
+
+    @classmethod
+    def generate(cls) -> Pkce:
+        verifier = generate_verifier()
+        return cls(verifier, code_challenge(verifier))
+
+    def __repr__(self) -> str:
+        return f"Pkce(method={self.method!r})"
