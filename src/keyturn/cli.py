@@ -31,14 +31,19 @@ from keyturn.server.app import build_context
 from keyturn.server.clients import build_client, with_new_secret
 from keyturn.server.context import ServerContext
 from keyturn.server.settings import Settings
-from keyturn.storage.records import Client, TokenRecord
-from keyturn.storage.repository import ClientExistsError, TokenFilter
+from keyturn.server.users import build_user, with_password
+from keyturn.storage.records import Client, TokenRecord, User
+from keyturn.storage.repository import ClientExistsError, TokenFilter, UserExistsError
 
 app = typer.Typer(help="Keyturn: OAuth 2.0 token server and tools.", no_args_is_help=True)
 clients_app = typer.Typer(help="Register and manage OAuth clients.", no_args_is_help=True)
 keys_app = typer.Typer(help="Signing keys: list and rotate.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 tokens_app = typer.Typer(help="List, mint, revoke and purge tokens.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="User accounts for the login page and password grant.", no_args_is_help=True
+)
+app.add_typer(users_app, name="users")
 app.add_typer(clients_app, name="clients")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
@@ -185,6 +190,12 @@ def clients_create(
     rate_limit: Annotated[
         int | None, typer.Option(help="Tokens per minute (0 = unlimited).")
     ] = None,
+    can_introspect: Annotated[
+        bool, typer.Option(help="May introspect any token (a resource server).")
+    ] = False,
+    allow_plain_pkce: Annotated[
+        bool, typer.Option(help="Accept PKCE 'plain' (legacy clients only).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Register a client; its secret is printed once and only its hash is kept."""
@@ -203,6 +214,8 @@ def clients_create(
             auth_methods=auth_method,
             access_token_lifetime=lifetime,
             rate_limit=rate_limit,
+            can_introspect=can_introspect,
+            allow_plain_pkce=allow_plain_pkce,
         )
         await ctx.storage.create_client(new.client)
         return new.client, new.secret
@@ -541,6 +554,120 @@ def tokens_purge(
         _print_json({"purged": purged})
     else:
         console.print(f"purged {purged} row(s)")
+
+
+# -- users -------------------------------------------------------------------
+def _read_password(password: str | None, stdin: bool) -> str:
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if password is not None:
+        return password
+    value: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return value
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    password: Annotated[
+        str | None, typer.Option(help="The password (prompted for when omitted).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Create a user (the password is stored as an argon2id hash)."""
+    secret = _read_password(password, password_stdin)
+
+    async def work(ctx: ServerContext) -> User:
+        user = build_user(username, secret, name)
+        await ctx.storage.create_user(user)
+        return user
+
+    try:
+        user = _run(work)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    except UserExistsError:
+        raise _fail(f"a user {username!r} exists already") from None
+    if as_json:
+        _print_json(user.public_dict())
+    else:
+        print(f"user_id:  {user.user_id}")
+        print(f"username: {user.username}")
+
+
+@users_app.command("list")
+def users_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List users."""
+
+    async def work(ctx: ServerContext) -> list[User]:
+        return await ctx.storage.list_users()
+
+    users = _run(work)
+    if as_json:
+        _print_json([u.public_dict() for u in users])
+        return
+    table = Table("username", "name", "created (UTC)")
+    table.add_column("user_id", no_wrap=True, overflow="fold")
+    for u in users:
+        table.add_row(u.username, u.name, _ts(u.created_at), u.user_id)
+    console.print(table)
+
+
+@users_app.command("delete")
+def users_delete(
+    username: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a user, their sessions and consents, and revoke their tokens."""
+    if not yes and not typer.confirm(f"Delete user {username} and revoke their tokens?"):
+        raise typer.Exit(1)
+
+    async def work(ctx: ServerContext) -> int | None:
+        user = await ctx.storage.get_user_by_name(username)
+        if user is None:
+            return None
+        revoked = await token_service.revoke_all(ctx, client_id=None, subject=user.user_id)
+        await ctx.storage.delete_user(user.user_id)
+        return len(revoked)
+
+    revoked = _run(work)
+    if revoked is None:
+        raise _fail(f"no user {username!r}")
+    console.print(f"deleted user {username}; revoked {revoked} token(s)")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    username: str,
+    password: Annotated[
+        str | None, typer.Option(help="The new password (prompted for when omitted).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Set a user's password."""
+    secret = _read_password(password, password_stdin)
+
+    async def work(ctx: ServerContext) -> bool:
+        user = await ctx.storage.get_user_by_name(username)
+        if user is None:
+            return False
+        return await ctx.storage.update_user(with_password(user, secret))
+
+    try:
+        found = _run(work)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if not found:
+        raise _fail(f"no user {username!r}")
+    console.print(f"password of {username} changed")
 
 
 def main() -> None:

@@ -360,11 +360,13 @@ def test_metadata_lists_what_is_supported(server: Harness) -> None:
     assert meta["issuer"] == ISSUER
     assert meta["token_endpoint"] == ISSUER + "/oauth/token"
     assert meta["jwks_uri"] == ISSUER + "/.well-known/jwks.json"
-    assert meta["grant_types_supported"] == [
+    assert set(meta["grant_types_supported"]) == {
+        "authorization_code",
         "client_credentials",
+        "password",
         "refresh_token",
         "migration_token",
-    ]
+    }
     assert meta["access_token_signing_alg_values_supported"] == ["RS256"]
 
 

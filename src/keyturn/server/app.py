@@ -24,19 +24,26 @@ from keyturn.server.admin.app import create_admin_app
 from keyturn.server.clients import ClientCache
 from keyturn.server.context import ServerContext
 from keyturn.server.denylist import create_denylist
+from keyturn.server.endpoints.authorize import authorize_get, authorize_post
 from keyturn.server.endpoints.introspection import introspection_endpoint
 from keyturn.server.endpoints.jwks import jwks_endpoint, public_key_endpoint
+from keyturn.server.endpoints.login import login_post
 from keyturn.server.endpoints.metadata import (
     ADMIN_PATH,
+    AUTHORIZE_PATH,
     INTROSPECTION_PATH,
     JWKS_PATH,
+    LOGIN_PATH,
     PUBLIC_KEY_PATH,
     REVOCATION_PATH,
     TOKEN_PATH,
+    USERINFO_PATH,
     metadata_endpoint,
+    openid_configuration_endpoint,
 )
 from keyturn.server.endpoints.revocation import revocation_endpoint
 from keyturn.server.endpoints.token import token_endpoint
+from keyturn.server.endpoints.userinfo import userinfo_endpoint
 from keyturn.server.errors import EXCEPTION_HANDLERS
 from keyturn.server.issuance import TokenIssuer
 from keyturn.server.ratelimit import InMemoryRateLimiter
@@ -135,6 +142,11 @@ def create_app(
         Route("/.well-known/oauth-authorization-server", metadata_endpoint, methods=["GET"]),
         Route(REVOCATION_PATH, revocation_endpoint, methods=["POST"]),
         Route(INTROSPECTION_PATH, introspection_endpoint, methods=["POST"]),
+        Route(AUTHORIZE_PATH, authorize_get, methods=["GET"]),
+        Route(AUTHORIZE_PATH, authorize_post, methods=["POST"]),
+        Route(LOGIN_PATH, login_post, methods=["POST"]),
+        Route(USERINFO_PATH, userinfo_endpoint, methods=["GET", "POST"]),
+        Route("/.well-known/openid-configuration", openid_configuration_endpoint, methods=["GET"]),
         Mount(ADMIN_PATH, admin),
     ]
     return Starlette(

@@ -17,14 +17,23 @@ from keyturn.storage.records import (
     AUTH_BASIC,
     AUTH_NONE,
     AUTH_POST,
+    GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
     GRANT_MIGRATION_TOKEN,
+    GRANT_PASSWORD,
     GRANT_REFRESH_TOKEN,
     Client,
 )
 from keyturn.storage.repository import Storage
 
-KNOWN_GRANTS = (GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_MIGRATION_TOKEN)
+KNOWN_GRANTS = (
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_PASSWORD,
+    GRANT_REFRESH_TOKEN,
+    GRANT_MIGRATION_TOKEN,
+)
+PUBLIC_CLIENT_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)
 KNOWN_AUTH_METHODS = (AUTH_BASIC, AUTH_POST, AUTH_NONE)
 
 
@@ -82,6 +91,7 @@ def build_client(
     access_token_lifetime: int | None = None,
     rate_limit: int | None = None,
     can_introspect: bool = False,
+    allow_plain_pkce: bool = False,
     now: int | None = None,
 ) -> NewClient:
     """A validated new client and its one-time secret (confidential clients)."""
@@ -103,6 +113,7 @@ def build_client(
         access_token_lifetime=access_token_lifetime,
         rate_limit=rate_limit,
         can_introspect=can_introspect,
+        allow_plain_pkce=allow_plain_pkce,
         created_at=stamp,
         updated_at=stamp,
     )
@@ -127,8 +138,14 @@ def validate_client(client: Client) -> None:
     unknown = [g for g in client.grant_types if g not in KNOWN_GRANTS]
     if unknown:
         raise ValueError(f"unknown grant type {unknown[0]!r}; known: {', '.join(KNOWN_GRANTS)}")
-    if client.is_public and GRANT_CLIENT_CREDENTIALS in client.grant_types:
-        raise ValueError("a public client has no secret, so it cannot use client_credentials")
+    if client.is_public:
+        refused = [g for g in client.grant_types if g not in PUBLIC_CLIENT_GRANTS]
+        if refused:
+            raise ValueError(
+                f"a public client has no secret, so it cannot use {', '.join(refused)}"
+            )
+    if GRANT_AUTHORIZATION_CODE in client.grant_types and not client.redirect_uris:
+        raise ValueError("the authorization_code grant needs at least one redirect URI")
     bad = [m for m in client.auth_methods if m not in KNOWN_AUTH_METHODS]
     if bad:
         raise ValueError(f"unknown auth method {bad[0]!r}; known: {', '.join(KNOWN_AUTH_METHODS)}")

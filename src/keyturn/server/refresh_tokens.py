@@ -65,12 +65,12 @@ def pair_response(access: IssuedToken, refresh_value: str | None) -> dict[str, A
     return body
 
 
-async def issue_pair(ctx: ServerContext, decision: TokenDecision) -> dict[str, Any]:
-    """A new grant: an access token and, if the client may have one, a refresh token.
-
-    Both share a new family (``decision.family_id`` or a fresh one) and are
-    recorded in one transaction.
-    """
+async def build_pair(
+    ctx: ServerContext, decision: TokenDecision, *, parent_id: str | None = None
+) -> tuple[dict[str, Any], list[TokenRecord], IssuedToken]:
+    """Sign a new grant's access token and make its refresh token (if the client
+    may have one); both share the family. Nothing is recorded yet: the caller
+    records the records in the same transaction as whatever it consumes."""
     family_id = decision.family_id or generate_token_id()
     decision = _with_family(decision, family_id)
     access = await ctx.issuer.sign_access_token(decision)
@@ -82,12 +82,18 @@ async def issue_pair(ctx: ServerContext, decision: TokenDecision) -> dict[str, A
             decision,
             scope=access.scope,
             family_id=family_id,
-            parent_id=None,
+            parent_id=parent_id,
             now=access.record.issued_at,
         )
         records.append(refresh)
+    return pair_response(access, refresh_value), records, access
+
+
+async def issue_pair(ctx: ServerContext, decision: TokenDecision) -> dict[str, Any]:
+    """A new grant, recorded: access token and (if allowed) refresh token."""
+    response, records, _ = await build_pair(ctx, decision)
     await ctx.storage.record_tokens(records)
-    return pair_response(access, refresh_value)
+    return response
 
 
 def _with_family(decision: TokenDecision, family_id: str) -> TokenDecision:

@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     """Failed authentications per client id per ``auth_failure_window`` before lockout."""
     auth_failure_window: int = Field(default=300, gt=0)
 
+    code_lifetime: int = Field(default=60, gt=0)
+    """Authorization codes are single-use and live this long (RFC 9700: short)."""
+    id_token_lifetime: int = Field(default=3600, gt=0)
+    session_lifetime: int = Field(default=12 * 3600, gt=0)
+    """How long a login on the authorization pages lasts."""
+    login_failure_limit: int = Field(default=5, ge=0)
+    """Failed logins per username per ``auth_failure_window`` before a lockout."""
+
     redis_url: str | None = None
     """Redis for the shared revocation deny-list that guards read (optional)."""
     renew_window: int = Field(default=3600, ge=0)

@@ -8,6 +8,8 @@ from typing import Any
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
 GRANT_REFRESH_TOKEN = "refresh_token"
 GRANT_MIGRATION_TOKEN = "migration_token"
+GRANT_AUTHORIZATION_CODE = "authorization_code"
+GRANT_PASSWORD = "password"
 AUTH_BASIC = "client_secret_basic"
 AUTH_POST = "client_secret_post"
 AUTH_NONE = "none"
@@ -31,6 +33,7 @@ class Client:
     access_token_lifetime: int | None = None
     rate_limit: int | None = None
     can_introspect: bool = False
+    allow_plain_pkce: bool = False
     created_at: int = 0
     updated_at: int = 0
 
@@ -51,6 +54,7 @@ class Client:
             "access_token_lifetime": self.access_token_lifetime,
             "rate_limit": self.rate_limit,
             "can_introspect": self.can_introspect,
+            "allow_plain_pkce": self.allow_plain_pkce,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -102,3 +106,48 @@ class SigningKeyRecord:
     public_jwk: dict[str, Any] = field(default_factory=dict)
     created_at: int = 0
     activates_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    user_id: str
+    username: str
+    password_hash: str = field(repr=False)
+    name: str = ""
+    created_at: int = 0
+    updated_at: int = 0
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "username": self.username,
+            "name": self.name,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    session_hash: str = field(repr=False)
+    user_id: str
+    auth_time: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    code_id: str
+    code_hash: str = field(repr=False)
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+    nonce: str | None
+    auth_time: int
+    issued_at: int
+    expires_at: int
+    family_id: str
+    consumed_at: int | None = None

@@ -16,7 +16,14 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keyturn.storage import schema
-from keyturn.storage.records import Client, SigningKeyRecord, TokenRecord
+from keyturn.storage.records import (
+    AuthorizationCode,
+    Client,
+    Session,
+    SigningKeyRecord,
+    TokenRecord,
+    User,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,22 @@ class Storage(Protocol):
         replay: tuple[str, int] | None = None,
     ) -> bool: ...
     async def get_replay(self, token_id: str, now: int) -> str | None: ...
+    async def create_user(self, user: User) -> None: ...
+    async def get_user(self, user_id: str) -> User | None: ...
+    async def get_user_by_name(self, username: str) -> User | None: ...
+    async def list_users(self) -> list[User]: ...
+    async def update_user(self, user: User) -> bool: ...
+    async def delete_user(self, user_id: str) -> bool: ...
+    async def create_session(self, session: Session) -> None: ...
+    async def get_session(self, session_hash: str, now: int) -> Session | None: ...
+    async def delete_session(self, session_hash: str) -> None: ...
+    async def get_consent(self, user_id: str, client_id: str) -> str | None: ...
+    async def save_consent(self, user_id: str, client_id: str, scope: str, now: int) -> None: ...
+    async def create_code(self, code: AuthorizationCode) -> None: ...
+    async def find_code(self, code_hash: str) -> AuthorizationCode | None: ...
+    async def redeem_code(
+        self, code_id: str, now: int, new_tokens: Sequence[TokenRecord]
+    ) -> bool: ...
     async def list_signing_keys(self) -> list[SigningKeyRecord]: ...
     async def add_signing_key(self, key: SigningKeyRecord) -> None: ...
     async def delete_signing_key(self, kid: str) -> bool: ...
@@ -68,6 +91,10 @@ class Storage(Protocol):
 
 class ClientExistsError(Exception):
     """A client with that id exists already."""
+
+
+class UserExistsError(Exception):
+    """A user with that username exists already."""
 
 
 class SqlStorage:
@@ -313,10 +340,9 @@ class SqlStorage:
         """Delete up to ``batch`` rows expired or revoked before ``cutoff``."""
         t = schema.tokens.c
         async with self.engine.begin() as conn:
-            # Replays live for seconds; any older than the cutoff go too.
-            await conn.execute(
-                delete(schema.token_replays).where(schema.token_replays.c.expires_at < cutoff)
-            )
+            # Replays, sessions and codes are short-lived; old ones go too.
+            for table in (schema.token_replays, schema.sessions, schema.authorization_codes):
+                await conn.execute(delete(table).where(table.c.expires_at < cutoff))
             ids = (
                 (
                     await conn.execute(
@@ -332,6 +358,142 @@ class SqlStorage:
                 return 0
             await conn.execute(delete(schema.tokens).where(t.token_id.in_(ids)))
         return len(ids)
+
+    # -- users, sessions, consents -------------------------------------------
+    async def create_user(self, user: User) -> None:
+        async with self.engine.begin() as conn:
+            existing = await conn.execute(
+                select(schema.users.c.user_id).where(schema.users.c.username == user.username)
+            )
+            if existing.first() is not None:
+                raise UserExistsError(user.username)
+            await conn.execute(insert(schema.users).values(**_user_row(user)))
+
+    async def get_user(self, user_id: str) -> User | None:
+        return await self._one_user(schema.users.c.user_id == user_id)
+
+    async def get_user_by_name(self, username: str) -> User | None:
+        return await self._one_user(schema.users.c.username == username)
+
+    async def _one_user(self, condition: ColumnElement[bool]) -> User | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(schema.users).where(condition))).mappings().first()
+        return User(**dict(row)) if row else None
+
+    async def list_users(self) -> list[User]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(schema.users).order_by(schema.users.c.username))
+            return [User(**dict(row)) for row in result.mappings()]
+
+    async def update_user(self, user: User) -> bool:
+        values = _user_row(user)
+        del values["user_id"], values["created_at"]
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(schema.users).where(schema.users.c.user_id == user.user_id).values(**values)
+            )
+        return bool(result.rowcount)
+
+    async def delete_user(self, user_id: str) -> bool:
+        async with self.engine.begin() as conn:
+            for table in (schema.sessions, schema.consents):
+                await conn.execute(delete(table).where(table.c.user_id == user_id))
+            result = await conn.execute(
+                delete(schema.users).where(schema.users.c.user_id == user_id)
+            )
+        return bool(result.rowcount)
+
+    async def create_session(self, session: Session) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(schema.sessions).values(
+                    session_hash=session.session_hash,
+                    user_id=session.user_id,
+                    auth_time=session.auth_time,
+                    expires_at=session.expires_at,
+                )
+            )
+
+    async def get_session(self, session_hash: str, now: int) -> Session | None:
+        c = schema.sessions.c
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(schema.sessions).where(
+                            c.session_hash == session_hash, c.expires_at > now
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return Session(**dict(row)) if row else None
+
+    async def delete_session(self, session_hash: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(schema.sessions).where(schema.sessions.c.session_hash == session_hash)
+            )
+
+    async def get_consent(self, user_id: str, client_id: str) -> str | None:
+        c = schema.consents.c
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(c.scope).where(c.user_id == user_id, c.client_id == client_id)
+            )
+            value = result.scalar_one_or_none()
+        return str(value) if value is not None else None
+
+    async def save_consent(self, user_id: str, client_id: str, scope: str, now: int) -> None:
+        c = schema.consents.c
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(schema.consents)
+                .where(c.user_id == user_id, c.client_id == client_id)
+                .values(scope=scope, updated_at=now)
+            )
+            if not result.rowcount:
+                await conn.execute(
+                    insert(schema.consents).values(
+                        user_id=user_id, client_id=client_id, scope=scope, updated_at=now
+                    )
+                )
+
+    # -- authorization codes -------------------------------------------------
+    async def create_code(self, code: AuthorizationCode) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(schema.authorization_codes).values(**_code_row(code)))
+
+    async def find_code(self, code_hash: str) -> AuthorizationCode | None:
+        c = schema.authorization_codes.c
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(schema.authorization_codes).where(c.code_hash == code_hash)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return AuthorizationCode(**dict(row)) if row else None
+
+    async def redeem_code(self, code_id: str, now: int, new_tokens: Sequence[TokenRecord]) -> bool:
+        """Consume a code and record what it issued, atomically: one redemption wins."""
+        c = schema.authorization_codes.c
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(schema.authorization_codes)
+                .where(c.code_id == code_id, c.consumed_at.is_(None), c.expires_at > now)
+                .values(consumed_at=now)
+            )
+            if result.rowcount != 1:
+                await conn.rollback()
+                return False
+            if new_tokens:
+                await conn.execute(insert(schema.tokens), [_token_row(t) for t in new_tokens])
+        return True
 
     # -- signing keys ------------------------------------------------------
     async def list_signing_keys(self) -> list[SigningKeyRecord]:
@@ -398,6 +560,36 @@ def _conditions(flt: TokenFilter, now: int) -> list[ColumnElement[bool]]:
     return out
 
 
+def _user_row(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "password_hash": user.password_hash,
+        "name": user.name,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+    }
+
+
+def _code_row(code: AuthorizationCode) -> dict[str, Any]:
+    return {
+        "code_id": code.code_id,
+        "code_hash": code.code_hash,
+        "client_id": code.client_id,
+        "user_id": code.user_id,
+        "redirect_uri": code.redirect_uri,
+        "scope": code.scope,
+        "code_challenge": code.code_challenge,
+        "code_challenge_method": code.code_challenge_method,
+        "nonce": code.nonce,
+        "auth_time": code.auth_time,
+        "issued_at": code.issued_at,
+        "expires_at": code.expires_at,
+        "consumed_at": code.consumed_at,
+        "family_id": code.family_id,
+    }
+
+
 def _chunks(items: list[TokenRecord], size: int) -> Iterable[list[TokenRecord]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -425,6 +617,7 @@ def _client(row: RowMapping) -> Client:
         access_token_lifetime=row["access_token_lifetime"],
         rate_limit=row["rate_limit"],
         can_introspect=bool(row["can_introspect"]),
+        allow_plain_pkce=bool(row["allow_plain_pkce"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -444,6 +637,7 @@ def _client_row(client: Client) -> dict[str, Any]:
         "access_token_lifetime": client.access_token_lifetime,
         "rate_limit": client.rate_limit,
         "can_introspect": client.can_introspect,
+        "allow_plain_pkce": client.allow_plain_pkce,
         "created_at": client.created_at,
         "updated_at": client.updated_at,
     }

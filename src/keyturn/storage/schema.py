@@ -37,6 +37,7 @@ clients = Table(
     Column("access_token_lifetime", Integer, nullable=True),
     Column("rate_limit", Integer, nullable=True),
     Column("can_introspect", Boolean, nullable=False, default=False),
+    Column("allow_plain_pkce", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
@@ -92,4 +93,68 @@ token_replays = Table(
     Column("ciphertext", Text, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Index("ix_token_replays_expires_at", "expires_at"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("username", String(255), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),  # argon2id
+    Column("name", String(255), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    # Keyed hash of the session cookie's value; the value itself is never stored.
+    Column("session_hash", String(64), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
+    Column("auth_time", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_sessions_expires_at", "expires_at"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column(
+        "user_id", String(64), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column(
+        "client_id",
+        String(128),
+        ForeignKey("clients.client_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("scope", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("code_id", String(64), primary_key=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column(
+        "client_id",
+        String(128),
+        ForeignKey("clients.client_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", String(64), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=True),
+    Column("code_challenge_method", String(16), nullable=True),
+    Column("nonce", Text, nullable=True),
+    Column("auth_time", BigInteger, nullable=False),
+    Column("issued_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("consumed_at", BigInteger, nullable=True),
+    # Every token issued from this code shares it, so a replay revokes them all.
+    Column("family_id", String(64), nullable=False),
+    Index("ix_authorization_codes_expires_at", "expires_at"),
 )

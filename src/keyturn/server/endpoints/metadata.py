@@ -17,6 +17,9 @@ PUBLIC_KEY_PATH = "/oauth/public-key.pem"
 REVOCATION_PATH = "/oauth/revoke"
 INTROSPECTION_PATH = "/oauth/introspect"
 ADMIN_PATH = "/admin/v1"
+AUTHORIZE_PATH = "/oauth/authorize"
+LOGIN_PATH = "/oauth/login"
+USERINFO_PATH = "/oauth/userinfo"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
@@ -26,12 +29,16 @@ def server_metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
         "token_endpoint": issuer + TOKEN_PATH,
         "jwks_uri": issuer + JWKS_PATH,
         "grant_types_supported": list(HANDLERS),
-        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "authorization_endpoint": issuer + AUTHORIZE_PATH,
+        "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         "revocation_endpoint": issuer + REVOCATION_PATH,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint": issuer + INTROSPECTION_PATH,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256", "plain"],
+        "authorization_response_iss_parameter_supported": True,
         # RFC 9068 access tokens are signed with these (JWKS ``alg`` values).
         "access_token_signing_alg_values_supported": signing_algs,
     }
@@ -41,6 +48,38 @@ async def metadata_endpoint(request: Request) -> Response:
     ctx = get_context(request)
     return json_response(
         server_metadata(ctx.settings.issuer_url, await ctx.keyring.published_algs()),
+        headers={"Cache-Control": "public, max-age=300"},
+        no_store=False,
+    )
+
+
+def openid_metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
+    """OpenID Connect Discovery 1.0 §3: the OAuth metadata plus the OIDC fields."""
+    return {
+        **server_metadata(issuer, signing_algs),
+        "userinfo_endpoint": issuer + USERINFO_PATH,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": signing_algs,
+        "scopes_supported": ["openid", "profile"],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "preferred_username",
+            "name",
+        ],
+    }
+
+
+async def openid_configuration_endpoint(request: Request) -> Response:
+    ctx = get_context(request)
+    return json_response(
+        openid_metadata(ctx.settings.issuer_url, await ctx.keyring.published_algs()),
         headers={"Cache-Control": "public, max-age=300"},
         no_store=False,
     )

@@ -13,9 +13,9 @@ from typing import Any
 from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from keyturn.server.context import ServerContext
 from keyturn.server.issuance import TokenDecision
-from keyturn.server.refresh_tokens import may_have_refresh_tokens, new_refresh_record, pair_response
+from keyturn.server.refresh_tokens import build_pair
 from keyturn.server.scopes import grant_scopes
-from keyturn.server.secrets import generate_token_id, legacy_lookup_value
+from keyturn.server.secrets import legacy_lookup_value
 from keyturn.storage.records import GRANT_MIGRATION_TOKEN, TOKEN_KIND_LEGACY, Client
 
 GRANT_TYPE = GRANT_MIGRATION_TOKEN
@@ -37,7 +37,6 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
         scopes = grant_scopes(tuple(record.scope.split()), client.scopes)
     except InvalidScopeError:
         raise InvalidGrantError("the client no longer has every scope of this token") from None
-    family_id = generate_token_id()
     decision = TokenDecision(
         client=client,
         subject=record.subject or client.client_id,
@@ -45,21 +44,8 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
         audience=record.audience or (ctx.settings.audience,),
         grant_type=GRANT_TYPE,
         lifetime=client.access_token_lifetime or ctx.settings.access_token_lifetime,
-        family_id=family_id,
     )
-    access = await ctx.issuer.sign_access_token(decision)
-    records = [access.record]
-    refresh_value = None
-    if may_have_refresh_tokens(decision):
-        refresh_value, refresh = new_refresh_record(
-            ctx,
-            decision,
-            scope=access.scope,
-            family_id=family_id,
-            parent_id=record.token_id,
-            now=now,
-        )
-        records.append(refresh)
+    response, records, _ = await build_pair(ctx, decision, parent_id=record.token_id)
     if not await ctx.storage.exchange_token(record.token_id, now, records):
         raise InvalidGrantError("the migration token was already exchanged")
-    return pair_response(access, refresh_value)
+    return response

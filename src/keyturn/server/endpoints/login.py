@@ -1,0 +1,72 @@
+"""``POST /oauth/login``: the login form (username, password), CSRF-checked.
+
+Failed logins are counted per username and lock it out for a while; the
+answer never says whether the username exists. On success the browser goes
+back to the authorization request it came from (only ever that endpoint:
+``next`` is not an open redirect).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from keyturn.server.context import get_context
+from keyturn.server.pages import PAGE_HEADERS, error_page, render
+from keyturn.server.passwords import verify_password
+from keyturn.server.request_body import FORM, media_type, read_body
+from keyturn.server.sessions import csrf_ok, start_session
+
+AUTHORIZE_PREFIX = "/oauth/authorize?"
+
+
+async def login_post(request: Request) -> Response:
+    ctx = get_context(request)
+    if media_type(request) != FORM:
+        return error_page("Invalid request", "The login form was not sent as a form.", 415)
+    body = await read_body(request, ctx.settings.max_body_bytes)
+    fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    next_url = fields.get("next", "")
+    if not next_url.startswith(AUTHORIZE_PREFIX) or "\\" in next_url:
+        return error_page("Invalid request", "This login form does not lead anywhere valid.")
+    submitted = fields.get("csrf_token")
+    if not csrf_ok(ctx, request, submitted):
+        return error_page(
+            "Request expired",
+            "This form could not be verified (it may be old or come from another site). "
+            "Go back to the application and start again.",
+            403,
+        )
+    username = fields.get("username", "").strip()
+    password = fields.get("password", "")
+
+    client_id = dict(parse_qsl(next_url[len(AUTHORIZE_PREFIX) :])).get("client_id", "")
+    client = await ctx.clients.get(client_id) if client_id else None
+    client_name = (client.name or client.client_id) if client else "the application"
+
+    def again(message: str, status_code: int) -> Response:
+        return render(
+            "login.html",
+            status_code,
+            client_name=client_name,
+            csrf=submitted,
+            next=next_url,
+            username=username,
+            error=message,
+        )
+
+    settings = ctx.settings
+    lock_key = "loginfail:" + username.lower()
+    window = settings.auth_failure_window
+    if await ctx.limiter.blocked_for(lock_key, settings.login_failure_limit, window) is not None:
+        return again("Too many failed attempts. Wait a few minutes and try again.", 429)
+    user = await ctx.storage.get_user_by_name(username) if username else None
+    ok = await verify_password(user.password_hash if user else None, password)
+    if not ok or user is None:
+        await ctx.limiter.acquire(lock_key, settings.login_failure_limit, window)
+        return again("Wrong username or password.", 401)
+    response = RedirectResponse(next_url, status_code=303, headers=PAGE_HEADERS)
+    await start_session(ctx, response, user.user_id)
+    return response

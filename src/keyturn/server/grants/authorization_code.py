@@ -1,0 +1,106 @@
+"""RFC 6749 §4.1.3 with RFC 7636 PKCE and RFC 9700 §4.5 code-replay defence.
+
+The code must belong to this client, be presented with the same redirect URI
+and, if a challenge was sent, with a verifier that matches it (compared in
+constant time). It is consumed and the tokens it yields are recorded in one
+transaction; a code presented again is ``invalid_grant`` and revokes every
+token issued from it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from keyturn.core.errors import InvalidGrantError, InvalidRequestError
+from keyturn.core.pkce import code_challenge
+from keyturn.server.context import ServerContext
+from keyturn.server.id_tokens import OPENID, make_id_token
+from keyturn.server.issuance import TokenDecision
+from keyturn.server.refresh_tokens import build_pair
+from keyturn.server.scopes import grant_audience
+from keyturn.storage.records import GRANT_AUTHORIZATION_CODE, AuthorizationCode, Client
+
+GRANT_TYPE = GRANT_AUTHORIZATION_CODE
+log = logging.getLogger("keyturn.server")
+
+
+def check_pkce(code: AuthorizationCode, verifier: str | None) -> None:
+    if code.code_challenge is None:
+        if verifier is not None:
+            raise InvalidGrantError("this code was issued without PKCE; drop code_verifier")
+        return
+    if verifier is None:
+        raise InvalidGrantError("code_verifier is required: the request used PKCE")
+    if code.code_challenge_method == "S256":
+        try:
+            computed = code_challenge(verifier)
+        except ValueError:
+            raise InvalidGrantError("code_verifier is not a valid RFC 7636 verifier") from None
+    else:
+        computed = verifier
+    if not hmac.compare_digest(computed.encode(), code.code_challenge.encode()):
+        raise InvalidGrantError("code_verifier does not match the code_challenge")
+
+
+async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> dict[str, Any]:
+    value = params.get("code")
+    if not value:
+        raise InvalidRequestError("the code parameter is required")
+    now = int(ctx.clock())
+    code = await ctx.storage.find_code(ctx.hasher.hash(value))
+    if code is None:
+        raise InvalidGrantError("the authorization code is unknown")
+    if code.client_id != client.client_id:
+        raise InvalidGrantError("the authorization code was issued to another client")
+    if code.consumed_at is not None:
+        await _revoke_replayed(ctx, code, now)
+    if code.expires_at <= now:
+        raise InvalidGrantError("the authorization code has expired; start again")
+    if params.get("redirect_uri", code.redirect_uri) != code.redirect_uri:
+        raise InvalidGrantError("redirect_uri differs from the authorization request's")
+    check_pkce(code, params.get("code_verifier"))
+
+    user = await ctx.storage.get_user(code.user_id)
+    if user is None:
+        raise InvalidGrantError("the user of this code no longer exists")
+    scopes = tuple(code.scope.split())
+    decision = TokenDecision(
+        client=client,
+        subject=user.user_id,
+        scopes=scopes,
+        audience=grant_audience(None, client.audiences, ctx.settings.audience),
+        grant_type=GRANT_TYPE,
+        lifetime=client.access_token_lifetime or ctx.settings.access_token_lifetime,
+        family_id=code.family_id,
+    )
+    response, records, access = await build_pair(ctx, decision)
+    if OPENID in scopes:
+        response["id_token"] = await make_id_token(
+            ctx,
+            client_id=client.client_id,
+            user=user,
+            scopes=scopes,
+            auth_time=code.auth_time,
+            nonce=code.nonce,
+            access_token=access.access_token,
+        )
+    if not await ctx.storage.redeem_code(code.code_id, now, records):
+        # Another request redeemed it between our read and now: that is a replay.
+        await _revoke_replayed(ctx, code, now)
+    return response
+
+
+async def _revoke_replayed(ctx: ServerContext, code: AuthorizationCode, now: int) -> None:
+    revoked = await ctx.storage.revoke_family(code.family_id, now)
+    await ctx.denylist.add(revoked)
+    log.warning(
+        "authorization code replayed: client %s user %s; revoked %d tokens",
+        code.client_id,
+        code.user_id,
+        len(revoked),
+    )
+    raise InvalidGrantError(
+        "the authorization code was already used; every token it issued has been revoked"
+    )

@@ -1,0 +1,71 @@
+"""RFC 6749 §4.3, off unless a confidential client is explicitly allowed it.
+
+RFC 9700 §2.4 says not to use this grant; it exists for migrations and
+first-party tools. Failures do not say whether the username exists, and
+count toward the same per-username lockout as the login page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyturn.core.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    RateLimitedError,
+    UnauthorizedClientError,
+)
+from keyturn.server.context import ServerContext
+from keyturn.server.id_tokens import OPENID, make_id_token
+from keyturn.server.issuance import TokenDecision
+from keyturn.server.passwords import verify_password
+from keyturn.server.refresh_tokens import build_pair
+from keyturn.server.scopes import grant_audience, grant_scopes, parse_scope
+from keyturn.storage.records import GRANT_PASSWORD, Client
+
+GRANT_TYPE = GRANT_PASSWORD
+
+
+async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> dict[str, Any]:
+    if client.is_public:
+        raise UnauthorizedClientError("a public client cannot use the password grant")
+    username = params.get("username")
+    password = params.get("password")
+    if not username or password is None:
+        raise InvalidRequestError("username and password are required")
+    scopes = grant_scopes(parse_scope(params.get("scope")), client.scopes)
+    settings = ctx.settings
+    lock_key = "loginfail:" + username.lower()
+    window = settings.auth_failure_window
+    wait = await ctx.limiter.blocked_for(lock_key, settings.login_failure_limit, window)
+    if wait is not None:
+        raise RateLimitedError(
+            "too many failed logins for this user; wait and retry", retry_after=wait
+        )
+    user = await ctx.storage.get_user_by_name(username)
+    if not await verify_password(user.password_hash if user else None, password) or not user:
+        await ctx.limiter.acquire(lock_key, settings.login_failure_limit, window)
+        raise InvalidGrantError("wrong username or password")
+    decision = TokenDecision(
+        client=client,
+        subject=user.user_id,
+        scopes=scopes,
+        audience=grant_audience(
+            params.get("audience") or params.get("resource"), client.audiences, settings.audience
+        ),
+        grant_type=GRANT_TYPE,
+        lifetime=client.access_token_lifetime or settings.access_token_lifetime,
+    )
+    response, records, access = await build_pair(ctx, decision)
+    if OPENID in scopes:
+        response["id_token"] = await make_id_token(
+            ctx,
+            client_id=client.client_id,
+            user=user,
+            scopes=scopes,
+            auth_time=int(ctx.clock()),
+            nonce=None,
+            access_token=access.access_token,
+        )
+    await ctx.storage.record_tokens(records)
+    return response
