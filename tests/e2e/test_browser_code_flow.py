@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [
 
 
 class _Callback(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         body = b"<!doctype html><title>Back at the app</title><p>Signed in.</p>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")

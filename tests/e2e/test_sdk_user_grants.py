@@ -47,7 +47,8 @@ def test_password_grant_through_the_sdk_then_refresh(live_server: LiveServer) ->
 
     with TokenManager(credentials) as manager:
         first = manager.fetch_token()
-        assert first.refresh_token and first.id_token
+        assert first.refresh_token
+        assert first.id_token
         second = manager.refresh_token()
         assert second.access_token != first.access_token
         assert second.refresh_token != first.refresh_token, "refresh tokens rotate"
