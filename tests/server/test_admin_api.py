@@ -21,6 +21,8 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/admin/v1/tokens/revoke", {"token_id": "x"}),
     ("POST", "/admin/v1/tokens/revoke-all", {"client_id": "x"}),
     ("POST", "/admin/v1/tokens/purge", None),
+    ("POST", "/admin/v1/tokens/reissue-id-token", {"refresh_token": "x"}),
+    ("POST", "/admin/v1/tokens/import", {"tokens": []}),
     ("POST", "/admin/v1/tokens/some-id/renew", None),
     ("GET", "/admin/v1/clients", None),
     ("POST", "/admin/v1/clients", {"name": "x"}),

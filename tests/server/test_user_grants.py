@@ -449,3 +449,51 @@ def test_userinfo_needs_openid_scope(flow: Flow) -> None:
     assert r.json()["error"] == "insufficient_scope"
     r = flow.http.get("/oauth/userinfo")
     assert r.status_code == 401
+
+
+def test_refresh_of_an_openid_grant_reissues_the_id_token(flow: Flow) -> None:
+    verifier, challenge = pkce()
+    tokens = redeem(flow, full_flow(flow, challenge)["code"], verifier).json()
+    original = pyjwt.decode(tokens["id_token"], options={"verify_signature": False})
+    r = flow.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": flow.client_id,
+        },
+    )
+    refreshed = r.json()
+    claims = pyjwt.decode(refreshed["id_token"], options={"verify_signature": False})
+    assert claims["sub"] == original["sub"]
+    assert claims["auth_time"] == original["auth_time"], "the user did not sign in again"
+    assert "nonce" not in claims
+
+    admin_id, admin_secret = flow.client(scopes=["keyturn:admin"])
+    admin_token = flow.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": admin_id,
+            "client_secret": admin_secret,
+        },
+    ).json()["access_token"]
+    headers = {"Authorization": "Bearer " + admin_token}
+    r = flow.http.post(
+        "/admin/v1/tokens/reissue-id-token",
+        headers=headers,
+        json={"refresh_token": refreshed["refresh_token"]},
+    )
+    assert r.status_code == 200, r.text
+    reissued = r.json()
+    assert reissued["refresh_token"] != refreshed["refresh_token"]
+    assert (
+        pyjwt.decode(reissued["id_token"], options={"verify_signature": False})["sub"]
+        == (original["sub"])
+    )
+    # The spent refresh token is rotated like any other.
+    assert introspect(flow, refreshed["refresh_token"]) == {"active": False}
+    r = flow.http.post(
+        "/admin/v1/tokens/reissue-id-token", headers=headers, json={"refresh_token": "ktr_unknown"}
+    )
+    assert r.status_code == 404

@@ -31,6 +31,8 @@ class TokenDecision:
     grant_type: str
     lifetime: int
     family_id: str | None = None
+    auth_time: int | None = None
+    """When the user authenticated (user grants); kept on refresh tokens for ID tokens."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,7 @@ class IssuedToken:
 @dataclass(slots=True)
 class _Batch:
     records: list[TokenRecord] = field(default_factory=list)
-    errors: list[BaseException | None] = field(default_factory=list)
+    errors: list[Exception | None] = field(default_factory=list)
     done: anyio.Event = field(default_factory=anyio.Event)
 
 
@@ -107,12 +109,16 @@ class TokenRecorder:
         except Exception as exc:
             if len(batch.records) == 1:
                 batch.errors[0] = exc
-            else:
+            else:  # the transaction rolled back: find the record(s) at fault
                 for i, record in enumerate(batch.records):
                     try:
                         await self._storage.record_token(record)
                     except Exception as one:
                         batch.errors[i] = one
+        except BaseException:
+            lost = RuntimeError("the token record was not written")
+            batch.errors[:] = [lost] * len(batch.records)
+            raise
         finally:
             batch.done.set()
 

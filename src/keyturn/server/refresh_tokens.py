@@ -54,6 +54,7 @@ def new_refresh_record(
         expires_at=now + ctx.settings.refresh_token_lifetime,
         family_id=family_id,
         parent_id=parent_id,
+        auth_time=decision.auth_time,
     )
     return value, record
 

@@ -76,6 +76,7 @@ class TokenRecord:
     family_id: str | None = None
     parent_id: str | None = None
     kid: str | None = None
+    auth_time: int | None = None
 
     def is_active(self, now: float) -> bool:
         return self.revoked_at is None and self.expires_at > now

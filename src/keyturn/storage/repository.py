@@ -659,6 +659,7 @@ def _token(row: RowMapping) -> TokenRecord:
         family_id=row["family_id"],
         parent_id=row["parent_id"],
         kid=row["kid"],
+        auth_time=row["auth_time"],
     )
 
 
@@ -678,4 +679,5 @@ def _token_row(token: TokenRecord) -> dict[str, Any]:
         "family_id": token.family_id,
         "parent_id": token.parent_id,
         "kid": token.kid,
+        "auth_time": token.auth_time,
     }

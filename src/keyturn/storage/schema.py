@@ -64,6 +64,8 @@ tokens = Table(
     Column("family_id", String(64), nullable=True),
     Column("parent_id", String(64), nullable=True),
     Column("kid", String(64), nullable=True),
+    # When the user authenticated, for ID tokens issued on refresh (user grants only).
+    Column("auth_time", BigInteger, nullable=True),
     Index("ix_tokens_client_subject", "client_id", "subject"),
     Index("ix_tokens_expires_at", "expires_at"),
     Index("ix_tokens_family_id", "family_id"),

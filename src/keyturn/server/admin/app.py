@@ -23,6 +23,8 @@ from keyturn.server.admin.models import (
     ImportRequest,
     IssuedOut,
     PurgedOut,
+    ReissuedOut,
+    ReissueRequest,
     RevokeAllRequest,
     RevokedOut,
     RevokeRequest,
@@ -34,7 +36,10 @@ from keyturn.server.admin.models import (
 from keyturn.server.clients import build_client, update_client, with_new_secret
 from keyturn.server.context import ServerContext
 from keyturn.server.errors import http_error_handler, oauth_error_handler
+from keyturn.server.grants import refresh_token
+from keyturn.server.id_tokens import OPENID
 from keyturn.server.responses import json_response
+from keyturn.storage.records import TOKEN_KIND_REFRESH
 from keyturn.storage.repository import ClientExistsError, TokenFilter
 
 Admin = Annotated[ServerContext, Depends(require_admin)]
@@ -190,6 +195,22 @@ async def import_tokens(ctx: Admin, body: ImportRequest) -> ImportedOut:
         ],
     )
     return ImportedOut(imported=len(records), token_ids=[r.token_id for r in records])
+
+
+@router.post("/tokens/reissue-id-token", response_model=ReissuedOut, tags=["tokens"])
+async def reissue_id_token(ctx: Admin, body: ReissueRequest) -> ReissuedOut:
+    """Authlete-style reissue: spend a refresh token of an OpenID grant for a new ID
+    token with a new access and refresh token (rotation and reuse rules apply)."""
+    record = await token_service.find_by_value(ctx, body.refresh_token)
+    if record is None or record.kind != TOKEN_KIND_REFRESH:
+        raise token_service.NotFoundError("no refresh token with that value")
+    if OPENID not in record.scope.split() or record.auth_time is None:
+        raise InvalidRequestError("this grant has no openid scope, so it has no ID token")
+    client = await token_service.get_client(ctx, record.client_id)
+    response = await refresh_token.rotate(ctx, client, body.refresh_token, {})
+    if "id_token" not in response:
+        raise InvalidRequestError("the user of this grant no longer exists")
+    return ReissuedOut(**response)
 
 
 @router.get("/tokens/{token_id}", response_model=TokenOut, tags=["tokens"])

@@ -214,3 +214,18 @@ class ImportRequest(Strict):
 class ImportedOut(BaseModel):
     imported: int
     token_ids: list[str]
+
+
+class ReissueRequest(Strict):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class ReissuedOut(BaseModel):
+    """A new ID token with a new access and refresh token (the old refresh token is spent)."""
+
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    scope: str
+    refresh_token: str
+    id_token: str

@@ -74,6 +74,7 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
         grant_type=GRANT_TYPE,
         lifetime=client.access_token_lifetime or ctx.settings.access_token_lifetime,
         family_id=code.family_id,
+        auth_time=code.auth_time,
     )
     response, records, access = await build_pair(ctx, decision)
     if OPENID in scopes:

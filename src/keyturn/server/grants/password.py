@@ -55,6 +55,7 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
         ),
         grant_type=GRANT_TYPE,
         lifetime=client.access_token_lifetime or settings.access_token_lifetime,
+        auth_time=int(ctx.clock()),
     )
     response, records, access = await build_pair(ctx, decision)
     if OPENID in scopes:

@@ -15,6 +15,7 @@ from typing import Any
 
 from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from keyturn.server.context import ServerContext
+from keyturn.server.id_tokens import OPENID, make_id_token
 from keyturn.server.issuance import TokenDecision
 from keyturn.server.refresh_tokens import (
     decrypt_replay,
@@ -53,6 +54,7 @@ def decide(
         grant_type=GRANT_TYPE,
         lifetime=client.access_token_lifetime or default_lifetime,
         family_id=record.family_id,
+        auth_time=record.auth_time,
     )
 
 
@@ -60,6 +62,18 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
     value = params.get("refresh_token")
     if not value:
         raise InvalidRequestError("the refresh_token parameter is required")
+    return await rotate(ctx, client, value, params)
+
+
+async def rotate(
+    ctx: ServerContext, client: Client, value: str, params: dict[str, str]
+) -> dict[str, Any]:
+    """The refresh itself; also Authlete-style ID-token reissue from the admin API.
+
+    With ``openid`` in the granted scope and a user behind the grant, the answer
+    carries a new ID token (OpenID Connect Core §12.2) with the original
+    ``auth_time``.
+    """
     now = int(ctx.clock())
     record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(value))
     if record is None or record.kind != TOKEN_KIND_REFRESH:
@@ -83,6 +97,18 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
         now=now,
     )
     response = pair_response(access, next_value)
+    if OPENID in decision.scopes and decision.auth_time is not None:
+        user = await ctx.storage.get_user(decision.subject)
+        if user is not None:
+            response["id_token"] = await make_id_token(
+                ctx,
+                client_id=client.client_id,
+                user=user,
+                scopes=decision.scopes,
+                auth_time=decision.auth_time,
+                nonce=None,
+                access_token=access.access_token,
+            )
     replay = (encrypt_replay(ctx, value, response), now + ctx.settings.refresh_grace_period)
     if await ctx.storage.exchange_token(record.token_id, now, [access.record, next_record], replay):
         return response
