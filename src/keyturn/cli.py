@@ -121,14 +121,16 @@ def serve(
 
     clients = _run(prepare, settings)
     where = settings.database_url or str(settings.data_dir / "keyturn.db")
-    err_console.print(f"Keyturn issuer [bold]{settings.issuer_url}[/bold]  database {where}")
+    # Plain lines on stderr, never wrapped: people copy the curl command.
+    say = sys.stderr.write
+    say(f"Keyturn issuer {settings.issuer_url}  database {where}\n")
     if not clients:
-        err_console.print(
+        say(
             "No clients yet. Create one in another terminal:\n"
             "  keyturn clients create --name my-service --scope read\n"
             "then get a token with the id and secret it prints:\n"
-            f"  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials "
-            f"{settings.issuer_url}/oauth/token"
+            "  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials "
+            f"{settings.issuer_url}/oauth/token\n"
         )
     uvicorn.run(
         "keyturn.server.app:create_app",
