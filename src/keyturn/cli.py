@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - exercised only without the server extr
 
 from keyturn.core.errors import OAuthError
 from keyturn.server import token_service
-from keyturn.server.app import build_context
+from keyturn.server.bootstrap import build_context
 from keyturn.server.clients import build_client, with_new_secret
 from keyturn.server.context import ServerContext
 from keyturn.server.settings import Settings
@@ -388,19 +388,20 @@ def keys_rotate(
 # -- tokens ------------------------------------------------------------------
 def _token_table(records: list[TokenRecord]) -> Table:
     now = time.time()
-    table = Table("kind", "client", "subject", "scopes", "issued (UTC)", "expires (UTC)", "state")
-    table.add_column("token_id", no_wrap=True, overflow="fold")
+    table = Table()
+    # The id and state are what people act on: never truncated.
+    table.add_column("token_id", no_wrap=True, overflow="fold", min_width=22)
+    table.add_column("state", no_wrap=True, min_width=7)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("client")
+    table.add_column("subject")
+    table.add_column("scopes")
+    table.add_column("expires (UTC)")
     for r in records:
         state = "revoked" if r.revoked_at else ("active" if r.is_active(now) else "expired")
+        kind = {"access_token": "access", "refresh_token": "refresh"}.get(r.kind, r.kind)
         table.add_row(
-            r.kind,
-            r.client_id,
-            r.subject or "",
-            r.scope,
-            _ts(r.issued_at),
-            _ts(r.expires_at),
-            state,
-            r.token_id,
+            r.token_id, state, kind, r.client_id, r.subject or "", r.scope, _ts(r.expires_at)
         )
     return table
 

@@ -47,10 +47,11 @@ class LiveServer:
     def token_url(self) -> str:
         return self.url + "/oauth/token"
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*KEYTURN, *args],
             env=self.env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=60,

@@ -84,3 +84,13 @@ def test_client_rules() -> None:
         build_client(hasher, grant_types=["magic"])
     with pytest.raises(ValueError, match="auth method"):
         build_client(hasher, auth_methods=["telepathy"])
+
+
+def test_session_cookies_are_secure_outside_plain_http_localhost() -> None:
+    from keyturn.server.sessions import cookie_is_secure
+
+    assert not cookie_is_secure("http://localhost:8000")
+    assert not cookie_is_secure("http://127.0.0.1:8000")
+    assert cookie_is_secure("https://localhost:8443")
+    assert cookie_is_secure("https://auth.example.com")
+    assert cookie_is_secure("http://auth.example.com")

@@ -8,13 +8,20 @@ which usernames exist.
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("keyturn-dummy-password")
 MIN_LENGTH = 8
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown username is checked against (made once, on first use)."""
+    return _hasher.hash("keyturn-dummy-password")
 
 
 def check_strength(password: str) -> None:
@@ -29,7 +36,9 @@ def hash_password(password: str) -> str:
 
 def _verify(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -1,0 +1,52 @@
+"""Open storage, keys and limits for a set of settings: the server's and the CLI's start-up.
+
+Kept apart from the ASGI app so the command line starts without importing
+the web framework.
+"""
+
+from __future__ import annotations
+
+from keyturn.keys.keyring import KeyRing
+from keyturn.server.clients import ClientCache
+from keyturn.server.context import ServerContext
+from keyturn.server.denylist import create_denylist
+from keyturn.server.issuance import TokenIssuer
+from keyturn.server.ratelimit import InMemoryRateLimiter
+from keyturn.server.secrets import Hasher, pepper_from_settings
+from keyturn.server.settings import Settings
+from keyturn.storage import database
+from keyturn.storage.repository import SqlStorage
+
+
+async def build_context(settings: Settings, *, migrate: bool = True) -> ServerContext:
+    """Open storage and keys for ``settings``; the caller closes ``ctx.storage``."""
+    pepper = pepper_from_settings(
+        settings.pepper.get_secret_value() if settings.pepper else None, settings.data_dir
+    )
+    engine = database.create_engine(settings.resolved_database_url)
+    storage = SqlStorage(engine)
+    try:
+        if migrate:
+            await database.upgrade(engine)
+        hasher = Hasher(pepper)
+        keyring = KeyRing(
+            storage,
+            pepper,
+            alg=settings.signing_alg,
+            activation_delay=settings.key_activation_delay,
+            refresh_interval=settings.key_refresh_interval,
+        )
+        await keyring.ensure_key()
+    except BaseException:
+        await storage.close()
+        raise
+    return ServerContext(
+        settings=settings,
+        storage=storage,
+        hasher=hasher,
+        keyring=keyring,
+        issuer=TokenIssuer(storage, keyring, hasher, settings.issuer_url),
+        clients=ClientCache(storage, settings.client_cache_ttl),
+        limiter=InMemoryRateLimiter(),
+        denylist=create_denylist(settings.redis_url),
+    )
