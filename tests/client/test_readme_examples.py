@@ -24,12 +24,26 @@ from tests.client.test_adapters import FakeServerAdapter, _httpx_transport
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def sdk_examples() -> list[str]:
+OWN_API = "### Keyturn's own API (KeyturnClient)"
+"""Its examples call a real server's admin API; tests/e2e/test_keyturn_client.py runs them."""
+
+
+def readme_section(heading: str) -> str:
+    """The README under ``heading`` (e.g. ``"## Client SDK"``), up to the next heading
+    of the same or a higher level."""
     text = README.read_text()
-    start = text.index("\n## Client SDK\n")
-    end = text.find("\n## ", start + 1)
-    section = text[start : end if end != -1 else None]
+    start = text.index(f"\n{heading}\n")
+    level = len(heading.split(" ", 1)[0])
+    after = re.compile(rf"\n#{{2,{level}}} ").search(text, start + 1)
+    return text[start : after.start() if after else None]
+
+
+def python_examples(section: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+def sdk_examples() -> list[str]:
+    return python_examples(readme_section("## Client SDK").replace(readme_section(OWN_API), ""))
 
 
 EXAMPLES = sdk_examples()

@@ -59,18 +59,23 @@ def transport_error(exc: BaseException, request: HttpRequest) -> TransportError:
     return err
 
 
-def send_sync(client: httpx2.Client, request: HttpRequest) -> HttpResponse:
+def send_sync(
+    client: httpx2.Client, request: HttpRequest, *, auth: Any = httpx2.USE_CLIENT_DEFAULT
+) -> HttpResponse:
+    """Send and read the whole body; ``auth`` as in ``httpx2.Client.send`` (None: none)."""
     try:
-        response = client.send(to_request(request))
+        response = client.send(to_request(request), auth=auth)
         response.read()
     except httpx2.TransportError as exc:
         raise transport_error(exc, request) from exc
     return from_response(response)
 
 
-async def send_async(client: httpx2.AsyncClient, request: HttpRequest) -> HttpResponse:
+async def send_async(
+    client: httpx2.AsyncClient, request: HttpRequest, *, auth: Any = httpx2.USE_CLIENT_DEFAULT
+) -> HttpResponse:
     try:
-        response = await client.send(to_request(request))
+        response = await client.send(to_request(request), auth=auth)
         await response.aread()
     except httpx2.TransportError as exc:
         raise transport_error(exc, request) from exc
