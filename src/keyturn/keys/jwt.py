@@ -8,10 +8,10 @@ gives a usable signing key.
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc import jws
@@ -89,7 +89,7 @@ def public_pem(jwk: dict[str, Any]) -> str:
 class Signer:
     """Signs compact JWS with one key; built once per key and reused."""
 
-    __slots__ = ("_key", "alg", "kid")
+    __slots__ = ("_algorithms", "_key", "alg", "kid")
 
     def __init__(self, private_key: PrivateKey, alg: str, kid: str) -> None:
         if alg not in SUPPORTED_ALGS:
@@ -97,11 +97,13 @@ class Signer:
         self._key = _jose_key(private_key)
         self.alg = alg
         self.kid = kid
+        self._algorithms = [alg]
 
     def sign(self, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYP) -> str:
         header = {"typ": typ, "alg": self.alg, "kid": self.kid}
-        payload = json.dumps(claims, separators=(",", ":"))
-        return jws.serialize_compact(header, payload, self._key, algorithms=[self.alg])
+        # joserfc does the JWS; orjson only serialises the claims (compact, fast).
+        payload = orjson.dumps(claims)
+        return jws.serialize_compact(header, payload, self._key, algorithms=self._algorithms)
 
     def __repr__(self) -> str:
         return f"Signer(alg={self.alg!r}, kid={self.kid!r})"

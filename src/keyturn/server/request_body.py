@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from starlette.requests import Request
 
@@ -57,17 +57,32 @@ async def parse_params(request: Request, limit: int) -> dict[str, str]:
     return parse_json(body) if kind == JSON else parse_form(body)
 
 
+def _form_unquote(text: str) -> str:
+    # What parse_qsl does to each name and value ('+' is a space, then %XX);
+    # most token-request parameters have neither, so they are returned as is.
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text, errors="strict") if "%" in text else text
+
+
 def parse_form(body: bytes) -> dict[str, str]:
+    """``application/x-www-form-urlencoded``, split exactly as ``parse_qsl`` would.
+
+    (``keep_blank_values=True``: a name without ``=`` has the value ``""``.)
+    """
+    params: dict[str, str] = {}
     try:
         text = body.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
+        for chunk in text.split("&"):
+            if not chunk:
+                continue
+            raw_key, _, raw_value = chunk.partition("=")
+            key = _form_unquote(raw_key)
+            if key in params:
+                raise InvalidRequestError(f"the parameter {key!r} appears more than once")
+            params[key] = _form_unquote(raw_value)
     except UnicodeDecodeError:
         raise InvalidRequestError("the form body is not valid UTF-8") from None
-    params: dict[str, str] = {}
-    for key, value in pairs:
-        if key in params:
-            raise InvalidRequestError(f"the parameter {key!r} appears more than once")
-        params[key] = value
     # RFC 6749 §3.1: parameters sent without a value are treated as omitted.
     return {k: v for k, v in params.items() if v != ""}
 

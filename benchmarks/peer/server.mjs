@@ -1,0 +1,74 @@
+// node-oidc-provider set up as a peer for benchmarks/run.py: the client-credentials
+// grant issuing RFC 9068 JWT access tokens signed with the same algorithm and key
+// size as Keyturn (RS256 with RSA-2048, or ES256 with P-256).
+//
+//   node server.mjs --port 9100 --alg RS256 --client-id bench --client-secret s3cret \
+//        --scope read --audience https://api.bench.test
+//
+// Loopback only; in-memory adapter (JWT access tokens are not stored by the peer).
+import { generateKeyPairSync } from 'node:crypto';
+import { parseArgs } from 'node:util';
+
+import Provider from 'oidc-provider';
+
+const { values: opts } = parseArgs({
+  options: {
+    port: { type: 'string', default: '9100' },
+    alg: { type: 'string', default: 'RS256' },
+    'client-id': { type: 'string', default: 'bench' },
+    'client-secret': { type: 'string' },
+    scope: { type: 'string', default: 'read' },
+    audience: { type: 'string', default: 'https://api.bench.test' },
+  },
+});
+if (!opts['client-secret']) throw new Error('--client-secret is required');
+const { alg } = opts;
+const port = Number(opts.port);
+
+const pair = alg === 'ES256'
+  ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  : generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = { ...pair.privateKey.export({ format: 'jwk' }), kid: 'bench-1', alg, use: 'sig' };
+
+const issuer = `http://127.0.0.1:${port}`;
+const provider = new Provider(issuer, {
+  jwks: { keys: [jwk] },
+  clients: [{
+    client_id: opts['client-id'],
+    client_secret: opts['client-secret'],
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_post',
+    id_token_signed_response_alg: alg,
+  }],
+  clientDefaults: { id_token_signed_response_alg: alg },
+  scopes: [opts.scope],
+  ttl: { ClientCredentials: 5 * 3600 },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => opts.audience,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (_ctx, resource) => {
+        if (resource !== opts.audience) throw new Provider.errors.InvalidTarget();
+        return {
+          scope: opts.scope,
+          audience: opts.audience,
+          accessTokenTTL: 5 * 3600,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg } },
+        };
+      },
+    },
+  },
+});
+
+const server = provider.listen(port, '127.0.0.1', () => {
+  process.stdout.write(`peer ready ${issuer} ${alg}\n`);
+});
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}

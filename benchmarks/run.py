@@ -1,0 +1,741 @@
+"""Keyturn's benchmark suite: token issuance against a peer and against the cost of signing.
+
+    python benchmarks/run.py            # full run, about 7 minutes on 2 cores
+    python benchmarks/run.py --quick    # about 2 minutes, one short round
+
+What it measures, in one run on one machine (see benchmarks/README.md):
+
+* token issuance (client credentials, RFC 9068 JWT access tokens, RS256 and
+  ES256): tokens/s and p50/p99 latency at concurrency 1, 16 and 64, with wrk
+  and a Lua POST script as the load generator in its own process, for Keyturn
+  on SQLite and on PostgreSQL (one server process; two with ``--workers 2``
+  at concurrency 64), and for the peer node-oidc-provider (benchmarks/peer/);
+* the signing limit: signatures/s of joserfc (Keyturn's JOSE library) and of
+  pyca/cryptography for the same algorithm and key size in a tight loop, on
+  one thread and on two;
+* the SDK and guard overheads, by running benchmarks/sdk_overhead.py and
+  benchmarks/verify_overhead.py when they exist.
+
+Targets are measured interleaved, round after round, and each figure is the
+median of the rounds, so that noise from other work on the machine hits all of
+them alike; the ratios compare figures of the same run. Every server listens on
+127.0.0.1 only, every load run has a fixed duration, and every process started
+here is stopped at the end. The Markdown table, a PNG chart and the raw JSON go
+to benchmarks/results/ (not committed); the table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+PEER_DIR = HERE / "peer"
+LUA = HERE / "token.lua"
+
+ALGS = ("RS256", "ES256")
+CONCURRENCY = (1, 16, 64)
+AUDIENCE = "https://api.bench.test"
+SCOPE = "read"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/keyturn_bench"
+
+# Published figures, quoted for context and never re-measured here.
+ANCHORS = (
+    (
+        "Ory Hydra",
+        "513 client-credentials tokens/s on 2 vCPU (Ory's published benchmark)",
+        513.0,
+    ),
+    (
+        "Keycloak",
+        "~120 client-credentials grants/s per vCPU (Keycloak sizing guide), ~240/s on 2 vCPU",
+        240.0,
+    ),
+)
+
+
+# -- small helpers -------------------------------------------------------------
+def log(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def http(
+    method: str, url: str, body: bytes | None = None, timeout: float = 5.0
+) -> tuple[int, bytes]:
+    assert url.startswith("http://127.0.0.1:"), url  # loopback only
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+# -- servers -------------------------------------------------------------------
+@dataclass
+class Target:
+    """One server under test."""
+
+    key: str  # e.g. "keyturn-sqlite", "keyturn-postgres-w2", "peer"
+    label: str
+    alg: str
+    url: str = ""
+    token_path: str = "/oauth/token"
+    body: str = ""
+    concurrency: tuple[int, ...] = CONCURRENCY
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    unavailable: str | None = None  # why it could not be measured
+    runs: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+
+    @property
+    def token_url(self) -> str:
+        return self.url + self.token_path
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server we started (its own process group: uvicorn workers go too)."""
+    if process is None or process.poll() is not None:
+        return
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+
+
+def wait_ready(target: Target, probe_path: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    assert target.process is not None
+    while time.monotonic() < deadline:
+        if target.process.poll() is not None:
+            raise RuntimeError(f"{target.label} exited early; log: {target.log_path}")
+        with suppress(OSError):
+            status, _ = http("GET", target.url + probe_path, timeout=1.0)
+            if status == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"{target.label} did not become ready in {timeout:.0f}s; log: {target.log_path}"
+    )
+
+
+def check_token(target: Target) -> None:
+    """One real token request: 200, a JWT with the expected alg and typ."""
+    import base64
+
+    status, raw = http("POST", target.token_url, target.body.encode(), timeout=10.0)
+    if status != 200:
+        raise RuntimeError(f"{target.label}: token request answered {status}: {raw[:300]!r}")
+    token = json.loads(raw)["access_token"]
+    head = token.split(".")[0]
+    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    if header.get("alg") != target.alg or header.get("typ") != "at+jwt":
+        raise RuntimeError(f"{target.label}: unexpected JWT header {header}")
+
+
+def keyturn_env(
+    data_dir: Path, database_url: str, alg: str, pepper: str, src: Path | None
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
+    env.update(
+        KEYTURN_DATA_DIR=str(data_dir),
+        KEYTURN_DATABASE_URL=database_url,
+        KEYTURN_PEPPER=pepper,
+        KEYTURN_SIGNING_ALG=alg,
+    )
+    if src is not None:
+        env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def start_keyturn(
+    target: Target,
+    *,
+    tmp: Path,
+    database_url: str,
+    workers: int,
+    src: Path | None,
+    extra_env: dict[str, str] | None = None,
+) -> None:
+    data_dir = tmp / f"{target.alg}-{target.key}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = keyturn_env(data_dir, database_url, target.alg, secrets.token_hex(32), src)
+    env.update(extra_env or {})
+    keyturn = [sys.executable, "-m", "keyturn.cli"]
+    done = subprocess.run(
+        [*keyturn, "clients", "create", "--json", "--name", "bench", "--rate-limit", "0",
+         "--scope", SCOPE, "--audience", AUDIENCE],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"keyturn clients create failed: {done.stderr[-2000:]}")
+    client = json.loads(done.stdout)
+    port = free_port()
+    target.url = f"http://127.0.0.1:{port}"
+    env["KEYTURN_ISSUER"] = target.url
+    target.body = urllib.parse.urlencode(
+        {
+            "grant_type": "client_credentials",
+            "client_id": client["client_id"],
+            "client_secret": client["client_secret"],
+            "scope": SCOPE,
+            "resource": AUDIENCE,
+        }
+    )
+    target.log_path = data_dir / "server.log"
+    with target.log_path.open("wb") as out:
+        target.process = subprocess.Popen(
+            [*keyturn, "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers), "--log-level", "warning"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    wait_ready(target, "/.well-known/oauth-authorization-server")
+    check_token(target)
+
+
+def peer_unavailable() -> str | None:
+    if shutil.which("node") is None:
+        return "Node.js is not installed"
+    if not (PEER_DIR / "node_modules" / "oidc-provider").is_dir():
+        if shutil.which("npm") is None:
+            return "npm is not installed (needed once: npm install in benchmarks/peer)"
+        log("installing node-oidc-provider (npm install in benchmarks/peer)")
+        done = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=PEER_DIR, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            return "npm install of oidc-provider failed: " + done.stderr.strip()[-200:]
+    return None
+
+
+def start_peer(target: Target, *, tmp: Path) -> None:
+    port = free_port()
+    secret = secrets.token_urlsafe(32)
+    target.url = f"http://127.0.0.1:{port}"
+    target.token_path = "/token"
+    target.body = urllib.parse.urlencode(
+        {
+            "grant_type": "client_credentials",
+            "client_id": "bench",
+            "client_secret": secret,
+            "scope": SCOPE,
+            "resource": AUDIENCE,
+        }
+    )
+    target.log_path = tmp / f"peer-{target.alg}.log"
+    with target.log_path.open("wb") as out:
+        target.process = subprocess.Popen(
+            ["node", "server.mjs", "--port", str(port), "--alg", target.alg,
+             "--client-id", "bench", "--client-secret", secret,
+             "--scope", SCOPE, "--audience", AUDIENCE],
+            cwd=PEER_DIR, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    wait_ready(target, "/.well-known/openid-configuration")
+    check_token(target)
+
+
+def reset_postgres(url: str) -> str | None:
+    """Drop and create the benchmark database; ``None`` or why PostgreSQL is unusable."""
+    try:
+        import asyncpg  # type: ignore[import-untyped]
+    except ImportError:
+        return "asyncpg is not installed (pip install 'keyturn[postgres]')"
+    parts = urllib.parse.urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        return f"unexpected database name {name!r}"
+    admin = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
+
+    async def work() -> None:
+        conn = await asyncpg.connect(admin, timeout=5)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(work())
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        return f"PostgreSQL is not reachable at {admin} ({exc.__class__.__name__})"
+    return None
+
+
+# -- load ----------------------------------------------------------------------
+def wrk(target: Target, connections: int, duration: float) -> dict[str, float]:
+    """One wrk run: successful tokens/s and p50/p99 latency in ms."""
+    threads = 1 if connections < 16 else 2
+    cmd = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s",
+        "-s", str(LUA), target.token_url,
+    ]  # fmt: skip
+    env = dict(os.environ, BENCH_BODY=target.body)
+    done = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=duration + 60, check=False
+    )
+    match = re.search(r"^WRKJSON (.*)$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or not match:
+        raise RuntimeError(f"wrk failed: {done.stdout[-500:]} {done.stderr[-500:]}")
+    data = json.loads(match.group(1))
+    errors = data["connect"] + data["read"] + data["write"] + data["status"] + data["timeout"]
+    seconds = data["duration_us"] / 1e6
+    return {
+        "rps": (data["requests"] - data["status"]) / seconds,
+        "p50": data["p50_us"] / 1000.0,
+        "p99": data["p99_us"] / 1000.0,
+        "errors": float(errors),
+        "requests": float(data["requests"]),
+    }
+
+
+# -- signing limit -------------------------------------------------------------
+def sample_claims() -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "iss": "http://127.0.0.1:8000", "sub": secrets.token_urlsafe(16), "aud": AUDIENCE,
+        "client_id": secrets.token_urlsafe(16), "iat": now, "exp": now + 18000,
+        "jti": secrets.token_urlsafe(16), "scope": SCOPE,
+    }  # fmt: skip
+
+
+def signing_functions(alg: str) -> dict[str, Callable[[], object]]:
+    """Sign-one-token callables: joserfc JWS compact, and pyca/cryptography's bare sign()."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from joserfc import jws
+    from joserfc.jwk import ECKey, RSAKey
+
+    payload = json.dumps(sample_claims(), separators=(",", ":"))
+    header = {"typ": "at+jwt", "alg": alg, "kid": "bench"}
+    data = payload.encode()
+    if alg == "RS256":
+        rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jose_rsa = RSAKey.import_key(rsa_key)
+        pad, sha = padding.PKCS1v15(), hashes.SHA256()
+        return {
+            "joserfc": lambda: jws.serialize_compact(header, payload, jose_rsa, algorithms=[alg]),
+            "cryptography": lambda: rsa_key.sign(data, pad, sha),
+        }
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    jose_ec = ECKey.import_key(ec_key)
+    ecdsa = ec.ECDSA(hashes.SHA256())
+    return {
+        "joserfc": lambda: jws.serialize_compact(header, payload, jose_ec, algorithms=[alg]),
+        "cryptography": lambda: ec_key.sign(data, ecdsa),
+    }
+
+
+def signing_rate(fn: Callable[[], object], threads: int, seconds: float) -> float:
+    counts = [0] * threads
+    start_gate = threading.Barrier(threads + 1)
+    stop_at = [0.0]
+
+    def loop(i: int) -> None:
+        start_gate.wait()
+        n = 0
+        clock = time.perf_counter
+        while clock() < stop_at[0]:
+            fn()
+            n += 1
+        counts[i] = n
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    t0 = time.perf_counter()
+    stop_at[0] = t0 + seconds
+    start_gate.wait()
+    for w in workers:
+        w.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+# -- SDK and guard overheads ---------------------------------------------------
+OVERHEAD_SCRIPTS = (
+    ("SDK (sdk_overhead.py)", HERE / "sdk_overhead.py"),
+    ("Guard (verify_overhead.py)", HERE / "verify_overhead.py"),
+)
+
+
+def run_overhead(path: Path, quick: bool) -> dict[str, Any]:
+    if not path.exists():
+        return {"status": "not yet available", "lines": []}
+    args: list[str] = []
+    if quick:
+        help_text = subprocess.run(
+            [sys.executable, str(path), "--help"],
+            capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
+        ).stdout  # fmt: skip
+        if "--rounds" in help_text:
+            args += ["--rounds", "3"]
+    try:
+        done = subprocess.run(
+            [sys.executable, str(path), *args],
+            capture_output=True, text=True, timeout=240, check=False, cwd=ROOT,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"status": "timed out after 240 s", "lines": []}
+    lines = [ln.rstrip() for ln in done.stdout.splitlines() if ln.strip()]
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return {"status": f"failed: {tail[:160]}", "lines": lines}
+    found = re.findall(r"overhead[^\n%]*?([+-]?\d+(?:\.\d+)?)\s*%", done.stdout, re.IGNORECASE)
+    status = f"{found[-1]} %" if found else "ran (see lines)"
+    if found and not found[-1].startswith(("+", "-")):
+        status = "+" + status
+    return {"status": status, "lines": lines}
+
+
+# -- report --------------------------------------------------------------------
+def fmt_rate(value: float) -> str:
+    return "n/a" if value != value else f"{value:,.0f}"
+
+
+def fmt_ms(value: float) -> str:
+    if value != value:
+        return "n/a"
+    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.2f}x"
+
+
+def summarize(targets: list[Target]) -> dict[tuple[str, str, int], dict[str, float]]:
+    out: dict[tuple[str, str, int], dict[str, float]] = {}
+    for t in targets:
+        for conc, runs in t.runs.items():
+            out[(t.alg, t.key, conc)] = {
+                "rps": median([r["rps"] for r in runs]),
+                "p50": median([r["p50"] for r in runs]),
+                "p99": median([r["p99"] for r in runs]),
+                "errors": sum(r["errors"] for r in runs),
+                "rounds": float(len(runs)),
+            }
+    return out
+
+
+def build_report(
+    args: argparse.Namespace,
+    targets: list[Target],
+    signing: dict[tuple[str, str, int], list[float]],
+    overheads: list[tuple[str, dict[str, Any]]],
+    elapsed: float,
+) -> tuple[str, dict[str, Any]]:
+    stats = summarize(targets)
+    limit = {alg: median(signing.get((alg, "joserfc", 1), [])) for alg in ALGS}
+    lines: list[str] = []
+    add = lines.append
+    add("## Token issuance: client credentials, JWT access tokens")
+    add("")
+    add(
+        f"{args.rounds} round(s) of {args.duration:g} s per cell, interleaved; medians. "
+        f"Machine: {os.cpu_count()} CPU(s), shared. wrk on the same machine. "
+        "vs peer = tokens/s / node-oidc-provider's at the same alg and concurrency; "
+        "vs limit = tokens/s / joserfc's single-thread signing rate (the crypto floor)."
+    )
+    add("")
+    add("| alg | server | conc. | tokens/s | p50 ms | p99 ms | vs peer | vs limit |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|")
+    for alg in args.algs:
+        peer_t = next((t for t in targets if t.alg == alg and t.key == "peer"), None)
+        for t in (t for t in targets if t.alg == alg):
+            if t.unavailable:
+                why = " ".join(t.unavailable.replace("|", "/").split())
+                add(f"| {alg} | {t.label} | - | {why} | | | | |")
+                continue
+            for conc in t.concurrency:
+                s = stats.get((alg, t.key, conc))
+                if s is None:
+                    continue
+                peer_s = (
+                    stats.get((alg, "peer", conc)) if peer_t and not peer_t.unavailable else None
+                )
+                vs_peer = s["rps"] / peer_s["rps"] if peer_s and peer_s["rps"] > 0 else None
+                vs_limit = s["rps"] / limit[alg] if limit.get(alg) else None
+                if t.key == "peer":
+                    vs_peer = None
+                err = f" ({int(s['errors'])} errors)" if s["errors"] else ""
+                add(
+                    f"| {alg} | {t.label} | {conc} | {fmt_rate(s['rps'])}{err} | "
+                    f"{fmt_ms(s['p50'])} | {fmt_ms(s['p99'])} | "
+                    f"{'—' if t.key == 'peer' else fmt_ratio(vs_peer)} | {fmt_ratio(vs_limit)} |"
+                )
+    add("")
+    add("## Signing limit: one token's signature in a tight loop (same alg and key size)")
+    add("")
+    add("| alg | library | threads | signatures/s | vs joserfc 1 thread |")
+    add("|---|---|---:|---:|---:|")
+    for alg in args.algs:
+        for lib in ("joserfc", "cryptography"):
+            for threads in (1, 2):
+                rate = median(signing.get((alg, lib, threads), []))
+                ratio = rate / limit[alg] if limit.get(alg) else None
+                add(f"| {alg} | {lib} | {threads} | {fmt_rate(rate)} | {fmt_ratio(ratio)} |")
+    add("")
+    add("## Published anchors (context, not measured here)")
+    add("")
+    for name, text, _ in ANCHORS:
+        add(f"- {name}: {text}.")
+    add("")
+    add("## Client SDK and guard overhead")
+    add("")
+    add("| benchmark | overhead | detail |")
+    add("|---|---:|---|")
+    for name, result in overheads:
+        detail = "; ".join(result["lines"][-4:]).replace("|", "/")
+        add(f"| {name} | {result['status']} | {detail} |")
+    add("")
+    add(f"Total run time {elapsed:.0f} s.")
+    data = {
+        "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+        "issuance": [
+            {"alg": a, "target": k, "concurrency": c, **v} for (a, k, c), v in stats.items()
+        ],
+        "raw_runs": {f"{t.alg}/{t.key}": t.runs for t in targets},
+        "unavailable": {f"{t.alg}/{t.key}": t.unavailable for t in targets if t.unavailable},
+        "signing": [
+            {"alg": a, "library": lib, "threads": n, "rates": v, "median": median(v)}
+            for (a, lib, n), v in signing.items()
+        ],
+        "overheads": {name: r for name, r in overheads},
+        "elapsed_s": elapsed,
+    }
+    return "\n".join(lines) + "\n", data
+
+
+def draw_chart(path: Path, args: argparse.Namespace, targets: list[Target],
+               signing: dict[tuple[str, str, int], list[float]]) -> str | None:  # fmt: skip
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: no chart (pip install matplotlib)"
+    stats = summarize(targets)
+    fig, axes = plt.subplots(1, len(args.algs), figsize=(7 * len(args.algs), 5), squeeze=False)
+    for ax, alg in zip(axes[0], args.algs, strict=True):
+        shown = [t for t in targets if t.alg == alg and not t.unavailable]
+        concs = sorted({c for t in shown for c in t.concurrency})
+        width = 0.8 / max(1, len(shown))
+        for i, t in enumerate(shown):
+            xs = [concs.index(c) + (i - (len(shown) - 1) / 2) * width for c in t.concurrency]
+            ys = [stats.get((alg, t.key, c), {}).get("rps", 0.0) for c in t.concurrency]
+            ax.bar(xs, ys, width, label=t.label)
+        lim = median(signing.get((alg, "joserfc", 1), []))
+        if lim == lim:
+            ax.axhline(lim, color="black", linestyle="--", linewidth=1,
+                       label=f"signing limit, joserfc 1 thread ({lim:,.0f}/s)")  # fmt: skip
+        for (name, _, value), style in zip(ANCHORS, (":", "-."), strict=True):
+            ax.axhline(value, color="grey", linestyle=style, linewidth=1,
+                       label=f"{name} published ({value:.0f}/s, 2 vCPU)")  # fmt: skip
+        ax.set_xticks(range(len(concs)), [f"c={c}" for c in concs])
+        ax.set_ylabel("tokens/s (median)")
+        ax.set_title(f"Client-credentials JWT issuance, {alg}")
+        ax.legend(fontsize=7, loc="upper left")
+        if lim == lim and lim > 4 * max((b.get_height() for b in ax.patches), default=1):
+            ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+# -- orchestration ------------------------------------------------------------
+@contextmanager
+def servers(args: argparse.Namespace, alg: str, tmp: Path) -> Iterator[list[Target]]:
+    targets: list[Target] = []
+    with ExitStack() as stack:
+        plan: list[tuple[Target, Callable[[Target], None]]] = []
+
+        def keyturn(backend: str, workers: int, src: Path | None, label: str) -> None:
+            key = f"keyturn-{backend}" + (f"-w{workers}" if workers > 1 else "")
+            if src is not None:
+                key += "-baseline"
+            t = Target(key, label, alg)
+            if workers > 1:
+                t.concurrency = (64,)
+
+            def start(t: Target) -> None:
+                if backend == "postgres":
+                    url = args.postgres_url.rsplit("/", 1)[0] + f"/keyturn_bench_{alg.lower()}"
+                    url += "_w2" if workers > 1 else ""
+                    why = reset_postgres(url)
+                    if why:
+                        t.unavailable = why
+                        return
+                else:
+                    url = f"sqlite+aiosqlite:///{tmp / f'{alg}-{t.key}' / 'keyturn.db'}"
+                start_keyturn(t, tmp=tmp, database_url=url, workers=workers, src=src)
+
+            plan.append((t, start))
+
+        if not args.no_sqlite:
+            keyturn("sqlite", 1, None, "Keyturn · SQLite")
+        if not args.no_postgres:
+            keyturn("postgres", 1, None, "Keyturn · PostgreSQL")
+        if args.baseline_src:
+            keyturn("sqlite", 1, args.baseline_src, "Keyturn baseline · SQLite")
+        if not args.no_workers2:
+            if not args.no_sqlite:
+                keyturn("sqlite", 2, None, "Keyturn · SQLite · 2 workers")
+            if not args.no_postgres:
+                keyturn("postgres", 2, None, "Keyturn · PostgreSQL · 2 workers")
+        if not args.no_peer:
+            peer = Target("peer", "node-oidc-provider (peer)", alg)
+            why = peer_unavailable()
+            if why:
+                peer.unavailable = why
+                plan.append((peer, lambda t: None))
+            else:
+                plan.append((peer, lambda t: start_peer(t, tmp=tmp)))
+
+        for t, start in plan:
+            targets.append(t)
+            try:
+                start(t)
+            except Exception as exc:
+                t.unavailable = f"could not start: {exc}"[:300]
+                log(f"{t.label} ({alg}): {t.unavailable}")
+            stack.callback(stop_process, t.process)
+        yield targets
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Keyturn token issuance vs node-oidc-provider and the signing limit."
+    )
+    parser.add_argument("--quick", action="store_true", help="one short round (about 2 minutes)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; quick 1)")
+    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 5; quick 2)")
+    parser.add_argument("--algs", nargs="+", choices=ALGS, default=list(ALGS))
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("KEYTURN_BENCH_PG", PG_DEFAULT),
+        help="database to drop and recreate per run (default %(default)s)",
+    )
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--no-workers2", action="store_true", help="skip the --workers 2 rows")
+    parser.add_argument("--no-overheads", action="store_true", help="skip SDK/guard overheads")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also run Keyturn from this src/ directory (before/after A/B)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.duration = args.duration or (2.0 if args.quick else 5.0)
+    sign_seconds = 0.5 if args.quick else 1.0
+    warmup = 1.0
+
+    started = time.monotonic()
+    have_wrk = shutil.which("wrk") is not None
+    if not have_wrk:
+        log("wrk is not installed (apt-get install wrk): the issuance rows are skipped")
+    all_targets: list[Target] = []
+    signing: dict[tuple[str, str, int], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="keyturn-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        for alg in args.algs:
+            signers = signing_functions(alg)
+            with servers(args, alg, tmp) if have_wrk else nullservers() as targets:
+                all_targets += targets
+                live = [t for t in targets if not t.unavailable]
+                for t in live:
+                    wrk(t, 16, warmup)  # warm caches, connection pools and the JIT of node
+                for r in range(args.rounds):
+                    log(f"{alg}: round {r + 1}/{args.rounds}")
+                    for conc in CONCURRENCY:
+                        order = live if r % 2 == 0 else list(reversed(live))
+                        for t in order:
+                            if conc in t.concurrency:
+                                t.runs.setdefault(conc, []).append(wrk(t, conc, args.duration))
+                    for lib, fn in signers.items():
+                        for threads in (1, 2):
+                            rate = signing_rate(fn, threads, sign_seconds)
+                            signing.setdefault((alg, lib, threads), []).append(rate)
+            if not have_wrk:
+                for _ in range(args.rounds):
+                    for lib, fn in signers.items():
+                        for threads in (1, 2):
+                            rate = signing_rate(fn, threads, sign_seconds)
+                            signing.setdefault((alg, lib, threads), []).append(rate)
+    overheads: list[tuple[str, dict[str, Any]]] = []
+    for name, path in OVERHEAD_SCRIPTS:
+        if args.no_overheads:
+            overheads.append((name, {"status": "skipped (--no-overheads)", "lines": []}))
+            continue
+        log(f"running {path.name}")
+        overheads.append((name, run_overhead(path, args.quick)))
+
+    elapsed = time.monotonic() - started
+    report, data = build_report(args, all_targets, signing, overheads, elapsed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (args.out / "results.md").write_text(report)
+    (args.out / f"results-{stamp}.md").write_text(report)
+    (args.out / "results.json").write_text(json.dumps(data, indent=2, default=str))
+    chart_note = draw_chart(args.out / "issuance.png", args, all_targets, signing)
+    sys.stdout.write(report)
+    sys.stdout.write(
+        f"\nWritten: {args.out / 'results.md'}, {args.out / 'results.json'}"
+        + ("" if chart_note else f", {args.out / 'issuance.png'}")
+        + "\n"
+    )
+    if chart_note:
+        sys.stdout.write(chart_note + "\n")
+    return 0
+
+
+@contextmanager
+def nullservers() -> Iterator[list[Target]]:
+    yield []
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
