@@ -55,6 +55,21 @@ def postgres_database_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
+def own_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database for this test alone, for tests that change what others share (keys)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'keyturn.db'}"
+        return
+    shared: str = request.getfixturevalue("postgres_database_url")  # skips when absent
+    name = "keyturn_test_" + secrets.token_hex(4)
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    yield f"{shared.rsplit('/', 1)[0]}/{name}"
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Each storage-backed test runs on SQLite and on PostgreSQL."""
     if request.param == "sqlite":

@@ -25,13 +25,12 @@ class Clock:
 
 
 @pytest.fixture
-async def storage(database_url: str) -> AsyncIterator[SqlStorage]:
-    engine = database.create_engine(database_url)
+async def storage(own_database_url: str) -> AsyncIterator[SqlStorage]:
+    # A database of its own: these tests add and drop signing keys, which would
+    # pull the keys from under servers that share the session's database.
+    engine = database.create_engine(own_database_url)
     await database.upgrade(engine)
     store = SqlStorage(engine)
-    # PostgreSQL is shared by the session: start each test with no keys.
-    for key in await store.list_signing_keys():
-        await store.delete_signing_key(key.kid)
     yield store
     await store.close()
 

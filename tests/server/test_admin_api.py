@@ -268,3 +268,14 @@ def test_openapi_document_is_served(server: Harness) -> None:
     doc = server.http.get("/admin/v1/openapi.json").json()
     assert doc["info"]["title"] == "Keyturn admin API"
     assert "/tokens/revoke-all" in doc["paths"]
+
+
+def test_nul_and_repeated_parameters_are_rejected(server: Harness, admin: dict[str, str]) -> None:
+    r = call(server, "POST", "/admin/v1/tokens/revoke-all", {"subject": "a\u0000b"}, admin)
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_request"
+    r = server.http.get("/admin/v1/tokens/ab%00cd", headers=admin)
+    assert r.status_code == 400
+    r = server.http.get("/admin/v1/tokens?client_id=a&client_id=b", headers=admin)
+    assert r.status_code == 400
+    assert "more than once" in r.json()["error_description"]

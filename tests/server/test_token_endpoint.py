@@ -387,3 +387,21 @@ def test_selectable_signing_algorithms(tmp_path: Path, alg: str) -> None:
         )
         claims = pyjwt.decode(token, pyjwt.PyJWK(jwk), algorithms=[alg], audience=ISSUER)
         assert claims["sub"] == cid
+
+
+def test_nul_characters_are_a_400_not_a_database_error(server: Harness) -> None:
+    cid, secret = server.create_client()
+    r = server.http.post(
+        "/oauth/token",
+        content=f"grant_type={CC}&client_id=a%00b&client_secret=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_error(r, 400, "invalid_request")
+    r = server.http.post(
+        "/oauth/token",
+        json={"grant_type": CC, "client_id": cid, "client_secret": secret, "scope": "read\u0000"},
+    )
+    assert_error(r, 400, "invalid_request")
+    r = server.http.get("/oauth/public-key.pem?kid=%00")
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_request"

@@ -497,3 +497,9 @@ def test_refresh_of_an_openid_grant_reissues_the_id_token(flow: Flow) -> None:
         "/admin/v1/tokens/reissue-id-token", headers=headers, json={"refresh_token": "ktr_unknown"}
     )
     assert r.status_code == 404
+
+
+def test_nul_in_authorization_request_is_a_page_error(flow: Flow) -> None:
+    r = flow.http.get("/oauth/authorize?response_type=code&client_id=a%00b", follow_redirects=False)
+    assert r.status_code == 400
+    assert "location" not in r.headers

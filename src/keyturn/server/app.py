@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from keyturn.server import token_service
@@ -43,6 +44,7 @@ from keyturn.server.endpoints.revocation import revocation_endpoint
 from keyturn.server.endpoints.token import token_endpoint
 from keyturn.server.endpoints.userinfo import userinfo_endpoint
 from keyturn.server.errors import EXCEPTION_HANDLERS
+from keyturn.server.nul_guard import RejectNulMiddleware
 from keyturn.server.settings import Settings
 
 log = logging.getLogger("keyturn.server")
@@ -110,6 +112,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
+        middleware=[Middleware(RejectNulMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

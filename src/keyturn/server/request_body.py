@@ -54,7 +54,16 @@ async def parse_params(request: Request, limit: int) -> dict[str, str]:
             + (f", not {kind}" if kind else " with a Content-Type header")
         )
     body = await read_body(request, limit)
-    return parse_json(body) if kind == JSON else parse_form(body)
+    params = parse_json(body) if kind == JSON else parse_form(body)
+    reject_nul(params)
+    return params
+
+
+def reject_nul(params: dict[str, str]) -> None:
+    """NUL never belongs in an OAuth parameter, and PostgreSQL text cannot hold it."""
+    for key, value in params.items():
+        if "\x00" in key or "\x00" in value:
+            raise InvalidRequestError("parameters must not contain NUL characters")
 
 
 def _form_unquote(text: str) -> str:

@@ -99,6 +99,11 @@ async def reject_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     known = {p.alias for p in dependant.query_params} if dependant is not None else set()
+    repeated = sorted(
+        k for k in set(request.query_params) if len(request.query_params.getlist(k)) > 1
+    )
+    if repeated:
+        raise InvalidRequestError(f"the query parameter {repeated[0]!r} appears more than once")
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         hint = f"; known: {', '.join(sorted(known))}" if known else ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -13,10 +13,28 @@ Id = Field(min_length=1, max_length=128)
 ScopeList = list[str]
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class Strict(BaseModel):
-    """Request bodies: unknown fields and type coercion (``0`` for ``false``) are errors."""
+    """Request bodies: unknown fields and type coercion (``0`` for ``false``) are errors,
+    and so is NUL in any string (PostgreSQL text cannot hold it)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def no_nul(cls, data: Any) -> Any:
+        if _has_nul(data):
+            raise ValueError("strings must not contain NUL characters")
+        return data
 
 
 def _exactly_one_of(*names: str) -> ConfigDict:

@@ -163,6 +163,8 @@ async def authorize_post(request: Request) -> Response:
     if media_type(request) != FORM:
         return error_page("Invalid request", "The consent form was not sent as a form.", 415)
     body = await read_body(request, ctx.settings.max_body_bytes)
+    if b"%00" in body or b"\x00" in body:
+        return error_page("Invalid request", "The form contains a NUL character.")
     pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
     fields = dict(pairs)
     if not csrf_ok(ctx, request, fields.get("csrf_token")):

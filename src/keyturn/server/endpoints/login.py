@@ -27,6 +27,8 @@ async def login_post(request: Request) -> Response:
     if media_type(request) != FORM:
         return error_page("Invalid request", "The login form was not sent as a form.", 415)
     body = await read_body(request, ctx.settings.max_body_bytes)
+    if b"%00" in body or b"\x00" in body:
+        return error_page("Invalid request", "The form contains a NUL character.")
     fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     next_url = fields.get("next", "")
     if not next_url.startswith(AUTHORIZE_PREFIX) or "\\" in next_url:
