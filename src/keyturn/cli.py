@@ -100,6 +100,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL (default: SQLite in the data directory)."),
+    ] = None,
     issuer: Annotated[
         str | None, typer.Option(help="Public base URL (the JWT iss); default from host/port.")
     ] = None,
@@ -108,6 +112,9 @@ def serve(
 ) -> None:
     """Run the token server (migrations and the first signing key are set up first)."""
     import uvicorn
+
+    if database_url is not None:
+        os.environ["KEYTURN_DATABASE_URL"] = database_url
 
     if issuer is None and "KEYTURN_ISSUER" not in os.environ:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104

@@ -163,3 +163,21 @@ def test_key_rotation_publishes_before_signing(tmp_path: Path, step: str) -> Non
         )
     finally:
         stop_server(server)
+
+
+def test_serve_database_url_option_wins_over_the_environment(tmp_path: Path) -> None:
+    chosen = f"sqlite+aiosqlite:///{tmp_path / 'chosen.db'}"
+    ignored = f"sqlite+aiosqlite:///{tmp_path / 'ignored.db'}"
+    server = start_server(tmp_path, ignored, "--database-url", chosen)
+    try:
+        server.env["KEYTURN_DATABASE_URL"] = chosen  # the CLI registers in the chosen one
+        client = server.create_client()
+        r = httpx2.post(
+            server.token_url,
+            data={"grant_type": CC},
+            auth=(client["client_id"], client["client_secret"]),
+        )
+        assert r.status_code == 200, r.text
+        assert (tmp_path / "chosen.db").exists()
+    finally:
+        stop_server(server)
