@@ -11,11 +11,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+import anyio
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keyturn.storage import schema
+from keyturn.storage.database import sqlite_sync_twin
 from keyturn.storage.records import (
     AuthorizationCode,
     Client,
@@ -105,9 +107,12 @@ class SqlStorage:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._sqlite_writer = sqlite_sync_twin(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.dispose()
 
     # -- clients -----------------------------------------------------------
     async def get_client(self, client_id: str) -> Client | None:
@@ -160,10 +165,22 @@ class SqlStorage:
 
     # -- tokens ------------------------------------------------------------
     async def record_token(self, token: TokenRecord) -> None:
+        await self._insert_tokens([_token_row(token)])
+
+    async def _insert_tokens(self, rows: list[dict[str, Any]]) -> None:
         # One statement object for every call (parameters passed separately), so
         # SQLAlchemy reuses its compiled form: measured 30-50 % faster per insert.
+        writer = self._sqlite_writer
+        if writer is not None:
+
+            def insert_sync() -> None:
+                with writer.begin() as conn:
+                    conn.execute(_INSERT_TOKEN, rows)
+
+            await anyio.to_thread.run_sync(insert_sync)
+            return
         async with self.engine.begin() as conn:
-            await conn.execute(_INSERT_TOKEN, [_token_row(token)])
+            await conn.execute(_INSERT_TOKEN, rows)
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
         async with self.engine.connect() as conn:
@@ -181,10 +198,8 @@ class SqlStorage:
             return int((await conn.execute(query)).scalar_one())
 
     async def record_tokens(self, tokens: Sequence[TokenRecord]) -> None:
-        if not tokens:
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(_INSERT_TOKEN, [_token_row(t) for t in tokens])
+        if tokens:
+            await self._insert_tokens([_token_row(t) for t in tokens])
 
     async def find_token_by_hash(self, token_hash: str) -> TokenRecord | None:
         async with self.engine.connect() as conn:
