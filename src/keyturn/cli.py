@@ -77,6 +77,7 @@ def _run(work: Callable[[ServerContext], Awaitable[T]], settings: Settings | Non
             return await work(ctx)
         finally:
             await ctx.denylist.close()
+            await ctx.limiter.close()
             await ctx.storage.close()
 
     try:

@@ -92,6 +92,7 @@ def create_app(
                 tasks.cancel_scope.cancel()
         finally:
             await ctx.denylist.close()
+            await ctx.limiter.close()
             await ctx.storage.close()
 
     token_methods = ["POST"]

@@ -11,7 +11,7 @@ from keyturn.server.clients import ClientCache
 from keyturn.server.context import ServerContext
 from keyturn.server.denylist import create_denylist
 from keyturn.server.issuance import TokenIssuer
-from keyturn.server.ratelimit import InMemoryRateLimiter
+from keyturn.server.ratelimit import InMemoryRateLimiter, RateLimiter
 from keyturn.server.secrets import Hasher, pepper_from_settings
 from keyturn.server.settings import Settings
 from keyturn.storage import database
@@ -47,6 +47,15 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServerCo
         keyring=keyring,
         issuer=TokenIssuer(storage, keyring, hasher, settings.issuer_url),
         clients=ClientCache(storage, settings.client_cache_ttl),
-        limiter=InMemoryRateLimiter(),
+        limiter=create_limiter(settings.redis_url),
         denylist=create_denylist(settings.redis_url),
     )
+
+
+def create_limiter(redis_url: str | None) -> RateLimiter:
+    """Shared limits through Redis when a fleet has it, else per process."""
+    if redis_url:
+        from keyturn.server.redis_ratelimit import RedisRateLimiter
+
+        return RedisRateLimiter(redis_url)
+    return InMemoryRateLimiter()

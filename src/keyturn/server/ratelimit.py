@@ -21,6 +21,8 @@ class RateLimiter(Protocol):
         """Like `acquire` but takes nothing: is the bucket empty right now?"""
         ...
 
+    async def close(self) -> None: ...
+
 
 class InMemoryRateLimiter:
     _MAX_KEYS = 10_000
@@ -50,6 +52,9 @@ class InMemoryRateLimiter:
             return None
         tokens = self._level(key, limit, window, self._clock())
         return None if tokens >= 1.0 else (1.0 - tokens) * window / limit
+
+    async def close(self) -> None:
+        return None
 
     def _store(self, key: str, tokens: float, now: float) -> None:
         if len(self._buckets) >= self._MAX_KEYS and key not in self._buckets:
