@@ -78,6 +78,7 @@ def _run(work: Callable[[ServerContext], Awaitable[T]], settings: Settings | Non
         finally:
             await ctx.denylist.close()
             await ctx.limiter.close()
+            ctx.keyring.close()
             await ctx.storage.close()
 
     try:

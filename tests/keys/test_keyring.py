@@ -134,3 +134,15 @@ async def test_private_keys_are_stored_encrypted(storage: SqlStorage) -> None:
     assert "ENCRYPTED PRIVATE KEY" in record.private_key
     with pytest.raises(ValueError):  # noqa: PT011 - cryptography's own error type
         KeyRing(storage, b"q" * 32)._load_signer(record)
+
+
+async def test_close_stops_the_signing_threads(storage: SqlStorage) -> None:
+    keyring = ring(storage, Clock())
+    await keyring.ensure_key()
+    await keyring.sign({"sub": "x"})  # RS256: signed on the keyring's own threads
+    pool = keyring._sign_pool
+    assert pool is not None
+    keyring.close()
+    assert keyring._sign_pool is None
+    with pytest.raises(RuntimeError):
+        pool.submit(print)

@@ -173,6 +173,12 @@ class KeyRing:
             self._sign_pool = ThreadPoolExecutor(SIGN_THREADS, thread_name_prefix="keyturn-sign")
         return await loop.run_in_executor(self._sign_pool, signer.sign, claims, typ), signer.kid
 
+    def close(self) -> None:
+        """Stop the signing threads (the server's shutdown, the CLI's exit)."""
+        if self._sign_pool is not None:
+            self._sign_pool.shutdown(wait=False, cancel_futures=True)
+            self._sign_pool = None
+
     # -- publishing --------------------------------------------------------
     async def jwks_body(self) -> bytes:
         await self.refresh()

@@ -93,6 +93,7 @@ def create_app(
         finally:
             await ctx.denylist.close()
             await ctx.limiter.close()
+            ctx.keyring.close()
             await ctx.storage.close()
 
     token_methods = ["POST"]
