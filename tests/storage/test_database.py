@@ -80,3 +80,11 @@ async def test_downgrade_and_upgrade_round_trip(tmp_path: Path) -> None:
         assert await database.current_revision(engine) == "0005"
     finally:
         await engine.dispose()
+
+
+def test_generated_identifiers_never_look_like_command_line_options() -> None:
+    from keyturn.server.secrets import generate_client_id, generate_token_id
+
+    ids = [generate_client_id() for _ in range(3000)] + [generate_token_id() for _ in range(3000)]
+    assert not any(i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)

@@ -19,8 +19,16 @@ from pathlib import Path
 CLIENT_SECRET_PREFIX = "kts_"
 
 
+def _identifier(nbytes: int) -> str:
+    """URL-safe random id that never starts with '-' (a command line would read an option)."""
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if not value.startswith("-"):
+            return value
+
+
 def generate_client_id() -> str:
-    return secrets.token_urlsafe(16)
+    return _identifier(16)
 
 
 def generate_client_secret() -> str:
@@ -29,7 +37,7 @@ def generate_client_secret() -> str:
 
 
 def generate_token_id() -> str:
-    return secrets.token_urlsafe(16)
+    return _identifier(16)
 
 
 REFRESH_TOKEN_PREFIX = "ktr_"
