@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from typing import Any
 
@@ -62,38 +63,35 @@ def migrate(server: Harness, admin: dict[str, str], cid: str, secret: str | None
 
 def test_migration_exchanges_a_legacy_token_once(server: Harness, admin: dict[str, str]) -> None:
     cid, secret = server.create_client(grant_types=GRANTS)
-    import_legacy(server, admin, cid, token="old-opaque-token")
-    legacy = introspect(server, cid, secret, "old-opaque-token")
-    assert legacy["active"] is True, "imported tokens keep working until exchanged"
-    assert legacy["sub"] == "alice"
-    r = token_request(
-        server, cid, secret, grant_type="migration_token", migration_token="old-opaque-token"
-    )
+    # Unique per run: a legacy token is its value, and the database is shared.
+    legacy = "old-opaque-" + secrets.token_hex(8)
+    import_legacy(server, admin, cid, token=legacy)
+    seen = introspect(server, cid, secret, legacy)
+    assert seen["active"] is True, "imported tokens keep working until exchanged"
+    assert seen["sub"] == "alice"
+    r = token_request(server, cid, secret, grant_type="migration_token", migration_token=legacy)
     assert r.status_code == 200, r.text
     pair = r.json()
     assert pair["scope"] == "read write"
     assert pair["refresh_token"].startswith("ktr_")
     assert introspect(server, cid, secret, pair["access_token"])["sub"] == "alice"
-    again = token_request(
-        server, cid, secret, grant_type="migration_token", migration_token="old-opaque-token"
-    )
+    again = token_request(server, cid, secret, grant_type="migration_token", migration_token=legacy)
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
-    assert introspect(server, cid, secret, "old-opaque-token") == {"active": False}
+    assert introspect(server, cid, secret, legacy) == {"active": False}
 
 
 def test_migration_by_sha256_and_errors(server: Harness, admin: dict[str, str]) -> None:
     cid, secret = server.create_client(grant_types=["migration_token"])
     other, other_secret = server.create_client(grant_types=["migration_token"])
-    digest = hashlib.sha256(b"hashed-legacy").hexdigest()
+    legacy = "hashed-legacy-" + secrets.token_hex(8)
+    digest = hashlib.sha256(legacy.encode()).hexdigest()
     import_legacy(server, admin, cid, token_sha256=digest.upper())
     r = token_request(
-        server, other, other_secret, grant_type="migration_token", migration_token="hashed-legacy"
+        server, other, other_secret, grant_type="migration_token", migration_token=legacy
     )
     assert r.json()["error"] == "invalid_grant", "another client's legacy token"
-    r = token_request(
-        server, cid, secret, grant_type="migration_token", migration_token="hashed-legacy"
-    )
+    r = token_request(server, cid, secret, grant_type="migration_token", migration_token=legacy)
     assert r.status_code == 200
     assert "refresh_token" not in r.json(), "this client may not have refresh tokens"
     r = token_request(server, cid, secret, grant_type="migration_token")

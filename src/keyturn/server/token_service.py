@@ -14,9 +14,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from starlette.requests import Request
+
 from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import ServerContext
 from keyturn.server.issuance import IssuedToken, TokenDecision
+from keyturn.server.request_body import parse_params
 from keyturn.server.scopes import grant_audience, grant_scopes
 from keyturn.server.secrets import generate_token_id, legacy_lookup_value
 from keyturn.storage.records import (
@@ -85,6 +89,27 @@ async def find_by_value(ctx: ServerContext, token: str) -> TokenRecord | None:
     if record is None:
         record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(legacy_lookup_value(token)))
     return record
+
+
+async def presented_token(
+    ctx: ServerContext, request: Request
+) -> tuple[Client, TokenRecord | None]:
+    """Revocation and introspection (RFC 7009 §2.1, RFC 7662 §2.1) start alike:
+    parse the body, authenticate the client, require ``token``, look it up."""
+    params = await parse_params(request, ctx.settings.max_body_bytes)
+    client = await authenticate_client(ctx, request, params)
+    token = params.get("token")
+    if not token:
+        raise InvalidRequestError("the token parameter is required")
+    return client, await find_by_value(ctx, token)
+
+
+def regrant_scopes(record: TokenRecord, client: Client) -> tuple[str, ...]:
+    """A token's scopes for a successor token, if the client still has them all."""
+    try:
+        return grant_scopes(tuple(record.scope.split()), client.scopes)
+    except InvalidScopeError:
+        raise InvalidGrantError("the client no longer has every scope of this token") from None
 
 
 async def get_client(ctx: ServerContext, client_id: str) -> Client:
@@ -205,10 +230,7 @@ async def renew(ctx: ServerContext, token_id: str) -> IssuedToken:
             f"the token has {remaining} s left; it can be renewed in its last {window} s"
         )
     client = await get_client(ctx, record.client_id)
-    try:
-        scopes = grant_scopes(tuple(record.scope.split()), client.scopes)
-    except InvalidScopeError:
-        raise InvalidGrantError("the client no longer has every scope of this token") from None
+    scopes = regrant_scopes(record, client)
     decision = TokenDecision(
         client=client,
         subject=record.subject or client.client_id,

@@ -13,11 +13,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from keyturn.core.errors import InvalidRequestError
 from keyturn.server import token_service
-from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import get_context
-from keyturn.server.request_body import parse_params
 from keyturn.server.responses import json_response
 from keyturn.storage.records import TOKEN_KIND_ACCESS
 
@@ -26,12 +23,7 @@ INACTIVE = {"active": False}
 
 async def introspection_endpoint(request: Request) -> Response:
     ctx = get_context(request)
-    params = await parse_params(request, ctx.settings.max_body_bytes)
-    client = await authenticate_client(ctx, request, params)
-    token = params.get("token")
-    if not token:
-        raise InvalidRequestError("the token parameter is required")
-    record = await token_service.find_by_value(ctx, token)
+    client, record = await token_service.presented_token(ctx, request)
     if (
         record is None
         or not record.is_active(ctx.clock())

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from keyturn.core.errors import InvalidGrantError, InvalidRequestError
 from keyturn.server.context import ServerContext
 from keyturn.server.issuance import TokenDecision
 from keyturn.server.refresh_tokens import build_pair
-from keyturn.server.scopes import grant_scopes
 from keyturn.server.secrets import legacy_lookup_value
+from keyturn.server.token_service import regrant_scopes
 from keyturn.storage.records import GRANT_MIGRATION_TOKEN, TOKEN_KIND_LEGACY, Client
 
 GRANT_TYPE = GRANT_MIGRATION_TOKEN
@@ -33,10 +33,7 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
         raise InvalidGrantError("the migration token belongs to another client")
     if not record.is_active(now):
         raise InvalidGrantError("the migration token was already exchanged, revoked or expired")
-    try:
-        scopes = grant_scopes(tuple(record.scope.split()), client.scopes)
-    except InvalidScopeError:
-        raise InvalidGrantError("the client no longer has every scope of this token") from None
+    scopes = regrant_scopes(record, client)
     decision = TokenDecision(
         client=client,
         subject=record.subject or client.client_id,
