@@ -11,13 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-import anyio
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keyturn.storage import schema
-from keyturn.storage.database import sqlite_sync_twin
 from keyturn.storage.records import (
     AuthorizationCode,
     Client,
@@ -26,6 +24,7 @@ from keyturn.storage.records import (
     TokenRecord,
     User,
 )
+from keyturn.storage.token_writer import create_token_writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +106,11 @@ class SqlStorage:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._sqlite_writer = sqlite_sync_twin(engine)
+        self._token_writer = create_token_writer(engine)
 
     async def close(self) -> None:
+        await self._token_writer.close()
         await self.engine.dispose()
-        if self._sqlite_writer is not None:
-            self._sqlite_writer.dispose()
 
     # -- clients -----------------------------------------------------------
     async def get_client(self, client_id: str) -> Client | None:
@@ -165,22 +163,7 @@ class SqlStorage:
 
     # -- tokens ------------------------------------------------------------
     async def record_token(self, token: TokenRecord) -> None:
-        await self._insert_tokens([_token_row(token)])
-
-    async def _insert_tokens(self, rows: list[dict[str, Any]]) -> None:
-        # One statement object for every call (parameters passed separately), so
-        # SQLAlchemy reuses its compiled form: measured 30-50 % faster per insert.
-        writer = self._sqlite_writer
-        if writer is not None:
-
-            def insert_sync() -> None:
-                with writer.begin() as conn:
-                    conn.execute(_INSERT_TOKEN, rows)
-
-            await anyio.to_thread.run_sync(insert_sync)
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(_INSERT_TOKEN, rows)
+        await self._token_writer.write((token,))
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
         async with self.engine.connect() as conn:
@@ -199,7 +182,7 @@ class SqlStorage:
 
     async def record_tokens(self, tokens: Sequence[TokenRecord]) -> None:
         if tokens:
-            await self._insert_tokens([_token_row(t) for t in tokens])
+            await self._token_writer.write(tokens)
 
     async def find_token_by_hash(self, token_hash: str) -> TokenRecord | None:
         async with self.engine.connect() as conn:
