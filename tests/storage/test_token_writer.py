@@ -10,6 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from sqlalchemy import text
 
 from keyturn.server.clients import build_client
 from keyturn.server.secrets import Hasher, generate_token_id
@@ -171,6 +172,25 @@ async def test_other_databases_use_sqlalchemy(tmp_path: Path) -> None:
         generic = SqlAlchemyTokenWriter(db.engine)
         record = _token(client_id)
         await generic.write([record])
+        assert await db.get_token(record.token_id) == record
+    finally:
+        await db.close()
+
+
+async def test_postgres_writer_reconnects_after_its_connection_dies(
+    postgres_database_url: str,
+) -> None:
+    db, client_id = await _storage(postgres_database_url)
+    try:
+        writer = db._token_writer
+        assert isinstance(writer, AsyncpgTokenWriter)
+        await db.record_token(_token(client_id))
+        pid = writer._conn.get_server_pid()
+        async with db.engine.connect() as conn:
+            await conn.execute(text(f"SELECT pg_terminate_backend({int(pid)})"))
+        record = _token(client_id)
+        await db.record_token(record)  # the dead connection is replaced, the write retried
+        assert writer._conn.get_server_pid() != pid
         assert await db.get_token(record.token_id) == record
     finally:
         await db.close()

@@ -18,7 +18,7 @@ new column is picked up without touching this module.
   lock. The loop's connection never checkpoints (``wal_autocheckpoint=0``);
   every so often a write is sent to the thread instead, whose connection
   checkpoints when the WAL has grown, so an ``fsync`` never stalls the loop.
-- PostgreSQL on asyncpg: the pooled connection's own ``executemany`` (one
+- PostgreSQL on asyncpg: a kept connection's own ``executemany`` (one
   pipelined, atomic round trip; asyncpg caches the prepared statement).
 - Any other database: SQLAlchemy, as before.
 """
@@ -164,22 +164,57 @@ class SqliteTokenWriter:
 
 
 class AsyncpgTokenWriter:
+    """One asyncpg connection of its own, kept open, for token inserts only.
+
+    Through the engine's pool each insert also paid a pre-ping round trip and
+    the pool's bookkeeping (1,160 us per insert against 505 us on a kept
+    connection, measured on loopback). One connection is enough: the token
+    recorder already serialises this process's writes into batches. A broken
+    connection (a restarted server) is replaced and the write tried once more;
+    should the lost attempt have committed after all, the retry's duplicate-key
+    error fails the request, whose token was never handed out.
+    """
+
+    _SQLALCHEMY_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
+
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        _, params = engine.dialect.create_connect_args(engine.url)
+        self._params = {k: v for k, v in params.items() if k not in self._SQLALCHEMY_ONLY}
         self._sql = insert_sql("numeric")
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
 
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
+        import asyncpg  # type: ignore[import-untyped]
+
         rows = [token_values(t) for t in tokens]
-        async with self._engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            if len(rows) == 1:
-                await driver.execute(self._sql, *rows[0])
-            else:
-                await driver.executemany(self._sql, rows)
+        async with self._lock:
+            for attempt in (1, 2):
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await asyncpg.connect(**self._params)
+                try:
+                    await self._conn.executemany(self._sql, rows)
+                    return
+                except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError):
+                    raise  # the rows' own fault; the connection is fine
+                except Exception:
+                    # A lost or terminated connection shows up under several
+                    # names (admin shutdown, "connection was closed", internal
+                    # state errors): a fresh connection settles which it was.
+                    self._drop()
+                    if attempt == 2:
+                        raise
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
 
     async def close(self) -> None:
-        return None
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None and not conn.is_closed():
+                await conn.close()
 
 
 class SqlAlchemyTokenWriter:
