@@ -405,3 +405,48 @@ def test_nul_characters_are_a_400_not_a_database_error(server: Harness) -> None:
     r = server.http.get("/oauth/public-key.pem?kid=%00")
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_request"
+
+
+# -- the token fast path (app.KeyturnApp) answers like the rest of the app --------------------
+def test_nul_in_the_token_endpoints_query_is_refused(server: Harness) -> None:
+    cid, secret = server.create_client()
+    form = {"grant_type": CC, "client_id": cid, "client_secret": secret}
+    r = server.http.post("/oauth/token?x=%00", data=form)
+    assert_error(r, 400, "invalid_request")
+    assert server.http.post("/auth/v2/token?x=1", data=form).status_code == 200
+
+
+def test_a_client_that_leaves_mid_body_gets_no_answer_and_no_error_log(
+    server: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = server.http.app
+    sent: list[dict[str, Any]] = []
+    messages = [
+        {"type": "http.request", "body": b"grant_type=client_", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/oauth/token",
+        "raw_path": b"/oauth/token",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    server.call(app, scope, receive, send)
+    assert sent == []
+    assert "unhandled" not in caplog.text

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from keyturn.keys.keyring import KeyRing
 from keyturn.server.secrets import Hasher, generate_token_id
@@ -90,6 +91,10 @@ class TokenRecorder:
         batch.errors.append(None)
         if index == 0:
             with anyio.CancelScope(shield=True):
+                # Let the requests that are ready to run reach this point and
+                # join the batch: a write that completes without suspending
+                # (SQLite's inline path) would otherwise always be alone.
+                await anyio.lowlevel.checkpoint()
                 async with self._write_lock:
                     if self._open is batch:
                         self._open = None  # closed: later records start the next batch

@@ -7,23 +7,29 @@ its issuance rate limit, check it may use the grant, run the grant.
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import logging
+
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from keyturn.core.errors import (
     InvalidRequestError,
+    OAuthError,
     RateLimitedError,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
 from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import ServerContext, get_context
+from keyturn.server.errors import oauth_error_handler, unexpected_error_handler
 from keyturn.server.grants import HANDLERS
 from keyturn.server.request_body import parse_params
 from keyturn.server.responses import json_response
 from keyturn.storage.records import Client
 
 ISSUANCE_WINDOW = 60.0
+log = logging.getLogger("keyturn.server")
 
 
 async def token_endpoint(request: Request) -> Response:
@@ -53,3 +59,22 @@ async def check_issuance_rate(ctx: ServerContext, client: Client) -> None:
             "reuse the token you have until it expires",
             retry_after=wait,
         )
+
+
+async def token_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The endpoint as a bare ASGI app, for the app's token fast path (see ``app.py``).
+
+    It does what Starlette's route wrapper and exception middleware would, for
+    this one endpoint: an `OAuthError` becomes its RFC 6749 answer, anything
+    else a logged ``server_error``, and a client that went away gets nothing.
+    """
+    request = Request(scope, receive)
+    try:
+        response = await token_endpoint(request)
+    except OAuthError as exc:
+        response = await oauth_error_handler(request, exc)
+    except ClientDisconnect:
+        return
+    except Exception as exc:
+        response = await unexpected_error_handler(request, exc)
+    await response(scope, receive, send)
