@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import jwt as pyjwt
 import pytest
 
+from keyturn.keys.jwt import Signer
 from keyturn.keys.keyring import KeyRing
 from keyturn.storage import database
 from keyturn.storage.records import TokenRecord
@@ -142,7 +145,42 @@ async def test_close_stops_the_signing_threads(storage: SqlStorage) -> None:
     await keyring.sign({"sub": "x"})  # RS256: signed on the keyring's own threads
     pool = keyring._sign_pool
     assert pool is not None
+    executor = pool._executor
+    assert executor is not None
     keyring.close()
     assert keyring._sign_pool is None
     with pytest.raises(RuntimeError):
-        pool.submit(print)
+        executor.submit(print)
+
+
+@pytest.mark.parametrize(
+    ("alg", "busy", "on_pool"),
+    [
+        ("RS256", False, False),  # alone: inline, no thread hop
+        ("RS256", True, True),  # others waiting: the loop stays free
+        ("RS256", None, True),  # unknown: assume others
+        ("ES256", True, False),  # fast curve: the hop would cost more than it frees
+    ],
+)
+async def test_where_a_token_is_signed(
+    storage: SqlStorage,
+    alg: str,
+    busy: bool | None,
+    on_pool: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keyring = ring(storage, Clock(), alg=alg)
+    threads: list[str] = []
+    real_sign = Signer.sign
+
+    def spy(self: Signer, claims: dict[str, Any], typ: str = "at+jwt") -> str:
+        threads.append(threading.current_thread().name)
+        return real_sign(self, claims, typ)
+
+    monkeypatch.setattr(Signer, "sign", spy)
+    try:
+        await keyring.ensure_key()
+        await keyring.sign({"sub": "x"}, busy=busy)
+    finally:
+        keyring.close()
+    assert threads[0].startswith("keyturn-sign") is on_pool

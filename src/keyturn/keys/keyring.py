@@ -18,7 +18,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,13 +33,14 @@ from keyturn.keys.jwt import (
     public_jwk,
     public_pem,
 )
+from keyturn.keys.signing_pool import SigningPool
 from keyturn.storage.records import SigningKeyRecord
 from keyturn.storage.repository import Storage
 
 log = logging.getLogger("keyturn.keys")
 
 SIGN_THREADS = max(2, min(8, os.cpu_count() or 2))
-"""Threads that sign RSA tokens, per process: one per core (at least 2)."""
+"""Threads that sign tokens under load, per process: one per core (at least 2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class KeyRing:
         self.refresh_interval = refresh_interval
         self._clock = clock
         self._sign_in_thread = sign_in_thread
-        self._sign_pool: ThreadPoolExecutor | None = None
+        self._sign_pool: SigningPool | None = None
         self._records: list[SigningKeyRecord] = []
         self._signers: dict[str, Signer] = {}
         self._jwks_body = b'{"keys":[]}'
@@ -148,35 +148,40 @@ class KeyRing:
             active = self._records[0]
         return self._signers[active.kid]
 
-    async def sign(self, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYP) -> tuple[str, str]:
+    async def sign(
+        self, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYP, *, busy: bool | None = None
+    ) -> tuple[str, str]:
         """Sign claims (an access token unless ``typ`` says otherwise); ``(jwt, kid)``.
 
-        RSA signing takes most of a millisecond and pyca/cryptography releases
-        the GIL while it runs, so it goes to a worker thread: the event loop
-        stays free and a second core can sign at the same time. The pool is
-        small and our own (one thread per core): measured with
-        benchmarks/run.py, it beat anyio's shared pool of up to 40 threads,
-        whose extra threads only contend for the GIL and the cores.
+        An RSA signature takes a quarter to most of a millisecond, and
+        pyca/cryptography releases the GIL while it signs: when other requests
+        are in progress (``busy``, the token issuer's view; unknown means
+        assume so), it goes to `SigningPool`'s threads, so the event loop
+        serves them meanwhile and another core signs. Alone, it is signed
+        inline, which saves the thread hop. ES256 and EdDSA are signed inline
+        always: at 20-30 us the hop costs more than it frees (measured with
+        benchmarks/run.py: offloading ES256 lost a fifth of the throughput at
+        concurrency 16 and 64; offloading RS256 under load gained 17 %).
         """
         await self.refresh()
         signer = self.signer()
         offload = self._sign_in_thread
         if offload is None:
-            offload = signer.alg == "RS256"
+            offload = signer.alg == "RS256" and busy is not False
         if not offload:
             return signer.sign(claims, typ), signer.kid
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:  # not on asyncio (e.g. trio): anyio's shared pool
             return await anyio.to_thread.run_sync(signer.sign, claims, typ), signer.kid
         if self._sign_pool is None:
-            self._sign_pool = ThreadPoolExecutor(SIGN_THREADS, thread_name_prefix="keyturn-sign")
-        return await loop.run_in_executor(self._sign_pool, signer.sign, claims, typ), signer.kid
+            self._sign_pool = SigningPool(SIGN_THREADS)
+        return await self._sign_pool.sign(signer, claims, typ), signer.kid
 
     def close(self) -> None:
         """Stop the signing threads (the server's shutdown, the CLI's exit)."""
         if self._sign_pool is not None:
-            self._sign_pool.shutdown(wait=False, cancel_futures=True)
+            self._sign_pool.close()
             self._sign_pool = None
 
     # -- publishing --------------------------------------------------------

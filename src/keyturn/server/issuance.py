@@ -143,14 +143,26 @@ class TokenIssuer:
         self._issuer = issuer
         self._clock = clock
         self._recorder = TokenRecorder(storage)
+        self._in_progress = 0  # issuances between their start and their answer
 
     async def issue_access_token(self, decision: TokenDecision) -> IssuedToken:
-        issued = await self.sign_access_token(decision)
-        await self._recorder.record(issued.record)
+        self._in_progress += 1
+        try:
+            issued = await self._sign(decision)
+            await self._recorder.record(issued.record)
+        finally:
+            self._in_progress -= 1
         return issued
 
     async def sign_access_token(self, decision: TokenDecision) -> IssuedToken:
         """Sign without recording: for grants that record in their own transaction."""
+        self._in_progress += 1
+        try:
+            return await self._sign(decision)
+        finally:
+            self._in_progress -= 1
+
+    async def _sign(self, decision: TokenDecision) -> IssuedToken:
         now = int(self._clock())
         jti = generate_token_id()
         scope = " ".join(decision.scopes)
@@ -166,7 +178,9 @@ class TokenIssuer:
         }
         if scope:
             claims["scope"] = scope
-        token, kid = await self._keyring.sign(claims)
+        # Other requests in progress: the key ring may sign on its threads so
+        # the loop serves them meanwhile; alone, it signs inline.
+        token, kid = await self._keyring.sign(claims, busy=self._in_progress > 1)
         record = TokenRecord(
             token_id=jti,
             token_hash=self._hasher.hash(token),
