@@ -84,3 +84,32 @@ async def test_a_failed_batch_fails_only_the_bad_record() -> None:
     assert outcomes[3] == "error"
     assert all(v == "ok" for i, v in outcomes.items() if i != 3)
     assert sorted(storage.rows) == sorted(f"t{i}" for i in range(8) if i != 3)
+
+
+async def test_a_cancelled_request_does_not_strand_the_others() -> None:
+    storage = SlowStorage()
+    recorder = TokenRecorder(storage)  # type: ignore[arg-type]
+    finished: list[int] = []
+
+    async def issue(i: int) -> None:
+        await recorder.record(record(i))
+        finished.append(i)
+
+    scopes = [anyio.CancelScope() for _ in range(6)]
+
+    async def cancellable(i: int) -> None:
+        with scopes[i]:
+            await issue(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(6):
+            tg.start_soon(cancellable, i)  # 0 starts the batch; 1-5 join it
+        await anyio.sleep(0.001)  # the write is in flight now
+        for scope in scopes:
+            scope.cancel()
+        for i in range(6, 9):
+            tg.start_soon(issue, i)
+    # The cancelled requests got no answer, but their batch was written all the same,
+    # and the requests that came after were written and answered.
+    assert sorted(storage.rows) == [f"t{i}" for i in range(9)]
+    assert sorted(finished) == [6, 7, 8]

@@ -7,13 +7,11 @@ token by identifier and keyed hash (never in clear), and shape the response.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import anyio
-import anyio.lowlevel
 
 from keyturn.keys.keyring import KeyRing
 from keyturn.server.secrets import Hasher, generate_token_id
@@ -54,9 +52,9 @@ class IssuedToken:
 
 @dataclass(slots=True)
 class _Batch:
+    done: asyncio.Future[None]
     records: list[TokenRecord] = field(default_factory=list)
     errors: list[Exception | None] = field(default_factory=list)
-    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 class TokenRecorder:
@@ -69,41 +67,44 @@ class TokenRecorder:
     each taking its own connection, transaction and commit -- on SQLite, many
     concurrent writers also meant lock waits in SQLite's busy handler.
 
-    The first record of a batch makes its request the batch's writer; the
-    others wait for the batch to be written. Only one write runs at a time per
-    process. The write is shielded from cancellation so that waiters are never
-    left behind; if a multi-row write fails, each record is retried on its own
-    so every request gets its own outcome.
+    A batch is written by a task of its own, started with its first record: the
+    task runs once the requests that are ready have joined, and waits for the
+    write before it, so only one write runs at a time per process. A request
+    that is cancelled while it waits leaves the write to go on for the others.
+    If a multi-row write fails, each record is retried on its own so every
+    request gets its own outcome. (asyncio's own primitives, not anyio's: the
+    server runs on asyncio, and they took 4 % off a token request's
+    instructions, measured with valgrind.)
     """
 
     def __init__(self, storage: Storage, max_batch: int = 256) -> None:
         self._storage = storage
         self._max_batch = max_batch
         self._open: _Batch | None = None
-        self._write_lock = anyio.Lock()
+        self._write_lock = asyncio.Lock()
+        self._writers: set[asyncio.Task[None]] = set()
 
     async def record(self, record: TokenRecord) -> None:
         batch = self._open
         if batch is None or len(batch.records) >= self._max_batch:
-            batch = self._open = _Batch()
+            loop = asyncio.get_running_loop()
+            batch = self._open = _Batch(loop.create_future())
+            writer = loop.create_task(self._flush(batch))
+            self._writers.add(writer)  # the loop keeps only a weak reference
+            writer.add_done_callback(self._writers.discard)
         index = len(batch.records)
         batch.records.append(record)
         batch.errors.append(None)
-        if index == 0:
-            with anyio.CancelScope(shield=True):
-                # Let the requests that are ready to run reach this point and
-                # join the batch: a write that completes without suspending
-                # (SQLite's inline path) would otherwise always be alone.
-                await anyio.lowlevel.checkpoint()
-                async with self._write_lock:
-                    if self._open is batch:
-                        self._open = None  # closed: later records start the next batch
-                    await self._write(batch)
-        else:
-            await batch.done.wait()
+        await asyncio.shield(batch.done)
         error = batch.errors[index]
         if error is not None:
             raise error
+
+    async def _flush(self, batch: _Batch) -> None:
+        async with self._write_lock:
+            if self._open is batch:
+                self._open = None  # closed: later records start the next batch
+            await self._write(batch)
 
     async def _write(self, batch: _Batch) -> None:
         try:
@@ -125,7 +126,7 @@ class TokenRecorder:
             batch.errors[:] = [lost] * len(batch.records)
             raise
         finally:
-            batch.done.set()
+            batch.done.set_result(None)
 
 
 class TokenIssuer:
