@@ -88,3 +88,19 @@ def test_generated_identifiers_never_look_like_command_line_options() -> None:
     ids = [generate_client_id() for _ in range(3000)] + [generate_token_id() for _ in range(3000)]
     assert not any(i.startswith("-") for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_token_ids_are_unique_and_follow_issuance_time() -> None:
+    import re
+    import time
+
+    from keyturn.server.secrets import generate_token_id
+
+    ids = [generate_token_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-v]{26}", i) for i in ids)
+    earlier = generate_token_id()
+    time.sleep(0.002)
+    later = generate_token_id()
+    assert earlier < later  # the time prefix sorts first, as text and as bytes
+    assert earlier[:9] <= later[:9]
