@@ -132,7 +132,9 @@ class SqliteTokenWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            # The primary code (low byte): SQLite may report an extended one
+            # such as SQLITE_BUSY_RECOVERY.
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return False
             raise
         self._insert(conn, rows)
