@@ -24,7 +24,7 @@ from keyturn.storage.records import (
     TokenRecord,
     User,
 )
-from keyturn.storage.token_writer import create_token_writer
+from keyturn.storage.token_writer import create_token_writer, token_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +321,7 @@ class SqlStorage:
             if result.rowcount != 1:
                 await conn.rollback()
                 return False
-            await conn.execute(_INSERT_TOKEN, [_token_row(r) for r in new_tokens])
+            await conn.execute(_INSERT_TOKEN, [token_row(r) for r in new_tokens])
             if replay is not None:
                 await conn.execute(
                     insert(schema.token_replays).values(
@@ -495,7 +495,7 @@ class SqlStorage:
                 await conn.rollback()
                 return False
             if new_tokens:
-                await conn.execute(_INSERT_TOKEN, [_token_row(t) for t in new_tokens])
+                await conn.execute(_INSERT_TOKEN, [token_row(t) for t in new_tokens])
         return True
 
     # -- signing keys ------------------------------------------------------
@@ -664,23 +664,3 @@ def _token(row: RowMapping) -> TokenRecord:
         kid=row["kid"],
         auth_time=row["auth_time"],
     )
-
-
-def _token_row(token: TokenRecord) -> dict[str, Any]:
-    return {
-        "token_id": token.token_id,
-        "token_hash": token.token_hash,
-        "kind": token.kind,
-        "client_id": token.client_id,
-        "subject": token.subject,
-        "scope": token.scope,
-        "audience": list(token.audience),
-        "grant_type": token.grant_type,
-        "issued_at": token.issued_at,
-        "expires_at": token.expires_at,
-        "revoked_at": token.revoked_at,
-        "family_id": token.family_id,
-        "parent_id": token.parent_id,
-        "kid": token.kid,
-        "auth_time": token.auth_time,
-    }

@@ -45,16 +45,16 @@ CHECKPOINT_EVERY = 256
 """Inline commits between two writes sent to the (checkpointing) writer thread."""
 
 
-def token_values(token: TokenRecord) -> tuple[Any, ...]:
-    """The record as one row of :data:`COLUMNS`, the audience as JSON text."""
-    row: dict[str, Any] = {
+def token_row(token: TokenRecord) -> dict[str, Any]:
+    """The record as a row for SQLAlchemy (whose JSON type encodes the audience list)."""
+    return {
         "token_id": token.token_id,
         "token_hash": token.token_hash,
         "kind": token.kind,
         "client_id": token.client_id,
         "subject": token.subject,
         "scope": token.scope,
-        "audience": orjson.dumps(token.audience).decode(),
+        "audience": list(token.audience),
         "grant_type": token.grant_type,
         "issued_at": token.issued_at,
         "expires_at": token.expires_at,
@@ -64,6 +64,12 @@ def token_values(token: TokenRecord) -> tuple[Any, ...]:
         "kid": token.kid,
         "auth_time": token.auth_time,
     }
+
+
+def token_values(token: TokenRecord) -> tuple[Any, ...]:
+    """The record as one DB-API row of :data:`COLUMNS`, the audience as JSON text."""
+    row = token_row(token)
+    row["audience"] = orjson.dumps(token.audience).decode()
     return tuple(row[name] for name in COLUMNS)
 
 
@@ -226,15 +232,8 @@ class SqlAlchemyTokenWriter:
         self._statement = insert(schema.tokens)
 
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
-        rows = [dict(zip(COLUMNS, _sqlalchemy_values(t), strict=True)) for t in tokens]
         async with self._engine.begin() as conn:
-            await conn.execute(self._statement, rows)
+            await conn.execute(self._statement, [token_row(t) for t in tokens])
 
     async def close(self) -> None:
         return None
-
-
-def _sqlalchemy_values(token: TokenRecord) -> tuple[Any, ...]:
-    values = list(token_values(token))
-    values[COLUMNS.index("audience")] = list(token.audience)  # the JSON type encodes it
-    return tuple(values)
