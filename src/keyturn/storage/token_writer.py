@@ -121,21 +121,22 @@ class SqliteTokenWriter:
 
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
         rows = [token_values(t) for t in tokens]
-        if len(rows) <= INLINE_MAX_ROWS and self._since_checkpoint < CHECKPOINT_EVERY:
-            if self._inline is None:
-                self._inline = self._connect(timeout=0, autocheckpoint=False)
-            if self._try_inline(self._inline, rows):
-                self._since_checkpoint += 1
-                return
+        inline = len(rows) <= INLINE_MAX_ROWS and self._since_checkpoint < CHECKPOINT_EVERY
+        if inline and self._try_inline(rows):
+            self._since_checkpoint += 1
+            return
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="keyturn-sqlite")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._write_threaded, rows)
         self._since_checkpoint = 0
 
-    def _try_inline(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> bool:
+    def _try_inline(self, rows: list[tuple[Any, ...]]) -> bool:
         """Write if the lock is free this instant; ``False`` (nothing written) if it is not."""
         try:
+            if self._inline is None:  # its pragmas may meet a lock too: same answer
+                self._inline = self._connect(timeout=0, autocheckpoint=False)
+            conn = self._inline
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             # The primary code (low byte): SQLite may report an extended one

@@ -7,8 +7,6 @@ its issuance rate limit, check it may use the grant, run the grant.
 
 from __future__ import annotations
 
-import logging
-
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -29,7 +27,6 @@ from keyturn.server.responses import json_response
 from keyturn.storage.records import Client
 
 ISSUANCE_WINDOW = 60.0
-log = logging.getLogger("keyturn.server")
 
 
 async def token_endpoint(request: Request) -> Response:
