@@ -34,7 +34,6 @@ class SigningPool:
         self._lock = threading.Lock()
         self._workers = 0  # threads draining the queue now
         self._executor: ThreadPoolExecutor | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def sign(self, signer: Signer, claims: dict[str, Any], typ: str) -> str:
         loop = asyncio.get_running_loop()

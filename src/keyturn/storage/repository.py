@@ -24,7 +24,7 @@ from keyturn.storage.records import (
     TokenRecord,
     User,
 )
-from keyturn.storage.token_writer import create_token_writer, token_row
+from keyturn.storage.token_writer import INSERT_TOKEN, create_token_writer, token_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +88,6 @@ class Storage(Protocol):
     async def add_signing_key(self, key: SigningKeyRecord) -> None: ...
     async def delete_signing_key(self, kid: str) -> bool: ...
     async def last_token_expiry(self, kid: str) -> int | None: ...
-
-
-_INSERT_TOKEN = insert(schema.tokens)
 
 
 class ClientExistsError(Exception):
@@ -321,7 +318,7 @@ class SqlStorage:
             if result.rowcount != 1:
                 await conn.rollback()
                 return False
-            await conn.execute(_INSERT_TOKEN, [token_row(r) for r in new_tokens])
+            await conn.execute(INSERT_TOKEN, [token_row(r) for r in new_tokens])
             if replay is not None:
                 await conn.execute(
                     insert(schema.token_replays).values(
@@ -495,7 +492,7 @@ class SqlStorage:
                 await conn.rollback()
                 return False
             if new_tokens:
-                await conn.execute(_INSERT_TOKEN, [token_row(t) for t in new_tokens])
+                await conn.execute(INSERT_TOKEN, [token_row(t) for t in new_tokens])
         return True
 
     # -- signing keys ------------------------------------------------------

@@ -36,9 +36,12 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keyturn.storage import schema
+from keyturn.storage.database import apply_sqlite_pragmas
 from keyturn.storage.records import TokenRecord
 
 COLUMNS = tuple(column.name for column in schema.tokens.columns)
+INSERT_TOKEN = insert(schema.tokens)
+"""SQLAlchemy's insert, one object for every call so its compiled form is reused."""
 INLINE_MAX_ROWS = 8
 """Larger batches go to the writer thread, so one write never holds the loop long."""
 CHECKPOINT_EVERY = 256
@@ -112,9 +115,7 @@ class SqliteTokenWriter:
         conn = sqlite3.connect(
             self._path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        apply_sqlite_pragmas(conn, busy_timeout_ms=int(timeout * 1000))
         if not autocheckpoint:
             conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
@@ -229,12 +230,10 @@ class AsyncpgTokenWriter:
 class SqlAlchemyTokenWriter:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        # One statement object for every call, so its compiled form is reused.
-        self._statement = insert(schema.tokens)
 
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(self._statement, [token_row(t) for t in tokens])
+            await conn.execute(INSERT_TOKEN, [token_row(t) for t in tokens])
 
     async def close(self) -> None:
         return None
