@@ -181,3 +181,74 @@ def test_serve_database_url_option_wins_over_the_environment(tmp_path: Path) -> 
         assert (tmp_path / "chosen.db").exists()
     finally:
         stop_server(server)
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def _cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_helper_processes_sign_under_load_and_a_killed_one_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import time
+
+    server = start_server(
+        tmp_path,
+        f"sqlite+aiosqlite:///{tmp_path / 'k.db'}",
+        extra_env={"KEYTURN_SIGN_PROCESSES": "2"},
+    )
+    try:
+        helpers = _children(server.process.pid)
+        assert len(helpers) == 2, "one helper per KEYTURN_SIGN_PROCESSES"
+        client = server.create_client()
+        auth = (client["client_id"], client["client_secret"])
+        jwks = pyjwt.PyJWKSet.from_dict(httpx2.get(server.url + "/.well-known/jwks.json").json())
+
+        def burst(n: int) -> None:
+            def one(_: int) -> str:
+                r = httpx2.post(server.token_url, data={"grant_type": CC}, auth=auth, timeout=30)
+                assert r.status_code == 200, r.text
+                token: str = r.json()["access_token"]
+                return token
+
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                tokens = list(pool.map(one, range(n)))
+            for token in tokens:
+                kid = pyjwt.get_unverified_header(token)["kid"]
+                key = next(k for k in jwks.keys if k.key_id == kid)
+                pyjwt.decode(token, key.key, algorithms=["RS256"], audience=server.url)
+
+        before = sum(_cpu_ticks(p) for p in helpers)
+        burst(300)
+        assert sum(_cpu_ticks(p) for p in helpers) > before, "the helpers signed"
+
+        os.kill(helpers[0], signal.SIGKILL)
+        burst(100)  # the other helper and the threads take over
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = _children(server.process.pid)
+            if len(now) == 2 and helpers[0] not in now:
+                break
+            time.sleep(0.1)
+        assert len(now) == 2, "a new helper replaces the dead one"
+        assert helpers[0] not in now
+        assert "signing helper" in server.log()
+    finally:
+        stop_server(server)
+    assert "shutdown failed" not in server.log()
+    for pid in now:  # the server waited for them at shutdown
+        assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid), "helpers end with the server"
+
+
+def _is_zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"

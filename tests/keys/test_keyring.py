@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import threading
 from collections.abc import AsyncIterator
@@ -43,8 +45,6 @@ def ring(storage: SqlStorage, clock: Clock, **kw: object) -> KeyRing:
 
 
 async def kids_published(keyring: KeyRing) -> set[str]:
-    import json
-
     return {k["kid"] for k in json.loads(await keyring.jwks_body())["keys"]}
 
 
@@ -184,3 +184,44 @@ async def test_where_a_token_is_signed(
     finally:
         keyring.close()
     assert threads[0].startswith("keyturn-sign") is on_pool
+
+
+@pytest.mark.parametrize(("alg", "busy", "in_helper"), [
+    ("RS256", True, True),  # under load: a helper process signs
+    ("RS256", False, False),  # alone: still inline
+    ("ES256", True, False),  # fast curve: inline, as without helpers
+])  # fmt: skip
+async def test_helper_processes_sign_rsa_under_load(
+    storage: SqlStorage,
+    alg: str,
+    busy: bool,
+    in_helper: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keyring = ring(storage, Clock(), alg=alg)
+    local: list[str] = []
+    real_sign = Signer.sign
+
+    def spy(self: Signer, claims: dict[str, Any], typ: str = "at+jwt") -> str:
+        local.append(threading.current_thread().name)
+        return real_sign(self, claims, typ)
+
+    monkeypatch.setattr(Signer, "sign", spy)
+    try:
+        await keyring.ensure_key()
+        await keyring.start_sign_processes(1)
+        [pid] = keyring.sign_process_ids
+        token, kid = await keyring.sign({"sub": "x"}, busy=busy)
+        await keyring.rotate(delay=0)  # the new key reaches the helper on first use
+        token2, kid2 = await keyring.sign({"sub": "y"}, busy=busy)
+    finally:
+        keyring.close()
+    assert keyring.sign_process_ids == []
+    assert (local == []) is in_helper
+    assert kid2 != kid
+    jwks = pyjwt.PyJWKSet.from_dict(json.loads(await keyring.jwks_body()))
+    for jwt_, kid_, sub in ((token, kid, "x"), (token2, kid2, "y")):
+        key = next(k for k in jwks.keys if k.key_id == kid_)
+        assert pyjwt.decode(jwt_, key.key, algorithms=[alg])["sub"] == sub
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

@@ -42,6 +42,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "issuer": ISSUER,
         "pepper": TEST_PEPPER,
         "client_cache_ttl": 0,
+        "sign_processes": 0,  # signing helpers have their own tests (tests/keys)
     }
     values.update(overrides)
     return Settings(**values)

@@ -57,11 +57,14 @@ def encrypt_private_key(private_key: PrivateKey, password: bytes) -> str:
 
 
 def decrypt_private_key(pem: str, password: bytes) -> PrivateKey:
-    key = serialization.load_pem_private_key(pem.encode(), password=password)
+    return _supported(serialization.load_pem_private_key(pem.encode(), password=password))
+
+
+def _supported(key: object) -> PrivateKey:
     if not isinstance(
         key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
     ):
-        raise ValueError("stored signing key is of an unsupported type")
+        raise ValueError("signing key is of an unsupported type")
     return key
 
 
@@ -105,11 +108,12 @@ class Signer:
     against ``jws.deserialize_compact`` and PyJWT.
     """
 
-    __slots__ = ("_algorithm", "_headers", "_key", "alg", "kid")
+    __slots__ = ("_algorithm", "_headers", "_key", "_private_key", "alg", "kid")
 
     def __init__(self, private_key: PrivateKey, alg: str, kid: str) -> None:
         if alg not in SUPPORTED_ALGS:
             raise ValueError(f"unsupported signing algorithm {alg!r}")
+        self._private_key = private_key
         self._key = _jose_key(private_key)
         self.alg = alg
         self.kid = kid
@@ -125,9 +129,33 @@ class Signer:
         return segment
 
     def sign(self, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYP) -> str:
-        signing_input = self._header_segment(typ) + b"." + _b64url(orjson.dumps(claims))
-        signature = self._algorithm.sign(signing_input, self._key)
+        signing_input = self.signing_input(claims, typ)
+        return self.compact(signing_input, self.signature(signing_input))
+
+    # The three steps of `sign`, apart so that the signature alone can be
+    # made elsewhere (`signing_processes`).
+    def signing_input(self, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYP) -> bytes:
+        return self._header_segment(typ) + b"." + _b64url(orjson.dumps(claims))
+
+    def signature(self, signing_input: bytes) -> bytes:
+        signature: bytes = self._algorithm.sign(signing_input, self._key)
+        return signature
+
+    @staticmethod
+    def compact(signing_input: bytes, signature: bytes) -> str:
         return (signing_input + b"." + _b64url(signature)).decode("ascii")
+
+    def private_der(self) -> bytes:
+        """The private key as unencrypted PKCS#8 DER, for a signing helper process."""
+        return self._private_key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    @classmethod
+    def from_der(cls, der: bytes, alg: str, kid: str) -> Signer:
+        return cls(_supported(serialization.load_der_private_key(der, password=None)), alg, kid)
 
     def __repr__(self) -> str:
         return f"Signer(alg={self.alg!r}, kid={self.kid!r})"

@@ -34,6 +34,7 @@ from keyturn.keys.jwt import (
     public_pem,
 )
 from keyturn.keys.signing_pool import SigningPool
+from keyturn.keys.signing_processes import SigningProcesses
 from keyturn.storage.records import SigningKeyRecord
 from keyturn.storage.repository import Storage
 
@@ -73,6 +74,7 @@ class KeyRing:
         self._clock = clock
         self._sign_in_thread = sign_in_thread
         self._sign_pool: SigningPool | None = None
+        self._sign_processes: SigningProcesses | None = None
         self._records: list[SigningKeyRecord] = []
         self._signers: dict[str, Signer] = {}
         self._jwks_body = b'{"keys":[]}'
@@ -102,6 +104,8 @@ class KeyRing:
                 r.kid: self._signers.get(r.kid) or self._load_signer(r) for r in published
             }
             self._jwks_body = orjson.dumps({"keys": [r.public_jwk for r in published]})
+            if self._sign_processes is not None:
+                self._sign_processes.retain(self._signers)
             self._loaded_at = self._clock()
 
     async def _prune(self, records: list[SigningKeyRecord], now: int) -> list[SigningKeyRecord]:
@@ -171,15 +175,44 @@ class KeyRing:
         if not offload:
             return signer.sign(claims, typ), signer.kid
         try:
-            asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # not on asyncio (e.g. trio): anyio's shared pool
             return await anyio.to_thread.run_sync(signer.sign, claims, typ), signer.kid
+        processes = self._sign_processes
+        if processes is not None and processes.serves(loop):
+            return await processes.sign(signer, claims, typ), signer.kid
+        return await self._thread_pool().sign(signer, claims, typ), signer.kid
+
+    def _thread_pool(self) -> SigningPool:
         if self._sign_pool is None:
             self._sign_pool = SigningPool(SIGN_THREADS)
-        return await self._sign_pool.sign(signer, claims, typ), signer.kid
+        return self._sign_pool
+
+    async def start_sign_processes(self, count: int) -> None:
+        """Sign offloaded tokens in ``count`` helper processes (`signing_processes`).
+
+        The server calls this at start-up on its event loop; tokens signed on
+        another loop, or while every helper is down, use the threads.
+        """
+        if count < 1 or self._sign_processes is not None:
+            return
+        processes = SigningProcesses(count, self._thread_pool())
+        try:
+            await processes.start()
+        except BaseException:
+            processes.close()
+            raise
+        self._sign_processes = processes
+
+    @property
+    def sign_process_ids(self) -> list[int]:
+        return self._sign_processes.pids if self._sign_processes is not None else []
 
     def close(self) -> None:
-        """Stop the signing threads (the server's shutdown, the CLI's exit)."""
+        """Stop the signing helpers and threads (the server's shutdown, the CLI's exit)."""
+        if self._sign_processes is not None:
+            self._sign_processes.close()
+            self._sign_processes = None
         if self._sign_pool is not None:
             self._sign_pool.close()
             self._sign_pool = None

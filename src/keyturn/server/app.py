@@ -114,6 +114,7 @@ def create_app(
         app.state.keyturn = ctx
         admin.state.keyturn = ctx
         try:
+            await ctx.keyring.start_sign_processes(settings.resolved_sign_processes)
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(purge_forever, ctx)
                 yield

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     signing_alg: SigningAlg = "RS256"
     key_activation_delay: int = Field(default=3600, ge=0)
     key_refresh_interval: float = Field(default=30.0, gt=0)
+    sign_processes: int | None = Field(default=None, ge=0)
+    """Helper processes that sign RSA tokens under load (0 = threads only); default: cores."""
 
     token_rate_limit: int = Field(default=120, ge=0)
     """Tokens a client may obtain per minute (0 = unlimited); per-client override."""
@@ -72,6 +74,12 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'keyturn.db'}"
         return normalize_database_url(url)
+
+    @property
+    def resolved_sign_processes(self) -> int:
+        if self.sign_processes is not None:
+            return self.sign_processes
+        return os.cpu_count() or 1
 
     @property
     def audience(self) -> str:
