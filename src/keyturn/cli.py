@@ -102,6 +102,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    sign_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Helper processes per server process that sign RSA tokens under load "
+            "(0 = threads only; default: cores / workers).",
+        ),
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(help="SQLAlchemy URL (default: SQLite in the data directory)."),
@@ -123,6 +131,10 @@ def serve(
         issuer = f"http://{shown}:{port}"
     if issuer is not None:
         os.environ["KEYTURN_ISSUER"] = issuer
+    if sign_processes is None and "KEYTURN_SIGN_PROCESSES" not in os.environ and workers > 1:
+        sign_processes = max(1, (os.cpu_count() or 1) // workers)  # cores, not cores x workers
+    if sign_processes is not None:
+        os.environ["KEYTURN_SIGN_PROCESSES"] = str(sign_processes)
     settings = Settings()
 
     async def prepare(ctx: ServerContext) -> list[Client]:

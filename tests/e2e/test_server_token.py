@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from pathlib import Path
 
 import httpx2
@@ -199,7 +200,6 @@ def test_helper_processes_sign_under_load_and_a_killed_one_loses_nothing(
 ) -> None:
     import os
     import signal
-    import time
 
     server = start_server(
         tmp_path,
@@ -247,6 +247,49 @@ def test_helper_processes_sign_under_load_and_a_killed_one_loses_nothing(
     assert "shutdown failed" not in server.log()
     for pid in now:  # the server waited for them at shutdown
         assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid), "helpers end with the server"
+
+
+def _helpers_of(pid: int) -> list[int]:
+    return [c for c in _children(pid) if b"signing_helper" in _cmdline(c)]
+
+
+def _cmdline(pid: int) -> bytes:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize(
+    ("args", "per_process"),
+    [
+        (("--sign-processes", "1"), 1),
+        (("--sign-processes", "0"), 0),  # threads only
+    ],
+)
+def test_serve_sign_processes_option(
+    tmp_path: Path, args: tuple[str, ...], per_process: int
+) -> None:
+    server = start_server(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'k.db'}", *args)
+    try:
+        assert len(_helpers_of(server.process.pid)) == per_process
+    finally:
+        stop_server(server)
+
+
+def test_workers_share_the_cores_between_their_signing_helpers(tmp_path: Path) -> None:
+    import os
+
+    server = start_server(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'k.db'}", "--workers", "2")
+    expected = max(1, (os.cpu_count() or 1) // 2)
+    try:
+        deadline = time.monotonic() + 15  # "ready" means one worker is up, maybe not both
+        while time.monotonic() < deadline:
+            counts = [len(_helpers_of(c)) for c in _children(server.process.pid)]
+            if counts.count(expected) == 2:
+                break
+            time.sleep(0.1)
+        assert sorted(c for c in counts if c) == [expected, expected]
+    finally:
+        stop_server(server)
 
 
 def _is_zombie(pid: int) -> bool:

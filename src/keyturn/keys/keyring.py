@@ -157,15 +157,16 @@ class KeyRing:
     ) -> tuple[str, str]:
         """Sign claims (an access token unless ``typ`` says otherwise); ``(jwt, kid)``.
 
-        An RSA signature takes a quarter to most of a millisecond, and
-        pyca/cryptography releases the GIL while it signs: when other requests
-        are in progress (``busy``, the token issuer's view; unknown means
-        assume so), it goes to `SigningPool`'s threads, so the event loop
-        serves them meanwhile and another core signs. Alone, it is signed
-        inline, which saves the thread hop. ES256 and EdDSA are signed inline
-        always: at 20-30 us the hop costs more than it frees (measured with
-        benchmarks/run.py: offloading ES256 lost a fifth of the throughput at
-        concurrency 16 and 64; offloading RS256 under load gained 17 %).
+        An RSA signature takes a fifth to most of a millisecond. When other
+        requests are in progress (``busy``, the token issuer's view; unknown
+        means assume so), it is made in a helper process if the server started
+        them (`start_sign_processes`), else on `SigningPool`'s threads (pyca/
+        cryptography releases the GIL), so the event loop serves the others
+        meanwhile. Alone, it is signed inline, which saves the hop. ES256 and
+        EdDSA are signed inline always: at 20-30 us the hop costs about what it
+        frees (benchmarks/run.py: on threads, ES256 lost a fifth of the
+        throughput at concurrency 16 and 64; in helpers, -5 to +12 %; RS256
+        gained 17 % on threads and 14-16 % more in helpers).
         """
         await self.refresh()
         signer = self.signer()
