@@ -213,6 +213,32 @@ async def test_a_killed_helper_loses_no_token_and_is_replaced(
         pool.close()
 
 
+async def test_a_hung_helper_is_ended_and_its_tokens_signed_on_threads(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(signing_processes, "SIGN_TIMEOUT", 0.3)
+    monkeypatch.setattr(signing_processes, "WATCH_INTERVAL", 0.05)
+    pool = SigningPool(threads=2)
+    helpers = SigningProcesses(1, pool)
+    await helpers.start()
+    try:
+        signer = CountingSigner("RS256")
+        await helpers.sign(signer, {"sub": "warm-up"}, "at+jwt")
+        [hung] = helpers.pids
+        os.kill(hung, signal.SIGSTOP)  # alive, but never answers
+        tokens = await asyncio.wait_for(
+            asyncio.gather(*(helpers.sign(signer, {"sub": f"u{i}"}, "at+jwt") for i in range(20))),
+            timeout=10,
+        )
+        assert subjects(signer, list(tokens)) == [f"u{i}" for i in range(20)]
+        assert len(signer.local) == 20
+        assert "has not answered" in caplog.text
+        assert not alive(hung)
+    finally:
+        helpers.close()
+        pool.close()
+
+
 async def test_close_ends_every_helper() -> None:
     pool = SigningPool(threads=1)
     helpers = SigningProcesses(2, pool)

@@ -10,8 +10,9 @@ socketpair and later reads the signature back through an asyncio protocol
 Helpers start with the server (never with the CLI), as new interpreters
 (``subprocess``, not ``fork``: the server has threads). They learn each key
 the first time it signs through them and forget it when it leaves the key
-ring. If a helper dies, the tokens it was signing are signed on the thread
-pool instead, nothing is lost, and a new helper is started after a back-off.
+ring. If a helper dies, or hangs (no answer in `SIGN_TIMEOUT`, then it is
+ended), the tokens it was signing are signed on the thread pool instead,
+nothing is lost, and a new helper is started after a back-off.
 Only the signature is made in the helper; the claims, header and the compact
 form stay in the server (`Signer`'s three steps).
 """
@@ -45,6 +46,10 @@ RESTART_DELAY = 1.0
 """Seconds before a dead helper is replaced; doubles per death, up to a minute."""
 MAX_RESTART_DELAY = 60.0
 STOP_TIMEOUT = 2.0
+SIGN_TIMEOUT = 5.0
+"""A helper that owes an answer this long is hung (stopped, swapped out): it is
+ended and its tokens are signed on the threads. A signature takes under 1 ms."""
+WATCH_INTERVAL = 1.0
 
 
 class HelperFailed(Exception):
@@ -58,7 +63,7 @@ class _Helper(asyncio.Protocol):
         self.process = process
         self.started = started
         self.kids: set[str] = set()
-        self.waiting: deque[asyncio.Future[bytes]] = deque()
+        self.waiting: deque[tuple[asyncio.Future[bytes], float]] = deque()  # (future, due)
         self.transport: asyncio.Transport | None = None
         self.alive = True
         self._buffer = bytearray()
@@ -71,7 +76,7 @@ class _Helper(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._buffer += data
         for status, body in split_frames(self._buffer):
-            future = self.waiting.popleft()
+            future, _ = self.waiting.popleft()
             if future.done():  # its request was cancelled
                 continue
             if status == FAILED:
@@ -82,7 +87,7 @@ class _Helper(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
         while self.waiting:
-            future = self.waiting.popleft()
+            future, _ = self.waiting.popleft()
             if not future.done():
                 future.set_exception(HelperFailed("the signing helper exited"))
         self._on_lost(self)
@@ -143,11 +148,29 @@ class SigningProcesses:
         self._restart_delay = RESTART_DELAY
         self._restart: asyncio.TimerHandle | None = None
         self._refill: asyncio.Task[None] | None = None
+        self._watch: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         for _ in range(self._count):
             await self._spawn()
+        self._watch = self._loop.call_later(WATCH_INTERVAL, self._watchdog)
+
+    def _watchdog(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        for helper in list(self._helpers):
+            if helper.alive and helper.waiting and helper.waiting[0][1] < now:
+                log.error(
+                    "signing helper %d has not answered in %.0f s; ending it",
+                    helper.process.pid,
+                    SIGN_TIMEOUT,
+                )
+                helper.process.kill()
+                if helper.transport is not None:
+                    helper.transport.abort()  # its waiting tokens go to the threads
+        if not self._closed:
+            self._watch = self._loop.call_later(WATCH_INTERVAL, self._watchdog)
 
     async def _spawn(self) -> None:
         assert self._loop is not None
@@ -182,7 +205,7 @@ class SigningProcesses:
                 name = f"{signer.kid}\0{signer.alg}\0".encode()
                 helper.send(frame(OP_KEY, name + signer.private_der()))
             future: asyncio.Future[bytes] = self._loop.create_future()
-            helper.waiting.append(future)
+            helper.waiting.append((future, self._loop.time() + SIGN_TIMEOUT))
             helper.send(frame(OP_SIGN, signer.kid.encode() + b"\0" + signing_input))
             try:
                 return signer.compact(signing_input, await future)
@@ -246,6 +269,8 @@ class SigningProcesses:
 
     def close(self) -> None:
         self._closed = True
+        if self._watch is not None:
+            self._watch.cancel()
         if self._restart is not None:
             self._restart.cancel()
         if self._refill is not None:
