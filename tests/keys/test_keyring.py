@@ -225,3 +225,23 @@ async def test_helper_processes_sign_rsa_under_load(
         assert pyjwt.decode(jwt_, key.key, algorithms=[alg])["sub"] == sub
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_helpers_that_cannot_start_leave_signing_to_the_threads(
+    storage: SqlStorage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    keyring = ring(storage, Clock(), alg="RS256")
+    try:
+        await keyring.ensure_key()
+        monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+        await keyring.start_sign_processes(2)
+        assert keyring.sign_process_ids == []
+        assert "signing on threads" in caplog.text
+        token, kid = await keyring.sign({"sub": "x"}, busy=True)
+        assert keyring._sign_pool is not None
+    finally:
+        keyring.close()
+    jwks = pyjwt.PyJWKSet.from_dict(json.loads(await keyring.jwks_body()))
+    assert pyjwt.decode(token, jwks[kid].key, algorithms=["RS256"])["sub"] == "x"

@@ -200,6 +200,10 @@ class KeyRing:
         processes = SigningProcesses(count, self._thread_pool())
         try:
             await processes.start()
+        except Exception as exc:  # e.g. an embedded interpreter: threads still sign
+            processes.close()
+            log.warning("cannot start signing helper processes, signing on threads: %r", exc)
+            return
         except BaseException:
             processes.close()
             raise

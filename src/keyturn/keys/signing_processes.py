@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -120,11 +121,14 @@ class _Helper(asyncio.Protocol):
 def _launch() -> tuple[subprocess.Popen[bytes], socket.socket]:
     """Start one helper; its exit is seen as EOF on the socket, so no child watcher."""
     ours, theirs = socket.socketpair()
+    # The server's own import path, so the helper imports the same keyturn.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         process = subprocess.Popen(  # noqa: S603 - our own module, no shell
             [sys.executable, "-m", "keyturn.keys.signing_helper", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
+            env=env,
         )
     except BaseException:
         ours.close()
