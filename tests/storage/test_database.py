@@ -19,7 +19,7 @@ async def test_upgrade_is_idempotent_and_sqlite_uses_wal(tmp_path: Path) -> None
     try:
         await database.upgrade(engine)
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0005"
+        assert await database.current_revision(engine) == "0006"
         async with engine.connect() as conn:
             mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
             tables = {
@@ -38,7 +38,7 @@ async def test_postgres_migrates(postgres_database_url: str) -> None:
     engine = database.create_engine(normalize_database_url(postgres_database_url))
     try:
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0005"
+        assert await database.current_revision(engine) == "0006"
     finally:
         await engine.dispose()
 
@@ -77,7 +77,7 @@ async def test_downgrade_and_upgrade_round_trip(tmp_path: Path) -> None:
         await database.downgrade(engine, "base")
         assert await database.current_revision(engine) is None
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0005"
+        assert await database.current_revision(engine) == "0006"
     finally:
         await engine.dispose()
 
@@ -104,3 +104,43 @@ def test_token_ids_are_unique_and_follow_issuance_time() -> None:
     later = generate_token_id()
     assert earlier < later  # the time prefix sorts first, as text and as bytes
     assert earlier[:9] <= later[:9]
+
+
+async def test_family_and_revocation_indexes_are_partial_and_used(own_database_url: str) -> None:
+    """Inserts skip the two mostly-NULL indexes; lookups by family and purges still use them."""
+    engine = database.create_engine(normalize_database_url(own_database_url))
+    try:
+        await database.upgrade(engine)
+        async with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                sql = {
+                    r[0]: r[1]
+                    for r in await conn.execute(
+                        text("SELECT name, sql FROM sqlite_master WHERE type='index'")
+                    )
+                }
+                assert "WHERE family_id IS NOT NULL" in sql["ix_tokens_family_id"]
+                assert "WHERE revoked_at IS NOT NULL" in sql["ix_tokens_revoked_at"]
+                explain = "EXPLAIN QUERY PLAN "
+            else:
+                defs = {
+                    r[0]: r[1]
+                    for r in await conn.execute(
+                        text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename='tokens'")
+                    )
+                }
+                assert "WHERE (family_id IS NOT NULL)" in defs["ix_tokens_family_id"]
+                assert "WHERE (revoked_at IS NOT NULL)" in defs["ix_tokens_revoked_at"]
+                await conn.execute(text("SET enable_seqscan = off"))  # an empty table
+                explain = "EXPLAIN "
+            plans = []
+            for query in (
+                "SELECT token_id FROM tokens WHERE family_id = 'f'",
+                "SELECT token_id FROM tokens WHERE revoked_at < 5",
+            ):
+                rows = await conn.execute(text(explain + query))
+                plans.append(" ".join(str(r[-1]) for r in rows))
+        assert "ix_tokens_family_id" in plans[0]
+        assert "ix_tokens_revoked_at" in plans[1]
+    finally:
+        await engine.dispose()

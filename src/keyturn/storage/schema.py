@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -68,9 +69,21 @@ tokens = Table(
     Column("auth_time", BigInteger, nullable=True),
     Index("ix_tokens_client_subject", "client_id", "subject"),
     Index("ix_tokens_expires_at", "expires_at"),
-    Index("ix_tokens_family_id", "family_id"),
+    # Partial: most tokens have no family and are never revoked, so these two
+    # B-trees are not written at all by their inserts (migration 0006).
+    Index(
+        "ix_tokens_family_id",
+        "family_id",
+        sqlite_where=text("family_id IS NOT NULL"),
+        postgresql_where=text("family_id IS NOT NULL"),
+    ),
     Index("ix_tokens_kid_expires_at", "kid", "expires_at"),
-    Index("ix_tokens_revoked_at", "revoked_at"),
+    Index(
+        "ix_tokens_revoked_at",
+        "revoked_at",
+        sqlite_where=text("revoked_at IS NOT NULL"),
+        postgresql_where=text("revoked_at IS NOT NULL"),
+    ),
     Index("ix_tokens_issued_at_id", "issued_at", "token_id"),
 )
 
