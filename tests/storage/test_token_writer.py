@@ -136,7 +136,8 @@ async def test_sqlite_waits_for_another_writer_off_the_event_loop(tmp_path: Path
 async def test_sqlite_checkpoints_in_the_writer_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(token_writer, "CHECKPOINT_EVERY", 5)
+    # Five single-row commits' worth of WAL pages.
+    monkeypatch.setattr(token_writer, "CHECKPOINT_EVERY", 5 * (token_writer.COMMIT_PAGES + 1))
     db, client_id = await _storage(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
     try:
         writer = db._token_writer
@@ -154,8 +155,13 @@ async def test_sqlite_checkpoints_in_the_writer_thread(
         await db.record_tokens([_token(client_id) for _ in range(token_writer.INLINE_MAX_ROWS + 1)])
         # 5 inline, 1 threaded, 5 inline, 1 threaded; then the large batch.
         assert len(threads) == 3
+        # A batch counts its rows: one inline batch of 40 fills the WAL budget too.
+        await db.record_tokens([_token(client_id) for _ in range(40)])
+        assert len(threads) == 3  # inline: 40 rows are within INLINE_MAX_ROWS
+        await db.record_token(_token(client_id))
+        assert len(threads) == 4
         assert all(name.startswith("keyturn-sqlite") for name in threads)
-        assert await db.count_tokens(client_id) == 12 + token_writer.INLINE_MAX_ROWS + 1
+        assert await db.count_tokens(client_id) == 12 + token_writer.INLINE_MAX_ROWS + 1 + 41
     finally:
         await db.close()
 
