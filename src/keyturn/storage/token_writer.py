@@ -46,15 +46,16 @@ INLINE_MAX_ROWS = 64
 """Larger batches go to the writer thread, so one write never holds the loop long.
 
 64, not 8: at concurrency 16 a batch holds about 16 rows, and sending it to the
-thread left the loop idle with every request waiting on it (ES256 +14 %,
-RS256 at concurrency 64 +12 %, measured A/B with benchmarks/run.py)."""
-CHECKPOINT_EVERY = 2048
+thread left the loop idle with every request waiting on it (ES256 +10-14 %
+at concurrency 16 and 64 in two A/B runs of benchmarks/run.py)."""
+CHECKPOINT_EVERY = 1024
 """Inline WAL growth, in estimated pages, between two writes sent to the
-(checkpointing) writer thread. A commit writes about one page per index it
-touches and more as rows fill pages, so it counts ``COMMIT_PAGES`` plus its
-rows: counting commits alone let large batches grow the WAL, and the
-checkpoint that a batch waits for, fourfold (p99 10 -> 27 ms at
-concurrency 16)."""
+(checkpointing) writer thread: about SQLite's own 1000-page autocheckpoint. A
+commit writes about one page per B-tree it touches and more as rows fill
+pages, so it counts ``COMMIT_PAGES`` plus its rows. Counting commits alone let
+large batches grow the WAL, and the checkpoint a batch waits for, fourfold
+(p99 10 -> 27 ms at concurrency 16); 2048 pages still gave 19 ms, 1024 gives
+11 ms at the same throughput (A/B with benchmarks/run.py)."""
 COMMIT_PAGES = 8
 
 
