@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
@@ -68,16 +69,22 @@ def alive(pid: int) -> bool:
         return stat.read().split(")")[-1].split()[0] != "Z"
 
 
-@pytest.fixture
-async def processes() -> AsyncIterator[SigningProcesses]:
+@contextlib.asynccontextmanager
+async def running(count: int) -> AsyncIterator[SigningProcesses]:
     pool = SigningPool(threads=2)
-    helpers = SigningProcesses(2, pool)
+    helpers = SigningProcesses(count, pool)
     await helpers.start()
     try:
         yield helpers
     finally:
         helpers.close()
         pool.close()
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[SigningProcesses]:
+    async with running(2) as helpers:
+        yield helpers
 
 
 # -- the wire format, in-process ------------------------------------------------
@@ -179,10 +186,7 @@ async def test_a_killed_helper_loses_no_token_and_is_replaced(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(signing_processes, "RESTART_DELAY", 0.05)
-    pool = SigningPool(threads=2)
-    helpers = SigningProcesses(1, pool)
-    await helpers.start()
-    try:
+    async with running(1) as helpers:
         signer = CountingSigner("RS256")
         await helpers.sign(signer, {"sub": "warm-up"}, "at+jwt")  # the helper is running
         [victim] = helpers.pids
@@ -208,9 +212,6 @@ async def test_a_killed_helper_loses_no_token_and_is_replaced(
         token = await helpers.sign(signer, {"sub": "after"}, "at+jwt")
         assert subjects(signer, [token]) == ["after"]
         assert len(signer.local) == before
-    finally:
-        helpers.close()
-        pool.close()
 
 
 async def test_a_hung_helper_is_ended_and_its_tokens_signed_on_threads(
@@ -218,10 +219,7 @@ async def test_a_hung_helper_is_ended_and_its_tokens_signed_on_threads(
 ) -> None:
     monkeypatch.setattr(signing_processes, "SIGN_TIMEOUT", 0.3)
     monkeypatch.setattr(signing_processes, "WATCH_INTERVAL", 0.05)
-    pool = SigningPool(threads=2)
-    helpers = SigningProcesses(1, pool)
-    await helpers.start()
-    try:
+    async with running(1) as helpers:
         signer = CountingSigner("RS256")
         await helpers.sign(signer, {"sub": "warm-up"}, "at+jwt")
         [hung] = helpers.pids
@@ -234,9 +232,6 @@ async def test_a_hung_helper_is_ended_and_its_tokens_signed_on_threads(
         assert len(signer.local) == 20
         assert "has not answered" in caplog.text
         assert not alive(hung)
-    finally:
-        helpers.close()
-        pool.close()
 
 
 async def test_close_ends_every_helper() -> None:
