@@ -30,7 +30,7 @@ from keyturn.server import token_service
 from keyturn.server.bootstrap import build_context
 from keyturn.server.clients import build_client, with_new_secret
 from keyturn.server.context import ServerContext
-from keyturn.server.settings import Settings
+from keyturn.server.settings import Settings, default_sign_processes
 from keyturn.server.users import build_user, with_password
 from keyturn.storage.records import Client, TokenRecord, User
 from keyturn.storage.repository import ClientExistsError, TokenFilter, UserExistsError
@@ -107,7 +107,7 @@ def serve(
         typer.Option(
             min=0,
             help="Helper processes per server process that sign RSA tokens under load "
-            "(0 = threads only; default: cores / workers).",
+            "(0 = threads only; default: cores / workers, at most 4).",
         ),
     ] = None,
     database_url: Annotated[
@@ -132,7 +132,7 @@ def serve(
     if issuer is not None:
         os.environ["KEYTURN_ISSUER"] = issuer
     if sign_processes is None and "KEYTURN_SIGN_PROCESSES" not in os.environ and workers > 1:
-        sign_processes = max(1, (os.cpu_count() or 1) // workers)  # cores, not cores x workers
+        sign_processes = default_sign_processes(workers)  # cores, not cores x workers
     if sign_processes is not None:
         os.environ["KEYTURN_SIGN_PROCESSES"] = str(sign_processes)
     settings = Settings()

@@ -10,6 +10,7 @@ import httpx2
 import jwt as pyjwt
 import pytest
 
+from keyturn.server.settings import default_sign_processes
 from tests.e2e.conftest import LiveServer, start_server, stop_server
 
 CC = "client_credentials"
@@ -276,10 +277,9 @@ def test_serve_sign_processes_option(
 
 
 def test_workers_share_the_cores_between_their_signing_helpers(tmp_path: Path) -> None:
-    import os
 
     server = start_server(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'k.db'}", "--workers", "2")
-    expected = max(1, (os.cpu_count() or 1) // 2)
+    expected = default_sign_processes(workers=2)
     try:
         deadline = time.monotonic() + 15  # "ready" means one worker is up, maybe not both
         while time.monotonic() < deadline:

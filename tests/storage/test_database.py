@@ -144,3 +144,19 @@ async def test_family_and_revocation_indexes_are_partial_and_used(own_database_u
         assert "ix_tokens_revoked_at" in plans[1]
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "expected"),
+    [(2, 1, 2), (2, 2, 1), (2, 4, 1), (64, 1, 4), (64, 32, 2)],
+)
+def test_default_sign_processes_share_the_cores_and_stay_few(
+    monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, expected: int
+) -> None:
+    from keyturn.server import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "usable_cores", lambda: cores)
+    assert settings_module.default_sign_processes(workers) == expected
+    if workers == 1:
+        assert Settings().resolved_sign_processes == expected
+    assert Settings(sign_processes=0).resolved_sign_processes == 0

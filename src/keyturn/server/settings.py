@@ -24,6 +24,23 @@ def default_data_dir() -> Path:
     return Path(base) / "keyturn"
 
 
+MAX_DEFAULT_SIGN_PROCESSES = 4
+"""One event loop spends about 100 us per token, so it cannot keep more than two
+or three cores busy with RSA signatures (~200 us each); more helpers would idle."""
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_sign_processes(workers: int) -> int:
+    return max(1, min(MAX_DEFAULT_SIGN_PROCESSES, usable_cores() // workers))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KEYTURN_", extra="ignore")
 
@@ -42,7 +59,9 @@ class Settings(BaseSettings):
     key_activation_delay: int = Field(default=3600, ge=0)
     key_refresh_interval: float = Field(default=30.0, gt=0)
     sign_processes: int | None = Field(default=None, ge=0)
-    """Helper processes that sign RSA tokens under load (0 = threads only); default: cores."""
+    """Helper processes that sign RSA tokens under load (0 = threads only).
+
+    Default: one per usable core, at most `MAX_DEFAULT_SIGN_PROCESSES`."""
 
     token_rate_limit: int = Field(default=120, ge=0)
     """Tokens a client may obtain per minute (0 = unlimited); per-client override."""
@@ -79,7 +98,7 @@ class Settings(BaseSettings):
     def resolved_sign_processes(self) -> int:
         if self.sign_processes is not None:
             return self.sign_processes
-        return os.cpu_count() or 1
+        return default_sign_processes(workers=1)
 
     @property
     def audience(self) -> str:
