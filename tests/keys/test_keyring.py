@@ -186,27 +186,18 @@ async def test_where_a_token_is_signed(
     assert threads[0].startswith("keyturn-sign") is on_pool
 
 
-@pytest.mark.parametrize(("alg", "busy", "in_helper"), [
-    ("RS256", True, True),  # under load: a helper process signs
-    ("RS256", False, False),  # alone: still inline
-    ("ES256", True, False),  # fast curve: inline, as without helpers
+@pytest.mark.parametrize(("busy", "in_helper"), [
+    (True, True),  # under load: a helper process signs
+    (False, False),  # alone: still inline
 ])  # fmt: skip
 async def test_helper_processes_sign_rsa_under_load(
     storage: SqlStorage,
-    alg: str,
     busy: bool,
     in_helper: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    keyring = ring(storage, Clock(), alg=alg)
-    local: list[str] = []
-    real_sign = Signer.sign
-
-    def spy(self: Signer, claims: dict[str, Any], typ: str = "at+jwt") -> str:
-        local.append(threading.current_thread().name)
-        return real_sign(self, claims, typ)
-
-    monkeypatch.setattr(Signer, "sign", spy)
+    keyring = ring(storage, Clock(), alg="RS256")
+    local = spy_on_inline_signing(monkeypatch)
     try:
         await keyring.ensure_key()
         await keyring.start_sign_processes(1)
@@ -219,12 +210,50 @@ async def test_helper_processes_sign_rsa_under_load(
     assert keyring.sign_process_ids == []
     assert (local == []) is in_helper
     assert kid2 != kid
-    jwks = pyjwt.PyJWKSet.from_dict(json.loads(await keyring.jwks_body()))
-    for jwt_, kid_, sub in ((token, kid, "x"), (token2, kid2, "y")):
-        key = next(k for k in jwks.keys if k.key_id == kid_)
-        assert pyjwt.decode(jwt_, key.key, algorithms=[alg])["sub"] == sub
+    await assert_verifies(keyring, [(token, kid, "x"), (token2, kid2, "y")])
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_helpers_start_only_once_an_rsa_key_is_in_the_ring(
+    storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring = ring(storage, Clock(), alg="ES256")
+    local = spy_on_inline_signing(monkeypatch)
+    try:
+        await keyring.ensure_key()
+        await keyring.start_sign_processes(1)
+        assert keyring.sign_process_ids == []  # ES256 signs inline: no idle process
+        es_token, es_kid = await keyring.sign({"sub": "e"}, busy=True)
+        assert len(local) == 1
+        await keyring.rotate(alg="RS256", delay=0)  # the refresh starts the helpers
+        assert len(keyring.sign_process_ids) == 1
+        rs_token, rs_kid = await keyring.sign({"sub": "r"}, busy=True)
+        assert len(local) == 1  # the RSA token was signed in the helper
+    finally:
+        keyring.close()
+    await assert_verifies(keyring, [(es_token, es_kid, "e"), (rs_token, rs_kid, "r")])
+
+
+def spy_on_inline_signing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the threads that signed in this process (helpers do not show)."""
+    local: list[str] = []
+    real_sign = Signer.sign
+
+    def spy(self: Signer, claims: dict[str, Any], typ: str = "at+jwt") -> str:
+        local.append(threading.current_thread().name)
+        return real_sign(self, claims, typ)
+
+    monkeypatch.setattr(Signer, "sign", spy)
+    return local
+
+
+async def assert_verifies(keyring: KeyRing, tokens: list[tuple[str, str, str]]) -> None:
+    jwks = pyjwt.PyJWKSet.from_dict(json.loads(await keyring.jwks_body()))
+    for token, kid, sub in tokens:
+        key = next(k for k in jwks.keys if k.key_id == kid)
+        alg = key.algorithm_name
+        assert pyjwt.decode(token, key.key, algorithms=[alg])["sub"] == sub
 
 
 async def test_helpers_that_cannot_start_leave_signing_to_the_threads(

@@ -75,6 +75,8 @@ class KeyRing:
         self._sign_in_thread = sign_in_thread
         self._sign_pool: SigningPool | None = None
         self._sign_processes: SigningProcesses | None = None
+        self._sign_processes_wanted = 0
+        self._sign_loop: asyncio.AbstractEventLoop | None = None
         self._records: list[SigningKeyRecord] = []
         self._signers: dict[str, Signer] = {}
         self._jwks_body = b'{"keys":[]}'
@@ -106,6 +108,8 @@ class KeyRing:
             self._jwks_body = orjson.dumps({"keys": [r.public_jwk for r in published]})
             if self._sign_processes is not None:
                 self._sign_processes.retain(self._signers)
+            else:
+                await self._start_sign_processes_for_rsa()
             self._loaded_at = self._clock()
 
     async def _prune(self, records: list[SigningKeyRecord], now: int) -> list[SigningKeyRecord]:
@@ -192,16 +196,33 @@ class KeyRing:
     async def start_sign_processes(self, count: int) -> None:
         """Sign offloaded tokens in ``count`` helper processes (`signing_processes`).
 
-        The server calls this at start-up on its event loop; tokens signed on
-        another loop, or while every helper is down, use the threads.
+        The server calls this at start-up on its event loop. The helpers start
+        only once the key ring holds an RSA key (at once, or when a rotation
+        brings one): ES256 and EdDSA are signed inline, and an idle helper
+        still costs a process (~30 MB). Tokens signed on another loop, or
+        while every helper is down, use the threads.
         """
+        self._sign_processes_wanted = count
+        self._sign_loop = asyncio.get_running_loop()
+        await self._start_sign_processes_for_rsa()
+
+    async def _start_sign_processes_for_rsa(self) -> None:
+        count = self._sign_processes_wanted
         if count < 1 or self._sign_processes is not None:
+            return
+        if not any(r.alg == "RS256" for r in self._records):
+            return
+        try:
+            if asyncio.get_running_loop() is not self._sign_loop:
+                return
+        except RuntimeError:
             return
         processes = SigningProcesses(count, self._thread_pool())
         try:
             await processes.start()
         except Exception as exc:  # e.g. an embedded interpreter: threads still sign
             processes.close()
+            self._sign_processes_wanted = 0  # do not try again on every refresh
             log.warning("cannot start signing helper processes, signing on threads: %r", exc)
             return
         except BaseException:

@@ -7,7 +7,8 @@ A helper process shares no GIL: the loop writes one small frame to a
 socketpair and later reads the signature back through an asyncio protocol
 (measured on a synthetic loop: about 15 us of loop time per signature).
 
-Helpers start with the server (never with the CLI), as new interpreters
+Helpers start in the server (never in the CLI) once its key ring holds an
+RSA key (`KeyRing.start_sign_processes`), as new interpreters
 (``subprocess``, not ``fork``: the server has threads). They learn each key
 the first time it signs through them and forget it when it leaves the key
 ring. If a helper dies, or hangs (no answer in `SIGN_TIMEOUT`, then it is
