@@ -44,6 +44,27 @@ def ring(storage: SqlStorage, clock: Clock, **kw: object) -> KeyRing:
     return KeyRing(storage, b"p" * 32, clock=clock, refresh_interval=10, activation_delay=600, **kw)  # type: ignore[arg-type]
 
 
+def spy_on_inline_signing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the threads that signed in this process (helpers do not show)."""
+    local: list[str] = []
+    real_sign = Signer.sign
+
+    def spy(self: Signer, claims: dict[str, Any], typ: str = "at+jwt") -> str:
+        local.append(threading.current_thread().name)
+        return real_sign(self, claims, typ)
+
+    monkeypatch.setattr(Signer, "sign", spy)
+    return local
+
+
+async def assert_verifies(keyring: KeyRing, tokens: list[tuple[str, str, str]]) -> None:
+    jwks = pyjwt.PyJWKSet.from_dict(json.loads(await keyring.jwks_body()))
+    for token, kid, sub in tokens:
+        key = next(k for k in jwks.keys if k.key_id == kid)
+        alg = key.algorithm_name
+        assert pyjwt.decode(token, key.key, algorithms=[alg])["sub"] == sub
+
+
 async def kids_published(keyring: KeyRing) -> set[str]:
     return {k["kid"] for k in json.loads(await keyring.jwks_body())["keys"]}
 
@@ -170,14 +191,7 @@ async def test_where_a_token_is_signed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     keyring = ring(storage, Clock(), alg=alg)
-    threads: list[str] = []
-    real_sign = Signer.sign
-
-    def spy(self: Signer, claims: dict[str, Any], typ: str = "at+jwt") -> str:
-        threads.append(threading.current_thread().name)
-        return real_sign(self, claims, typ)
-
-    monkeypatch.setattr(Signer, "sign", spy)
+    threads = spy_on_inline_signing(monkeypatch)
     try:
         await keyring.ensure_key()
         await keyring.sign({"sub": "x"}, busy=busy)
@@ -233,27 +247,6 @@ async def test_helpers_start_only_once_an_rsa_key_is_in_the_ring(
     finally:
         keyring.close()
     await assert_verifies(keyring, [(es_token, es_kid, "e"), (rs_token, rs_kid, "r")])
-
-
-def spy_on_inline_signing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the threads that signed in this process (helpers do not show)."""
-    local: list[str] = []
-    real_sign = Signer.sign
-
-    def spy(self: Signer, claims: dict[str, Any], typ: str = "at+jwt") -> str:
-        local.append(threading.current_thread().name)
-        return real_sign(self, claims, typ)
-
-    monkeypatch.setattr(Signer, "sign", spy)
-    return local
-
-
-async def assert_verifies(keyring: KeyRing, tokens: list[tuple[str, str, str]]) -> None:
-    jwks = pyjwt.PyJWKSet.from_dict(json.loads(await keyring.jwks_body()))
-    for token, kid, sub in tokens:
-        key = next(k for k in jwks.keys if k.key_id == kid)
-        alg = key.algorithm_name
-        assert pyjwt.decode(token, key.key, algorithms=[alg])["sub"] == sub
 
 
 async def test_helpers_that_cannot_start_leave_signing_to_the_threads(

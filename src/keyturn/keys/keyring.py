@@ -40,6 +40,9 @@ from keyturn.storage.repository import Storage
 
 log = logging.getLogger("keyturn.keys")
 
+OFFLOADED_ALGS = frozenset({"RS256"})
+"""Signed off the event loop under load; the others are cheaper than the hop."""
+
 SIGN_THREADS = max(2, min(8, os.cpu_count() or 2))
 """Threads that sign tokens under load, per process: one per core (at least 2)."""
 
@@ -176,7 +179,7 @@ class KeyRing:
         signer = self.signer()
         offload = self._sign_in_thread
         if offload is None:
-            offload = signer.alg == "RS256" and busy is not False
+            offload = signer.alg in OFFLOADED_ALGS and busy is not False
         if not offload:
             return signer.sign(claims, typ), signer.kid
         try:
@@ -210,7 +213,7 @@ class KeyRing:
         count = self._sign_processes_wanted
         if count < 1 or self._sign_processes is not None:
             return
-        if not any(r.alg == "RS256" for r in self._records):
+        if not any(r.alg in OFFLOADED_ALGS for r in self._records):
             return
         try:
             if asyncio.get_running_loop() is not self._sign_loop:

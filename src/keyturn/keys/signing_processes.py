@@ -28,7 +28,7 @@ import socket
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from keyturn.keys.jwt import Signer
@@ -61,13 +61,17 @@ class HelperFailed(Exception):
 class _Helper(asyncio.Protocol):
     """One helper process and the server's end of its socketpair."""
 
-    def __init__(self, process: subprocess.Popen[bytes], started: float, on_lost: Any) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        started: float,
+        on_lost: Callable[[_Helper], None],
+    ) -> None:
         self.process = process
         self.started = started
         self.kids: set[str] = set()
         self.waiting: deque[tuple[asyncio.Future[bytes], float]] = deque()  # (future, due)
         self.transport: asyncio.Transport | None = None
-        self.alive = True
         self._buffer = bytearray()
         self._on_lost = on_lost
 
@@ -87,7 +91,6 @@ class _Helper(asyncio.Protocol):
                 future.set_result(body)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.alive = False
         while self.waiting:
             future, _ = self.waiting.popleft()
             if not future.done():
@@ -165,7 +168,7 @@ class SigningProcesses:
         assert self._loop is not None
         now = self._loop.time()
         for helper in list(self._helpers):
-            if helper.alive and helper.waiting and helper.waiting[0][1] < now:
+            if helper.waiting and helper.waiting[0][1] < now:
                 log.error(
                     "signing helper %d has not answered in %.0f s; ending it",
                     helper.process.pid,
@@ -198,7 +201,7 @@ class SigningProcesses:
 
     @property
     def pids(self) -> list[int]:
-        return [h.process.pid for h in self._helpers if h.alive]
+        return [h.process.pid for h in self._helpers]
 
     async def sign(self, signer: Signer, claims: dict[str, Any], typ: str) -> str:
         signing_input = signer.signing_input(claims, typ)
@@ -221,7 +224,7 @@ class SigningProcesses:
     def _least_busy(self) -> _Helper | None:
         best: _Helper | None = None
         for helper in self._helpers:
-            if helper.alive and (best is None or len(helper.waiting) < len(best.waiting)):
+            if best is None or len(helper.waiting) < len(best.waiting):
                 best = helper
         return best
 
@@ -235,6 +238,8 @@ class SigningProcesses:
 
     # -- a helper died: sign on threads meanwhile, start a new one later -----
     def _lost(self, helper: _Helper) -> None:
+        # A helper leaves `_helpers` only here (or in close()), so every helper
+        # in the list has a live connection.
         if helper in self._helpers:
             self._helpers.remove(helper)
         if self._closed or self._loop is None:

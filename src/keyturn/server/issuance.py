@@ -179,8 +179,9 @@ class TokenIssuer:
         }
         if scope:
             claims["scope"] = scope
-        # Other requests in progress: the key ring may sign on its threads so
-        # the loop serves them meanwhile; alone, it signs inline.
+        # Other requests in progress: the key ring may sign in its helper
+        # processes or threads so the loop serves them meanwhile; alone, it
+        # signs inline.
         token, kid = await self._keyring.sign(claims, busy=self._in_progress > 1)
         record = TokenRecord(
             token_id=jti,
