@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from typing import Any
 
@@ -73,6 +75,46 @@ def test_resource_server_client_may_introspect_any_token(server: Harness) -> Non
     assert introspect(server, rs, rs_secret, token)["active"] is True
 
 
+def _tampered(token: str, **claims: Any) -> list[str]:
+    """Variants of a JWT that keep its jti: other claims, signature or header."""
+    header, payload, signature = token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    forged = base64.urlsafe_b64encode(json.dumps({**body, **claims}).encode()).rstrip(b"=")
+    flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+    return [
+        f"{header}.{forged.decode()}.{signature}",
+        f"{header}.{payload}.{flipped}",
+        f"{header}.{payload}.",
+        f"{header}x.{payload}.{signature}",
+        f"{header}.{payload}.{signature}.",
+    ]
+
+
+def test_a_tampered_jwt_with_a_real_jti_is_neither_active_nor_revocable(
+    server: Harness,
+) -> None:
+    """Access tokens are found by their jti, then must match their keyed hash."""
+    cid, secret = server.create_client(scopes=["read", "write"])
+    token = token_for(server, cid, secret, scope="read")
+    for fake in _tampered(token, scope="read write", exp=2**40):
+        assert introspect(server, cid, secret, fake) == {"active": False}, fake
+        r = server.http.post(
+            "/oauth/revoke", data={"token": fake, "client_id": cid, "client_secret": secret}
+        )
+        assert r.status_code == 200
+    assert introspect(server, cid, secret, token)["scope"] == "read"  # untouched
+
+
+@pytest.mark.parametrize(
+    "payload", [b"not json", b"[1, 2]", b'{"jti": 5}', b'{"jti": ""}', b"\xff\xfe"]
+)
+def test_jwt_shaped_garbage_is_inactive(server: Harness, payload: bytes) -> None:
+    cid, secret = server.create_client()
+    segment = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+    for token in (f"e30.{segment}.c2ln", f"e30.{segment}!.c2ln"):
+        assert introspect(server, cid, secret, token) == {"active": False}
+
+
 def test_expired_token_is_inactive(server: Harness) -> None:
     cid, secret = server.create_client(access_token_lifetime=1)
     token = token_for(server, cid, secret)
@@ -138,9 +180,9 @@ def test_revoking_a_refresh_token_revokes_its_family(server: Harness) -> None:
     family = secrets.token_hex(8)
     refresh_value = "rt_" + secrets.token_urlsafe(32)
 
-    def record(kind: str, value: str) -> TokenRecord:
+    def record(kind: str, value: str, token_id: str | None = None) -> TokenRecord:
         return TokenRecord(
-            token_id=secrets.token_hex(8),
+            token_id=token_id or secrets.token_hex(8),
             token_hash=server.ctx.hasher.hash(value),
             kind=kind,
             client_id=cid,
@@ -153,10 +195,13 @@ def test_revoking_a_refresh_token_revokes_its_family(server: Harness) -> None:
             family_id=family,
         )
 
-    access_value = "at_" + secrets.token_urlsafe(32)
+    # An access token is a JWT, found by its jti (signature unchecked by lookups).
+    jti = secrets.token_hex(8)
+    claims = base64.urlsafe_b64encode(json.dumps({"jti": jti}).encode()).rstrip(b"=")
+    access_value = f"e30.{claims.decode()}.{secrets.token_urlsafe(32)}"
     server.call(
         server.ctx.storage.record_tokens,
-        [record(TOKEN_KIND_REFRESH, refresh_value), record(TOKEN_KIND_ACCESS, access_value)],
+        [record(TOKEN_KIND_REFRESH, refresh_value), record(TOKEN_KIND_ACCESS, access_value, jti)],
     )
     assert introspect(server, cid, secret, access_value)["active"] is True
     r = server.http.post(

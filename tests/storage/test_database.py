@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from keyturn.server.secrets import Hasher, load_or_create_pepper, pepper_from_settings
 from keyturn.server.settings import Settings, normalize_database_url
 from keyturn.storage import database
+from keyturn.storage.schema import LOOKED_UP_BY_HASH
 
 pytestmark = pytest.mark.anyio
 
@@ -19,7 +22,7 @@ async def test_upgrade_is_idempotent_and_sqlite_uses_wal(tmp_path: Path) -> None
     try:
         await database.upgrade(engine)
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0006"
+        assert await database.current_revision(engine) == "0007"
         async with engine.connect() as conn:
             mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
             tables = {
@@ -38,7 +41,7 @@ async def test_postgres_migrates(postgres_database_url: str) -> None:
     engine = database.create_engine(normalize_database_url(postgres_database_url))
     try:
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0006"
+        assert await database.current_revision(engine) == "0007"
     finally:
         await engine.dispose()
 
@@ -77,7 +80,7 @@ async def test_downgrade_and_upgrade_round_trip(tmp_path: Path) -> None:
         await database.downgrade(engine, "base")
         assert await database.current_revision(engine) is None
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0006"
+        assert await database.current_revision(engine) == "0007"
     finally:
         await engine.dispose()
 
@@ -137,11 +140,80 @@ async def test_family_and_revocation_indexes_are_partial_and_used(own_database_u
             for query in (
                 "SELECT token_id FROM tokens WHERE family_id = 'f'",
                 "SELECT token_id FROM tokens WHERE revoked_at < 5",
+                f"SELECT token_id FROM tokens WHERE token_hash = 'h' AND {LOOKED_UP_BY_HASH}",
             ):
                 rows = await conn.execute(text(explain + query))
                 plans.append(" ".join(str(r[-1]) for r in rows))
         assert "ix_tokens_family_id" in plans[0]
         assert "ix_tokens_revoked_at" in plans[1]
+        assert "ix_tokens_token_hash" in plans[2]
+    finally:
+        await engine.dispose()
+
+
+def _index_sql(connection: Connection) -> dict[str, str]:
+    inspector = inspect(connection)
+    found = {}
+    for ix in inspector.get_indexes("tokens"):
+        if ix.get("duplicates_constraint"):
+            continue  # PostgreSQL's own index behind a UNIQUE constraint
+        where = ix.get("dialect_options", {})
+        found[str(ix["name"])] = " ".join(f"{k}={v}" for k, v in sorted(where.items()))
+    for uc in inspector.get_unique_constraints("tokens"):
+        found[f"unique {uc['column_names']}"] = ""
+    return found
+
+
+async def test_0007_keeps_the_data_and_indexes_only_opaque_tokens_by_hash(
+    own_database_url: str,
+) -> None:
+    """The hash index moves from every token to refresh and legacy tokens, and back."""
+    engine = database.create_engine(normalize_database_url(own_database_url))
+    rows = [
+        {"token_id": f"t{i}", "token_hash": f"h{i}", "kind": kind}
+        for i, kind in enumerate(["access_token", "access_token", "refresh_token", "legacy"])
+    ]
+    insert = text(
+        "INSERT INTO tokens (token_id, token_hash, kind, client_id, scope, audience, grant_type,"
+        " issued_at, expires_at, family_id) VALUES (:token_id, :token_hash, :kind,"
+        " 'c', '', '[]', 'x', 1, 2, :token_id)"
+    )
+    try:
+        await database.upgrade(engine, "0006")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO clients (client_id, name, is_public, grant_types, scopes,"
+                    " audiences, redirect_uris, auth_methods, can_introspect, allow_plain_pkce,"
+                    " created_at, updated_at) VALUES ('c', '', false, '[]', '[]', '[]', '[]',"
+                    " '[]', false, false, 1, 1)"
+                )
+            )
+            await conn.execute(insert, rows)
+            before = await conn.run_sync(_index_sql)
+        assert "unique ['token_hash']" in before
+        await database.upgrade(engine)
+        async with engine.begin() as conn:
+            after = await conn.run_sync(_index_sql)
+            kept = (await conn.execute(text("SELECT count(*) FROM tokens"))).scalar_one()
+            # Two access tokens may now share a hash (they are found by jti) ...
+            await conn.execute(insert, [{**rows[0], "token_id": "t9"}])
+        assert kept == 4
+        assert "unique ['token_hash']" not in after
+        assert re.search(r"kind\W.*<> 'access_token'", after["ix_tokens_token_hash"])
+        assert "IS NOT NULL" in after["ix_tokens_family_id"]  # 0006's survive the rebuild
+        assert "IS NOT NULL" in after["ix_tokens_revoked_at"]
+        assert set(before) - {"unique ['token_hash']"} <= set(after)
+        # ... but two opaque tokens may not.
+        async with engine.begin() as conn:
+            with pytest.raises(IntegrityError):
+                await conn.execute(insert, [{**rows[2], "token_id": "t8"}])
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM tokens WHERE token_id = 't9'"))
+        await database.downgrade(engine, "0006")
+        async with engine.begin() as conn:
+            assert await conn.run_sync(_index_sql) == before
+            assert (await conn.execute(text("SELECT count(*) FROM tokens"))).scalar_one() == 4
     finally:
         await engine.dispose()
 

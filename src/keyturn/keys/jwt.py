@@ -94,6 +94,25 @@ def _b64url(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
+def unverified_jti(token: str) -> str | None:
+    """The ``jti`` a compact JWS claims to have, or ``None``; the signature is not checked.
+
+    Only for finding a token's record: the caller must then match the whole
+    token against what was recorded (its keyed hash), which a token with a
+    copied ``jti`` and anything else altered does not.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = orjson.loads(payload)
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    jti = claims.get("jti") if isinstance(claims, dict) else None
+    return jti if isinstance(jti, str) and jti else None
+
+
 class Signer:
     """Signs compact JWS with one key; built once per key and reused.
 

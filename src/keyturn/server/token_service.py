@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from keyturn.keys.jwt import unverified_jti
 from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import ServerContext
 from keyturn.server.issuance import IssuedToken, TokenDecision
@@ -84,8 +85,16 @@ async def get_token(ctx: ServerContext, token_id: str) -> TokenRecord:
 
 
 async def find_by_value(ctx: ServerContext, token: str) -> TokenRecord | None:
-    """A token by its value: Keyturn's own, else one imported from a legacy server."""
-    record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(token))
+    """A token by its value: Keyturn's own, else one imported from a legacy server.
+
+    An access token is found by its ``jti`` and must match its recorded hash;
+    opaque tokens by their hash alone (see migration 0007 for why).
+    """
+    token_hash = ctx.hasher.hash(token)
+    jti = unverified_jti(token)
+    record = await ctx.storage.find_access_token(jti, token_hash) if jti else None
+    if record is None:
+        record = await ctx.storage.find_token_by_hash(token_hash)
     if record is None:
         record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(legacy_lookup_value(token)))
     return record

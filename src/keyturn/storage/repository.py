@@ -11,12 +11,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keyturn.storage import schema
 from keyturn.storage.records import (
+    TOKEN_KIND_ACCESS,
     AuthorizationCode,
     Client,
     Session,
@@ -48,6 +49,7 @@ class Storage(Protocol):
     async def count_tokens(self, client_id: str | None = None) -> int: ...
     async def record_tokens(self, tokens: Sequence[TokenRecord]) -> None: ...
     async def find_token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+    async def find_access_token(self, token_id: str, token_hash: str) -> TokenRecord | None: ...
     async def list_tokens(
         self, flt: TokenFilter, now: int, limit: int, after: tuple[int, str] | None = None
     ) -> list[TokenRecord]: ...
@@ -182,9 +184,30 @@ class SqlStorage:
             await self._token_writer.write(tokens)
 
     async def find_token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        """An opaque token (refresh, imported legacy) by its keyed hash.
+
+        Access tokens are not indexed by hash: see `find_access_token`.
+        """
+        t = schema.tokens.c
         async with self.engine.connect() as conn:
             result = await conn.execute(
-                select(schema.tokens).where(schema.tokens.c.token_hash == token_hash)
+                select(schema.tokens).where(
+                    t.token_hash == token_hash, text(schema.LOOKED_UP_BY_HASH)
+                )
+            )
+            row = result.mappings().first()
+        return _token(row) if row else None
+
+    async def find_access_token(self, token_id: str, token_hash: str) -> TokenRecord | None:
+        """An access token by its ``jti``, only if its keyed hash matches too."""
+        t = schema.tokens.c
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(schema.tokens).where(
+                    t.token_id == token_id,
+                    t.kind == TOKEN_KIND_ACCESS,
+                    t.token_hash == token_hash,
+                )
             )
             row = result.mappings().first()
         return _token(row) if row else None

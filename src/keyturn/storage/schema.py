@@ -23,6 +23,10 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+LOOKED_UP_BY_HASH = "kind <> 'access_token'"
+"""Which token rows the hash index holds; a hash lookup must say so too, for
+SQLite and PostgreSQL to use a partial index."""
+
 clients = Table(
     "clients",
     metadata,
@@ -47,7 +51,8 @@ tokens = Table(
     "tokens",
     metadata,
     Column("token_id", String(64), primary_key=True),
-    Column("token_hash", String(64), nullable=False, unique=True),
+    # Keyed hash of the token's value (never the value itself).
+    Column("token_hash", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
     Column(
         "client_id",
@@ -85,6 +90,16 @@ tokens = Table(
         postgresql_where=text("revoked_at IS NOT NULL"),
     ),
     Index("ix_tokens_issued_at_id", "issued_at", "token_id"),
+    # Access tokens are found by their jti (the primary key), so only opaque
+    # tokens are indexed by hash; the one random-keyed index of this table is
+    # not written by access-token inserts (migration 0007).
+    Index(
+        "ix_tokens_token_hash",
+        "token_hash",
+        unique=True,
+        sqlite_where=text(LOOKED_UP_BY_HASH),
+        postgresql_where=text(LOOKED_UP_BY_HASH),
+    ),
 )
 
 signing_keys = Table(
