@@ -90,7 +90,9 @@ async def test_a_failing_batch_writes_nothing(storage: tuple[SqlStorage, str]) -
         await db.record_tokens(batch)
     assert await db.get_token(batch[0].token_id) is None
     assert await db.count_tokens(client_id) == 1
-    await db.record_token(batch[0])  # the writer is usable after the failure
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await db.record_token(existing)  # a single row takes its own path on asyncpg
+    await db.record_token(batch[0])  # the writer is usable after the failures
     assert await db.get_token(batch[0].token_id) == batch[0]
 
 
