@@ -602,6 +602,7 @@ def servers(args: argparse.Namespace, alg: str, tmp: Path) -> Iterator[list[Targ
                 if backend == "postgres":
                     url = args.postgres_url.rsplit("/", 1)[0] + f"/keyturn_bench_{alg.lower()}"
                     url += "_w2" if workers > 1 else ""
+                    url += "_base" if src is not None else ""
                     why = reset_postgres(url)
                     if why:
                         t.unavailable = why
@@ -617,7 +618,10 @@ def servers(args: argparse.Namespace, alg: str, tmp: Path) -> Iterator[list[Targ
         if not args.no_postgres:
             keyturn("postgres", 1, None, "Keyturn · PostgreSQL")
         if args.baseline_src:
-            keyturn("sqlite", 1, args.baseline_src, "Keyturn baseline · SQLite")
+            if not args.no_sqlite:
+                keyturn("sqlite", 1, args.baseline_src, "Keyturn baseline · SQLite")
+            if not args.no_postgres:
+                keyturn("postgres", 1, args.baseline_src, "Keyturn baseline · PostgreSQL")
         if not args.no_workers2:
             if not args.no_sqlite:
                 keyturn("sqlite", 2, None, "Keyturn · SQLite · 2 workers")

@@ -55,6 +55,28 @@ def test_a_tampered_token_does_not_verify() -> None:
         pyjwt.decode(f"{header}.{forged}.{signature}", pyjwt.PyJWK(jwk).key, algorithms=["ES256"])
 
 
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA", "Ed25519"])
+def test_a_signer_verifies_its_own_signatures_only(alg: str) -> None:
+    signer = Signer(generate_private_key(alg), alg, "k1")
+    other = Signer(generate_private_key(alg), alg, "k2")
+    token = signer.sign(CLAIMS)
+    header, payload, signature = token.split(".")
+    assert signer.verify(token)
+    assert not other.verify(token)
+    for bad in (
+        f"{header}.{payload}.",
+        f"{header}.{payload}.{signature[:-4]}",
+        f"{header}.{payload}.{signature[::-1]}",
+        f"{header}.{payload}.{signature}.",
+        f"{header}.{payload}x.{signature}",
+        f"{header}.{payload}.é{signature}",
+        f"{header}.{payload}.{signature[:-1]}",
+        "not a token",
+        "",
+    ):
+        assert not signer.verify(bad), bad
+
+
 def test_each_signature_is_fresh() -> None:
     """ES256 signatures are randomised: two tokens of the same claims differ."""
     private_key = generate_private_key("ES256")

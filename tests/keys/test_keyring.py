@@ -7,7 +7,6 @@ import os
 import secrets
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
 
 import jwt as pyjwt
 import pytest
@@ -47,13 +46,13 @@ def ring(storage: SqlStorage, clock: Clock, **kw: object) -> KeyRing:
 def spy_on_inline_signing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the threads that signed in this process (helpers do not show)."""
     local: list[str] = []
-    real_sign = Signer.sign
+    real_signature = Signer.signature
 
-    def spy(self: Signer, claims: dict[str, Any], typ: str = "at+jwt") -> str:
+    def spy(self: Signer, signing_input: bytes) -> bytes:
         local.append(threading.current_thread().name)
-        return real_sign(self, claims, typ)
+        return real_signature(self, signing_input)
 
-    monkeypatch.setattr(Signer, "sign", spy)
+    monkeypatch.setattr(Signer, "signature", spy)
     return local
 
 
@@ -117,7 +116,8 @@ async def test_rotation_publishes_then_signs_then_retires(storage: SqlStorage) -
     new_kid = status.kid
     # Published at once, but the old key keeps signing until the delay passes.
     assert await kids_published(keyring) == {old_kid, new_kid}
-    assert (await keyring.sign({"sub": "x"}))[1] == old_kid
+    old_token, kid = await keyring.sign({"sub": "x"})
+    assert kid == old_kid
     await record_token(storage, old_kid, expires_at=int(clock.now) + 3600)
 
     clock.now += 601
@@ -130,11 +130,14 @@ async def test_rotation_publishes_then_signs_then_retires(storage: SqlStorage) -
     clock.now += 1000
     await keyring.refresh(force=True)
     assert await kids_published(keyring) == {old_kid, new_kid}
+    assert await keyring.verify(old_token, old_kid)  # for introspection, say
+    assert not await keyring.verify(old_token, new_kid)
     # ...and is dropped (and deleted) once that token has expired.
     clock.now += 3600
     await keyring.refresh(force=True)
     assert await kids_published(keyring) == {new_kid}
     assert [k.kid for k in await storage.list_signing_keys()] == [new_kid]
+    assert not await keyring.verify(old_token, old_kid)  # a key no longer held
 
 
 async def test_other_processes_pick_up_rotation_after_refresh(storage: SqlStorage) -> None:

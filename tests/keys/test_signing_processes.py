@@ -49,9 +49,9 @@ class CountingSigner(Signer):
         super().__init__(key, alg, self.jwk["kid"])
         self.local: list[str] = []
 
-    def sign(self, claims: dict[str, Any], typ: str = "at+jwt") -> str:
+    def signature(self, signing_input: bytes) -> bytes:
         self.local.append(threading.current_thread().name)
-        return super().sign(claims, typ)
+        return super().signature(signing_input)
 
 
 def subjects(signer: CountingSigner, tokens: list[str]) -> list[str]:
@@ -130,7 +130,9 @@ async def test_helpers_make_the_same_tokens_as_inline_signing(
 ) -> None:
     signer = CountingSigner("RS256")  # PKCS#1 v1.5 is deterministic: tokens must match
     claims = [{"sub": f"user-{i}", "n": i} for i in range(100)]
-    tokens = await asyncio.gather(*(processes.sign(signer, c, "at+jwt") for c in claims))
+    tokens = await asyncio.gather(
+        *(processes.sign(signer, signer.signing_input(c)) for c in claims)
+    )
     assert signer.local == []  # none signed in this process
     assert list(tokens) == [Signer.sign(signer, c, "at+jwt") for c in claims]
     assert len(processes.pids) == 2
@@ -140,12 +142,18 @@ async def test_each_key_reaches_the_helpers_and_rotation_keeps_working(
     processes: SigningProcesses,
 ) -> None:
     old, new = CountingSigner("RS256"), CountingSigner("ES256")
-    first = await asyncio.gather(*(processes.sign(old, {"sub": "o"}, "at+jwt") for _ in range(8)))
-    second = await asyncio.gather(*(processes.sign(new, {"sub": "n"}, "at+jwt") for _ in range(8)))
+    first = await asyncio.gather(
+        *(processes.sign(old, old.signing_input({"sub": "o"})) for _ in range(8))
+    )
+    second = await asyncio.gather(
+        *(processes.sign(new, new.signing_input({"sub": "n"})) for _ in range(8))
+    )
     assert subjects(old, list(first)) == ["o"] * 8
     assert subjects(new, list(second)) == ["n"] * 8
     processes.retain([new.kid])  # the old key left the ring: helpers forget it
-    again = await asyncio.gather(*(processes.sign(old, {"sub": "o"}, "at+jwt") for _ in range(4)))
+    again = await asyncio.gather(
+        *(processes.sign(old, old.signing_input({"sub": "o"})) for _ in range(4))
+    )
     assert subjects(old, list(again)) == ["o"] * 4  # re-sent on its next use
     assert old.local == []
     assert new.local == []
@@ -158,7 +166,7 @@ async def test_a_helper_that_cannot_sign_sends_the_token_to_the_threads(
     for helper in processes._helpers:  # pretend the key was sent; the helper refuses
         helper.kids.add(signer.kid)
     tokens = await asyncio.gather(
-        *(processes.sign(signer, {"sub": "x"}, "at+jwt") for _ in range(6))
+        *(processes.sign(signer, signer.signing_input({"sub": "x"})) for _ in range(6))
     )
     assert subjects(signer, list(tokens)) == ["x"] * 6
     assert len(signer.local) == 6
@@ -168,7 +176,8 @@ async def test_a_helper_that_cannot_sign_sends_the_token_to_the_threads(
 async def test_cancelled_requests_do_not_shift_the_answers(processes: SigningProcesses) -> None:
     signer = CountingSigner("RS256")
     tasks = [
-        asyncio.ensure_future(processes.sign(signer, {"sub": f"u{i}"}, "at+jwt")) for i in range(60)
+        asyncio.ensure_future(processes.sign(signer, signer.signing_input({"sub": f"u{i}"})))
+        for i in range(60)
     ]
     await asyncio.sleep(0)
     for task in tasks[::3]:
@@ -188,10 +197,12 @@ async def test_a_killed_helper_loses_no_token_and_is_replaced(
     monkeypatch.setattr(signing_processes, "RESTART_DELAY", 0.05)
     async with running(1) as helpers:
         signer = CountingSigner("RS256")
-        await helpers.sign(signer, {"sub": "warm-up"}, "at+jwt")  # the helper is running
+        await helpers.sign(
+            signer, signer.signing_input({"sub": "warm-up"})
+        )  # the helper is running
         [victim] = helpers.pids
         tasks = [
-            asyncio.ensure_future(helpers.sign(signer, {"sub": f"u{i}"}, "at+jwt"))
+            asyncio.ensure_future(helpers.sign(signer, signer.signing_input({"sub": f"u{i}"})))
             for i in range(200)
         ]
         await asyncio.sleep(0)  # all 200 are sent
@@ -209,7 +220,7 @@ async def test_a_killed_helper_loses_no_token_and_is_replaced(
         assert replacement != victim
         assert not alive(victim)
         before = len(signer.local)
-        token = await helpers.sign(signer, {"sub": "after"}, "at+jwt")
+        token = await helpers.sign(signer, signer.signing_input({"sub": "after"}))
         assert subjects(signer, [token]) == ["after"]
         assert len(signer.local) == before
 
@@ -221,11 +232,13 @@ async def test_a_hung_helper_is_ended_and_its_tokens_signed_on_threads(
     monkeypatch.setattr(signing_processes, "WATCH_INTERVAL", 0.05)
     async with running(1) as helpers:
         signer = CountingSigner("RS256")
-        await helpers.sign(signer, {"sub": "warm-up"}, "at+jwt")
+        await helpers.sign(signer, signer.signing_input({"sub": "warm-up"}))
         [hung] = helpers.pids
         os.kill(hung, signal.SIGSTOP)  # alive, but never answers
         tokens = await asyncio.wait_for(
-            asyncio.gather(*(helpers.sign(signer, {"sub": f"u{i}"}, "at+jwt") for i in range(20))),
+            asyncio.gather(
+                *(helpers.sign(signer, signer.signing_input({"sub": f"u{i}"})) for i in range(20))
+            ),
             timeout=10,
         )
         assert subjects(signer, list(tokens)) == [f"u{i}" for i in range(20)]

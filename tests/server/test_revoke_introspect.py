@@ -85,6 +85,7 @@ def _tampered(token: str, **claims: Any) -> list[str]:
         f"{header}.{forged.decode()}.{signature}",
         f"{header}.{payload}.{flipped}",
         f"{header}.{payload}.",
+        f"{header}.{payload}",
         f"{header}x.{payload}.{signature}",
         f"{header}.{payload}.{signature}.",
     ]

@@ -160,6 +160,15 @@ class Signer:
         signature: bytes = self._algorithm.sign(signing_input, self._key)
         return signature
 
+    def verify(self, token: str) -> bool:
+        """Whether this key made the compact JWS ``token``'s signature."""
+        signing_input, _, encoded = token.rpartition(".")
+        try:
+            signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            return bool(self._algorithm.verify(signing_input.encode(), signature, self._key))
+        except ValueError:  # not base64url, not ASCII, or a malformed signature
+            return False
+
     @staticmethod
     def compact(signing_input: bytes, signature: bytes) -> str:
         return (signing_input + b"." + _b64url(signature)).decode("ascii")

@@ -162,7 +162,26 @@ class KeyRing:
     async def sign(
         self, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYP, *, busy: bool | None = None
     ) -> tuple[str, str]:
-        """Sign claims (an access token unless ``typ`` says otherwise); ``(jwt, kid)``.
+        """Sign claims (an access token unless ``typ`` says otherwise); ``(jwt, kid)``."""
+        signer, signing_input = await self.prepare(claims, typ)
+        return await self.sign_prepared(signer, signing_input, busy=busy), signer.kid
+
+    async def prepare(
+        self, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYP
+    ) -> tuple[Signer, bytes]:
+        """The key that signs now and the JWS signing input (header.payload) it signs.
+
+        Apart from `sign_prepared` so that the token issuer can send the
+        token's record to the database while the signature is being made.
+        """
+        await self.refresh()
+        signer = self.signer()
+        return signer, signer.signing_input(claims, typ)
+
+    async def sign_prepared(
+        self, signer: Signer, signing_input: bytes, *, busy: bool | None = None
+    ) -> str:
+        """The compact JWS of `prepare`'s signing input.
 
         An RSA signature takes a fifth to most of a millisecond. When other
         requests are in progress (``busy``, the token issuer's view; unknown
@@ -175,21 +194,26 @@ class KeyRing:
         throughput at concurrency 16 and 64; in helpers, -5 to +12 %; RS256
         gained 17 % on threads and 14-16 % more in helpers).
         """
-        await self.refresh()
-        signer = self.signer()
         offload = self._sign_in_thread
         if offload is None:
             offload = signer.alg in OFFLOADED_ALGS and busy is not False
         if not offload:
-            return signer.sign(claims, typ), signer.kid
+            return signer.compact(signing_input, signer.signature(signing_input))
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not on asyncio (e.g. trio): anyio's shared pool
-            return await anyio.to_thread.run_sync(signer.sign, claims, typ), signer.kid
+            signature = await anyio.to_thread.run_sync(signer.signature, signing_input)
+            return signer.compact(signing_input, signature)
         processes = self._sign_processes
         if processes is not None and processes.serves(loop):
-            return await processes.sign(signer, claims, typ), signer.kid
-        return await self._thread_pool().sign(signer, claims, typ), signer.kid
+            return await processes.sign(signer, signing_input)
+        return await self._thread_pool().sign(signer, signing_input)
+
+    async def verify(self, token: str, kid: str) -> bool:
+        """Whether key ``kid``, still held, signed ``token`` (claims are not checked)."""
+        await self.refresh()
+        signer = self._signers.get(kid)
+        return signer is not None and signer.verify(token)
 
     def _thread_pool(self) -> SigningPool:
         if self._sign_pool is None:

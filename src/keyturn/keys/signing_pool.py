@@ -20,11 +20,10 @@ import asyncio
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from keyturn.keys.jwt import Signer
 
-_Job = tuple[Signer, dict[str, Any], str, "asyncio.Future[str]"]
+_Job = tuple[Signer, bytes, "asyncio.Future[str]"]
 
 
 class SigningPool:
@@ -35,11 +34,11 @@ class SigningPool:
         self._workers = 0  # threads draining the queue now
         self._executor: ThreadPoolExecutor | None = None
 
-    async def sign(self, signer: Signer, claims: dict[str, Any], typ: str) -> str:
+    async def sign(self, signer: Signer, signing_input: bytes) -> str:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str] = loop.create_future()
         with self._lock:
-            self._jobs.append((signer, claims, typ, future))
+            self._jobs.append((signer, signing_input, future))
             start = self._workers < self._threads
             if start:
                 self._workers += 1
@@ -58,11 +57,11 @@ class SigningPool:
                 if not self._jobs:
                     self._workers -= 1
                     return
-                signer, claims, typ, future = self._jobs.popleft()
+                signer, signing_input, future = self._jobs.popleft()
             if future.done():  # its request was cancelled
                 continue
             try:
-                token = signer.sign(claims, typ)
+                token = signer.compact(signing_input, signer.signature(signing_input))
             except BaseException as exc:  # delivered to the waiting request
                 loop.call_soon_threadsafe(_fail, future, exc)
             else:

@@ -29,7 +29,7 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import cast
 
 from keyturn.keys.jwt import Signer
 from keyturn.keys.signing_helper import (
@@ -203,8 +203,7 @@ class SigningProcesses:
     def pids(self) -> list[int]:
         return [h.process.pid for h in self._helpers]
 
-    async def sign(self, signer: Signer, claims: dict[str, Any], typ: str) -> str:
-        signing_input = signer.signing_input(claims, typ)
+    async def sign(self, signer: Signer, signing_input: bytes) -> str:
         helper = self._least_busy()
         if helper is not None:
             assert self._loop is not None
@@ -219,7 +218,7 @@ class SigningProcesses:
                 return signer.compact(signing_input, await future)
             except HelperFailed as exc:
                 log.warning("signing on a thread instead: %s", exc)
-        return await self._fallback.sign(signer, claims, typ)
+        return await self._fallback.sign(signer, signing_input)
 
     def _least_busy(self) -> _Helper | None:
         best: _Helper | None = None

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from keyturn.keys.jwt import Signer
 from keyturn.keys.keyring import KeyRing
 from keyturn.server.secrets import Hasher, generate_token_id
 from keyturn.storage.records import TOKEN_KIND_ACCESS, Client, TokenRecord
@@ -85,6 +86,15 @@ class TokenRecorder:
         self._writers: set[asyncio.Task[None]] = set()
 
     async def record(self, record: TokenRecord) -> None:
+        await self.submit(record)
+
+    def submit(self, record: TokenRecord) -> Coroutine[Any, Any, None]:
+        """Add the record to a batch now; the coroutine returned waits for its outcome.
+
+        The batch's write may start before the caller awaits the outcome (on
+        the loop's next turn), which lets it overlap other work. A caller that
+        gives up must ``close()`` the coroutine; the write goes on regardless.
+        """
         batch = self._open
         if batch is None or len(batch.records) >= self._max_batch:
             loop = asyncio.get_running_loop()
@@ -95,6 +105,10 @@ class TokenRecorder:
         index = len(batch.records)
         batch.records.append(record)
         batch.errors.append(None)
+        return self._outcome(batch, index)
+
+    @staticmethod
+    async def _outcome(batch: _Batch, index: int) -> None:
         await asyncio.shield(batch.done)
         error = batch.errors[index]
         if error is not None:
@@ -147,23 +161,61 @@ class TokenIssuer:
         self._in_progress = 0  # issuances between their start and their answer
 
     async def issue_access_token(self, decision: TokenDecision) -> IssuedToken:
+        """Sign and record a token; the record is written while it is signed.
+
+        The record holds the keyed hash of the signing input (header and
+        payload), known before the signature, so the database write and the
+        signature overlap: alone on PostgreSQL, an RS256 token no longer waits
+        for its insert after its signature. The token is answered only once
+        both are done. Lookups by value match the recorded hash and check the
+        signature (`token_service.find_by_value`).
+        """
         self._in_progress += 1
         try:
-            issued = await self._sign(decision)
-            await self._recorder.record(issued.record)
+            busy = self._in_progress > 1
+            signer, signing_input, record = await self._prepare(decision)
+            recorded = self._recorder.submit(record)
+            try:
+                if not busy:  # the write starts first; the inline signature follows
+                    await asyncio.sleep(0)
+                token = await self._keyring.sign_prepared(signer, signing_input, busy=busy)
+            except BaseException:
+                recorded.close()  # its write goes on; the token is never handed out
+                raise
+            await recorded
         finally:
             self._in_progress -= 1
-        return issued
+        return IssuedToken(token, decision.lifetime, record.scope, record)
+
+    async def recorded_as(self, token: str, record: TokenRecord) -> bool:
+        """Whether ``token`` is the very access token ``record`` was written for.
+
+        The record holds the keyed hash of the signing input, which a token
+        with a forged signature shares, so the signature is checked too, with
+        the key the record names. Records written by earlier versions of
+        Keyturn hold the hash of the whole token instead, and still match.
+        """
+        # Three segments, always: the signing input alone ("header.payload")
+        # would otherwise pass as a whole token of an earlier version.
+        if record.kind != TOKEN_KIND_ACCESS or token.count(".") != 2:
+            return False
+        signing_input = token.rpartition(".")[0]
+        if self._hasher.verify(signing_input, record.token_hash):
+            return record.kid is not None and await self._keyring.verify(token, record.kid)
+        return self._hasher.verify(token, record.token_hash)
 
     async def sign_access_token(self, decision: TokenDecision) -> IssuedToken:
         """Sign without recording: for grants that record in their own transaction."""
         self._in_progress += 1
         try:
-            return await self._sign(decision)
+            signer, signing_input, record = await self._prepare(decision)
+            busy = self._in_progress > 1
+            token = await self._keyring.sign_prepared(signer, signing_input, busy=busy)
         finally:
             self._in_progress -= 1
+        return IssuedToken(token, decision.lifetime, record.scope, record)
 
-    async def _sign(self, decision: TokenDecision) -> IssuedToken:
+    async def _prepare(self, decision: TokenDecision) -> tuple[Signer, bytes, TokenRecord]:
         now = int(self._clock())
         jti = generate_token_id()
         scope = " ".join(decision.scopes)
@@ -179,13 +231,10 @@ class TokenIssuer:
         }
         if scope:
             claims["scope"] = scope
-        # Other requests in progress: the key ring may sign in its helper
-        # processes or threads so the loop serves them meanwhile; alone, it
-        # signs inline.
-        token, kid = await self._keyring.sign(claims, busy=self._in_progress > 1)
+        signer, signing_input = await self._keyring.prepare(claims)
         record = TokenRecord(
             token_id=jti,
-            token_hash=self._hasher.hash(token),
+            token_hash=self._hasher.hash(signing_input.decode("ascii")),
             kind=TOKEN_KIND_ACCESS,
             client_id=decision.client.client_id,
             subject=decision.subject,
@@ -195,6 +244,6 @@ class TokenIssuer:
             issued_at=now,
             expires_at=expires_at,
             family_id=decision.family_id,
-            kid=kid,
+            kid=signer.kid,
         )
-        return IssuedToken(token, decision.lifetime, scope, record)
+        return signer, signing_input, record

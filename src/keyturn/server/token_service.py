@@ -87,14 +87,16 @@ async def get_token(ctx: ServerContext, token_id: str) -> TokenRecord:
 async def find_by_value(ctx: ServerContext, token: str) -> TokenRecord | None:
     """A token by its value: Keyturn's own, else one imported from a legacy server.
 
-    An access token is found by its ``jti`` and must match its recorded hash;
-    opaque tokens by their hash alone (see migration 0007 for why).
+    An access token is found by its ``jti`` and must be the token recorded
+    under it (`TokenIssuer.recorded_as`); opaque tokens are found by their
+    keyed hash (see migration 0007 for why the two differ).
     """
-    token_hash = ctx.hasher.hash(token)
     jti = unverified_jti(token)
-    record = await ctx.storage.find_access_token(jti, token_hash) if jti else None
-    if record is None:
-        record = await ctx.storage.find_token_by_hash(token_hash)
+    if jti is not None:
+        record = await ctx.storage.get_token(jti)
+        if record is not None and await ctx.issuer.recorded_as(token, record):
+            return record
+    record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(token))
     if record is None:
         record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(legacy_lookup_value(token)))
     return record

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keyturn.storage import schema
 from keyturn.storage.records import (
-    TOKEN_KIND_ACCESS,
     AuthorizationCode,
     Client,
     Session,
@@ -49,7 +48,6 @@ class Storage(Protocol):
     async def count_tokens(self, client_id: str | None = None) -> int: ...
     async def record_tokens(self, tokens: Sequence[TokenRecord]) -> None: ...
     async def find_token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
-    async def find_access_token(self, token_id: str, token_hash: str) -> TokenRecord | None: ...
     async def list_tokens(
         self, flt: TokenFilter, now: int, limit: int, after: tuple[int, str] | None = None
     ) -> list[TokenRecord]: ...
@@ -186,27 +184,13 @@ class SqlStorage:
     async def find_token_by_hash(self, token_hash: str) -> TokenRecord | None:
         """An opaque token (refresh, imported legacy) by its keyed hash.
 
-        Access tokens are not indexed by hash: see `find_access_token`.
+        Access tokens are not indexed by hash: they are found by their ``jti``.
         """
         t = schema.tokens.c
         async with self.engine.connect() as conn:
             result = await conn.execute(
                 select(schema.tokens).where(
                     t.token_hash == token_hash, text(schema.LOOKED_UP_BY_HASH)
-                )
-            )
-            row = result.mappings().first()
-        return _token(row) if row else None
-
-    async def find_access_token(self, token_id: str, token_hash: str) -> TokenRecord | None:
-        """An access token by its ``jti``, only if its keyed hash matches too."""
-        t = schema.tokens.c
-        async with self.engine.connect() as conn:
-            result = await conn.execute(
-                select(schema.tokens).where(
-                    t.token_id == token_id,
-                    t.kind == TOKEN_KIND_ACCESS,
-                    t.token_hash == token_hash,
                 )
             )
             row = result.mappings().first()
