@@ -170,6 +170,16 @@ def test_missing_expires_in_reads_jwt_exp_on_the_servers_clock() -> None:
     assert token.expires_at == NOW + 600
 
 
+@pytest.mark.parametrize(
+    "payload", [b"[" * 30_000, b"not json", b"\xff", b'{"exp": "soon"}', b'{"exp": true}']
+)
+def test_a_jwt_that_does_not_parse_gives_no_expiry_hint(payload: bytes) -> None:
+    segment = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+    body = {"access_token": f"e30.{segment}.sig", "token_type": "Bearer"}
+    token = process_token_response(resp(200, body), now=NOW, default_lifetime=60)
+    assert token.expires_at == NOW + 60
+
+
 def test_expires_in_as_numeric_string_is_accepted() -> None:
     token = process_token_response(
         resp(200, {"access_token": "AT", "token_type": "Bearer", "expires_in": "60"}), now=NOW

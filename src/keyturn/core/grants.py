@@ -10,7 +10,6 @@ the network failed (`TransportError`).
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -24,6 +23,7 @@ from keyturn.core.credentials import (
 )
 from keyturn.core.errors import InvalidResponseError, OAuthError, RateLimitedError
 from keyturn.core.http import HttpRequest, HttpResponse
+from keyturn.core.jwt_claims import unverified_claims
 from keyturn.core.token import OAuthToken
 
 __all__ = [
@@ -206,15 +206,8 @@ def _expires_in(payload: Mapping[str, Any]) -> int | None:
 
 def _jwt_exp(access_token: str) -> float | None:
     """The ``exp`` claim of a JWT access token, read without verifying (only a hint)."""
-    parts = access_token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+    claims = unverified_claims(access_token)
+    exp = claims.get("exp") if claims is not None else None
     return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 

@@ -19,6 +19,8 @@ from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
+from keyturn.core.jwt_claims import unverified_claims
+
 SUPPORTED_ALGS = ("RS256", "ES256", "EdDSA", "Ed25519")
 ACCESS_TOKEN_TYP = "at+jwt"
 
@@ -101,15 +103,8 @@ def unverified_jti(token: str) -> str | None:
     token against what was recorded (its keyed hash), which a token with a
     copied ``jti`` and anything else altered does not.
     """
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = orjson.loads(payload)
-    except (ValueError, orjson.JSONDecodeError):
-        return None
-    jti = claims.get("jti") if isinstance(claims, dict) else None
+    claims = unverified_claims(token)
+    jti = claims.get("jti") if claims is not None else None
     return jti if isinstance(jti, str) and jti else None
 
 
