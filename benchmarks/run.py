@@ -580,11 +580,12 @@ def draw_chart(path: Path, args: argparse.Namespace, targets: list[Target],
         ax.set_xticks(range(len(concs)), [f"c={c}" for c in concs])
         ax.set_ylabel("tokens/s (median)")
         ax.set_title(f"Client-credentials JWT issuance, {alg}")
-        ax.legend(fontsize=7, loc="upper left")
+        # Below the plot: inside, it covered the tallest bars.
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
         if lim == lim and lim > 4 * max((b.get_height() for b in ax.patches), default=1):
             ax.set_yscale("log")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return None
 
