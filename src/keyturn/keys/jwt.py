@@ -99,9 +99,10 @@ def _b64url(data: bytes) -> bytes:
 def unverified_jti(token: str) -> str | None:
     """The ``jti`` a compact JWS claims to have, or ``None``; the signature is not checked.
 
-    Only for finding a token's record: the caller must then match the whole
-    token against what was recorded (its keyed hash), which a token with a
-    copied ``jti`` and anything else altered does not.
+    Only for finding a token's record: the caller must then check the token
+    against it (``TokenIssuer.recorded_as``: the recorded keyed hash and the
+    signature), which a token with a copied ``jti`` and anything else
+    altered fails.
     """
     claims = unverified_claims(token)
     jti = claims.get("jti") if claims is not None else None

@@ -51,7 +51,8 @@ tokens = Table(
     "tokens",
     metadata,
     Column("token_id", String(64), primary_key=True),
-    # Keyed hash of the token's value (never the value itself).
+    # Keyed hash, never the token: of an opaque token's value; of an access
+    # token's signing input (header.payload), which its signature completes.
     Column("token_hash", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
     Column(

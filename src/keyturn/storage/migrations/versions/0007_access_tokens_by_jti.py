@@ -1,7 +1,7 @@
 """Index token_hash only for tokens that are looked up by it.
 
 An access token is a JWT whose ``jti`` is its row's primary key, so it is
-found by that id and then checked against its keyed hash. Yet every access
+found by that id and then checked against its record. Yet every access
 token's hash went into a unique index: the one B-tree of the table whose key
 is random, so each insert dirtied a page of its own there, while every other
 index of the table is appended to in time order. Refresh tokens and imported
