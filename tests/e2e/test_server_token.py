@@ -81,18 +81,22 @@ def test_rate_limit_over_http(live_server: LiveServer) -> None:
     assert codes[-1].json()["error"] == "slow_down"
 
 
-def test_concurrent_issuance_records_every_token(live_server: LiveServer) -> None:
-    client = live_server.create_client()
-    auth = (client["client_id"], client["client_secret"])
+def _issue_concurrently(server: LiveServer, auth: tuple[str, str], n: int) -> list[str]:
+    """``n`` client-credentials tokens, requested 16 at a time; each must be a 200."""
 
     def one(_: int) -> str:
-        r = httpx2.post(live_server.token_url, data={"grant_type": CC}, auth=auth, timeout=30)
+        r = httpx2.post(server.token_url, data={"grant_type": CC}, auth=auth, timeout=30)
         assert r.status_code == 200, r.text
         token: str = r.json()["access_token"]
         return token
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        tokens = list(pool.map(one, range(64)))
+        return list(pool.map(one, range(n)))
+
+
+def test_concurrent_issuance_records_every_token(live_server: LiveServer) -> None:
+    client = live_server.create_client()
+    tokens = _issue_concurrently(live_server, (client["client_id"], client["client_secret"]), 64)
     assert len({pyjwt.decode(t, options={"verify_signature": False})["jti"] for t in tokens}) == 64
 
 
@@ -215,15 +219,7 @@ def test_helper_processes_sign_under_load_and_a_killed_one_loses_nothing(
         jwks = pyjwt.PyJWKSet.from_dict(httpx2.get(server.url + "/.well-known/jwks.json").json())
 
         def burst(n: int) -> None:
-            def one(_: int) -> str:
-                r = httpx2.post(server.token_url, data={"grant_type": CC}, auth=auth, timeout=30)
-                assert r.status_code == 200, r.text
-                token: str = r.json()["access_token"]
-                return token
-
-            with concurrent.futures.ThreadPoolExecutor(16) as pool:
-                tokens = list(pool.map(one, range(n)))
-            for token in tokens:
+            for token in _issue_concurrently(server, auth, n):
                 kid = pyjwt.get_unverified_header(token)["kid"]
                 key = next(k for k in jwks.keys if k.key_id == kid)
                 pyjwt.decode(token, key.key, algorithms=["RS256"], audience=server.url)

@@ -115,25 +115,13 @@ async def test_family_and_revocation_indexes_are_partial_and_used(own_database_u
     try:
         await database.upgrade(engine)
         async with engine.connect() as conn:
+            where = await conn.run_sync(_index_sql)
+            for column in ("family_id", "revoked_at"):
+                index = where[f"ix_tokens_{column}"]
+                assert re.search(rf"_where=\(?{column} IS NOT NULL\)?$", index), index
             if engine.dialect.name == "sqlite":
-                sql = {
-                    r[0]: r[1]
-                    for r in await conn.execute(
-                        text("SELECT name, sql FROM sqlite_master WHERE type='index'")
-                    )
-                }
-                assert "WHERE family_id IS NOT NULL" in sql["ix_tokens_family_id"]
-                assert "WHERE revoked_at IS NOT NULL" in sql["ix_tokens_revoked_at"]
                 explain = "EXPLAIN QUERY PLAN "
             else:
-                defs = {
-                    r[0]: r[1]
-                    for r in await conn.execute(
-                        text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename='tokens'")
-                    )
-                }
-                assert "WHERE (family_id IS NOT NULL)" in defs["ix_tokens_family_id"]
-                assert "WHERE (revoked_at IS NOT NULL)" in defs["ix_tokens_revoked_at"]
                 await conn.execute(text("SET enable_seqscan = off"))  # an empty table
                 explain = "EXPLAIN "
             plans = []
