@@ -172,8 +172,8 @@ class TokenIssuer:
         """
         self._in_progress += 1
         try:
-            busy = self._in_progress > 1
             signer, signing_input, record = await self._prepare(decision)
+            busy = self._in_progress > 1
             recorded = self._recorder.submit(record)
             try:
                 if not busy:  # the write starts first; the inline signature follows
