@@ -62,7 +62,7 @@ class StepKeyRing:
         self.events.append("sign")
         if self.fail:
             raise RuntimeError("the signing key is unusable")
-        return signer.compact(signing_input, signer.signature(signing_input))
+        return signer.complete(signing_input)
 
     async def verify(self, token: str, kid: str) -> bool:
         return kid == self.signer.kid and self.signer.verify(token)

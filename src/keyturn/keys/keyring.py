@@ -198,7 +198,7 @@ class KeyRing:
         if offload is None:
             offload = signer.alg in OFFLOADED_ALGS and busy is not False
         if not offload:
-            return signer.compact(signing_input, signer.signature(signing_input))
+            return signer.complete(signing_input)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not on asyncio (e.g. trio): anyio's shared pool

@@ -61,7 +61,7 @@ class SigningPool:
             if future.done():  # its request was cancelled
                 continue
             try:
-                token = signer.compact(signing_input, signer.signature(signing_input))
+                token = signer.complete(signing_input)
             except BaseException as exc:  # delivered to the waiting request
                 loop.call_soon_threadsafe(_fail, future, exc)
             else:
