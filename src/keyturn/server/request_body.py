@@ -55,15 +55,34 @@ async def parse_params(request: Request, limit: int) -> dict[str, str]:
         )
     body = await read_body(request, limit)
     params = parse_json(body) if kind == JSON else parse_form(body)
-    reject_nul(params)
+    reject_unstorable(params)
     return params
 
 
-def reject_nul(params: dict[str, str]) -> None:
-    """NUL never belongs in an OAuth parameter, and PostgreSQL text cannot hold it."""
+def is_storable(text: str) -> bool:
+    """No NUL and no lone UTF-16 surrogate: text that UTF-8 and PostgreSQL can hold.
+
+    NUL never belongs in an OAuth parameter and PostgreSQL text cannot store it;
+    a lone surrogate (JSON's ``"\\ud800"``) decodes to a Python string that no
+    encoder writes, so it would fail later, in a hash, a log line or the database.
+    """
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def reject_unstorable(params: dict[str, str]) -> None:
     for key, value in params.items():
-        if "\x00" in key or "\x00" in value:
-            raise InvalidRequestError("parameters must not contain NUL characters")
+        if not (is_storable(key) and is_storable(value)):
+            raise InvalidRequestError(
+                "parameters must be valid Unicode text without NUL characters"
+            )
 
 
 def _form_unquote(text: str) -> str:
@@ -112,6 +131,9 @@ def parse_json(body: bytes) -> dict[str, str]:
         raise
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequestError("the body is not valid JSON") from None
+    except RecursionError:
+        # The C decoder recurses once per level; its recursion limit stops it first.
+        raise InvalidRequestError("the JSON body is nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("the JSON body must be an object")
     params: dict[str, str] = {}

@@ -21,7 +21,7 @@ from keyturn.keys.jwt import unverified_jti
 from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import ServerContext
 from keyturn.server.issuance import IssuedToken, TokenDecision
-from keyturn.server.request_body import parse_params
+from keyturn.server.request_body import is_storable, parse_params
 from keyturn.server.scopes import grant_audience, grant_scopes
 from keyturn.server.secrets import generate_token_id, legacy_lookup_value
 from keyturn.storage.records import (
@@ -55,13 +55,28 @@ def encode_cursor(record: TokenRecord) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+INT64 = range(-(2**63), 2**63)
+MAX_TOKEN_ID = 128
+
+
 def decode_cursor(cursor: str) -> tuple[int, str]:
+    """The ``(issued_at, token_id)`` after which a page starts, from an opaque cursor.
+
+    A cursor comes back from the client, so it is checked as any input: an
+    integer the database's BIGINT holds (``bool`` is an ``int`` subclass, so
+    the type is compared exactly) and a short id that UTF-8 and PostgreSQL
+    text can store (no lone surrogate, no NUL).
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         issued_at, token_id = json.loads(raw)
-        if not isinstance(issued_at, int) or not isinstance(token_id, str):
+        if type(issued_at) is not int or issued_at not in INT64:
             raise ValueError
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        if not isinstance(token_id, str) or not 0 < len(token_id) <= MAX_TOKEN_ID:
+            raise ValueError
+        if not is_storable(token_id):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise InvalidRequestError("the cursor is not one this server handed out") from None
     return issued_at, token_id
 
