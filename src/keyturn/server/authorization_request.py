@@ -55,6 +55,9 @@ class AuthorizationRequest:
     nonce: str | None
     prompt: frozenset[str]
     raw: tuple[tuple[str, str], ...]
+    redirect_uri_given: bool = True
+    """Whether the request named ``redirect_uri`` (else: the client's only one), which
+    decides whether the token request must repeat it (RFC 6749 §4.1.3)."""
 
     def form_fields(self) -> list[tuple[str, str]]:
         """The original parameters, for the consent form to send back."""
@@ -151,4 +154,5 @@ def parse_authorization_request(
         nonce=params.get("nonce"),
         prompt=prompt,
         raw=tuple(params.items()),
+        redirect_uri_given="redirect_uri" in params,
     )

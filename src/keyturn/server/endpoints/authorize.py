@@ -114,7 +114,9 @@ async def _issue_code(
             code_hash=ctx.hasher.hash(value),
             client_id=auth.client.client_id,
             user_id=session.user_id,
-            redirect_uri=auth.redirect_uri,
+            # What the request carried ("" if it relied on the client's only URI):
+            # the token request must repeat a redirect_uri it was given.
+            redirect_uri=auth.redirect_uri if auth.redirect_uri_given else "",
             scope=" ".join(auth.scopes),
             code_challenge=auth.code_challenge,
             code_challenge_method=auth.code_challenge_method,

@@ -1,8 +1,9 @@
 """RFC 6749 §4.1.3 with RFC 7636 PKCE and RFC 9700 §4.5 code-replay defence.
 
 The code must belong to this client, be presented with the same redirect URI
-and, if a challenge was sent, with a verifier that matches it (compared in
-constant time). It is consumed and the tokens it yields are recorded in one
+(required whenever the authorization request carried one, §4.1.3) and, if a
+challenge was sent, with a verifier that matches it (compared in constant
+time). It is consumed and the tokens it yields are recorded in one
 transaction; a code presented again is ``invalid_grant`` and revokes every
 token issued from it.
 """
@@ -44,6 +45,25 @@ def check_pkce(code: AuthorizationCode, verifier: str | None) -> None:
         raise InvalidGrantError("code_verifier does not match the code_challenge")
 
 
+def check_redirect_uri(code: AuthorizationCode, client: Client, given: str | None) -> None:
+    """RFC 6749 §4.1.3: ``redirect_uri`` is REQUIRED if the authorization request
+    included it, and then identical.
+
+    A code records ``""`` when that request left it out and relied on the
+    client's only registered URI; a token request may then omit it too, or
+    name that one URI.
+    """
+    if code.redirect_uri:
+        if given is None:
+            raise InvalidGrantError(
+                "redirect_uri is required: the authorization request included it"
+            )
+        if given != code.redirect_uri:
+            raise InvalidGrantError("redirect_uri differs from the authorization request's")
+    elif given is not None and tuple(client.redirect_uris) != (given,):
+        raise InvalidGrantError("redirect_uri differs from the one the code was sent to")
+
+
 async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> dict[str, Any]:
     value = params.get("code")
     if not value:
@@ -58,8 +78,7 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
         await _revoke_replayed(ctx, code, now)
     if code.expires_at <= now:
         raise InvalidGrantError("the authorization code has expired; start again")
-    if params.get("redirect_uri", code.redirect_uri) != code.redirect_uri:
-        raise InvalidGrantError("redirect_uri differs from the authorization request's")
+    check_redirect_uri(code, client, params.get("redirect_uri"))
     check_pkce(code, params.get("code_verifier"))
 
     user = await ctx.storage.get_user(code.user_id)
