@@ -26,14 +26,14 @@ except ImportError:  # pragma: no cover - exercised only without the server extr
     raise SystemExit(1) from None
 
 from keyturn.core.errors import OAuthError
-from keyturn.server import token_service
+from keyturn.server import client_service, token_service
 from keyturn.server.bootstrap import build_context
-from keyturn.server.clients import build_client, with_new_secret
+from keyturn.server.clients import NewClient
 from keyturn.server.context import ServerContext
 from keyturn.server.settings import Settings, default_sign_processes
 from keyturn.server.users import build_user, with_password
 from keyturn.storage.records import Client, TokenRecord, User
-from keyturn.storage.repository import ClientExistsError, TokenFilter, UserExistsError
+from keyturn.storage.repository import TokenFilter, UserExistsError
 
 app = typer.Typer(help="Keyturn: OAuth 2.0 token server and tools.", no_args_is_help=True)
 clients_app = typer.Typer(help="Register and manage OAuth clients.", no_args_is_help=True)
@@ -224,9 +224,9 @@ def clients_create(
     """Register a client; its secret is printed once and only its hash is kept."""
     settings = Settings()
 
-    async def work(ctx: ServerContext) -> tuple[Client, str | None]:
-        new = build_client(
-            ctx.hasher,
+    async def work(ctx: ServerContext) -> NewClient:
+        return await client_service.create(
+            ctx,
             client_id=client_id,
             name=name,
             public=public,
@@ -240,15 +240,9 @@ def clients_create(
             can_introspect=can_introspect,
             allow_plain_pkce=allow_plain_pkce,
         )
-        await ctx.storage.create_client(new.client)
-        return new.client, new.secret
 
-    try:
-        client, secret = _run(work, settings)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    except ClientExistsError:
-        raise _fail(f"a client with id {client_id!r} exists already") from None
+    new = _run(work, settings)
+    client, secret = new.client, new.secret
     if as_json:
         _print_json({**client.public_dict(), "client_secret": secret})
         return
@@ -313,17 +307,20 @@ def clients_show(
 def clients_delete(
     client_id: str,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Delete a client and every token issued to it."""
-    if not yes and not typer.confirm(f"Delete client {client_id} and all its tokens?"):
+    """Delete a client and its tokens; live ones are revoked first (deny-list too)."""
+    if not yes and not typer.confirm(f"Delete client {client_id} and revoke all its tokens?"):
         raise typer.Exit(1)
 
-    async def work(ctx: ServerContext) -> bool:
-        return await ctx.storage.delete_client(client_id)
+    async def work(ctx: ServerContext) -> list[TokenRecord]:
+        return await client_service.delete(ctx, client_id)
 
-    if not _run(work):
-        raise _fail(f"no client {client_id!r}")
-    console.print(f"deleted client {client_id}")
+    ids = [r.token_id for r in _run(work)]
+    if as_json:
+        _print_json({"deleted": client_id, "revoked": len(ids), "token_ids": ids})
+    else:
+        console.print(f"deleted client {client_id}; revoked {len(ids)} token(s)")
 
 
 @clients_app.command("rotate-secret")
@@ -333,20 +330,10 @@ def clients_rotate_secret(
 ) -> None:
     """Give a client a new secret (printed once); the old one stops working."""
 
-    async def work(ctx: ServerContext) -> str | None:
-        client = await ctx.storage.get_client(client_id)
-        if client is None:
-            return None
-        new = with_new_secret(ctx.hasher, client)
-        await ctx.storage.update_client(new.client)
-        return new.secret
+    async def work(ctx: ServerContext) -> NewClient:
+        return await client_service.rotate_secret(ctx, client_id)
 
-    try:
-        secret = _run(work)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    if secret is None:
-        raise _fail(f"no client {client_id!r}")
+    secret = _run(work).secret
     if as_json:
         _print_json({"client_id": client_id, "client_secret": secret})
     else:

@@ -11,8 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from keyturn.core.errors import InvalidRequestError, OAuthError
-from keyturn.server import token_service
+from keyturn.server import client_service, limits, token_service
 from keyturn.server.admin.auth import require_admin
+from keyturn.server.admin.guard import AdminGuard
 from keyturn.server.admin.models import (
     ClientCreate,
     ClientCreatedOut,
@@ -33,14 +34,18 @@ from keyturn.server.admin.models import (
     TokenPageOut,
     TokenUpdate,
 )
-from keyturn.server.clients import build_client, update_client, with_new_secret
 from keyturn.server.context import ServerContext
-from keyturn.server.errors import http_error_handler, oauth_error_handler
+from keyturn.server.errors import (
+    FAULT_CLASSES,
+    fault_handler,
+    http_error_handler,
+    oauth_error_handler,
+)
 from keyturn.server.grants import refresh_token
 from keyturn.server.id_tokens import OPENID
 from keyturn.server.responses import json_response
 from keyturn.storage.records import TOKEN_KIND_REFRESH
-from keyturn.storage.repository import ClientExistsError, TokenFilter
+from keyturn.storage.repository import TokenFilter
 
 Admin = Annotated[ServerContext, Depends(require_admin)]
 
@@ -90,10 +95,6 @@ async def admin_http_error_handler(request: Request, exc: Exception) -> Response
     return await http_error_handler(request, exc)
 
 
-def value_error(exc: ValueError) -> InvalidRequestError:
-    return InvalidRequestError(str(exc))
-
-
 async def reject_unknown_query(request: Request) -> None:
     """A misspelt filter (``?client=``) must not silently list everything."""
     route = request.scope.get("route")
@@ -117,11 +118,12 @@ router = APIRouter(dependencies=[Depends(reject_unknown_query)])
 @router.get("/tokens", response_model=TokenPageOut, tags=["tokens"])
 async def list_tokens(
     ctx: Admin,
-    client_id: Annotated[str | None, Query(max_length=128)] = None,
-    subject: Annotated[str | None, Query(max_length=255)] = None,
+    # min_length=1: an empty ``?cursor=`` is no cursor the server handed out (and no id).
+    client_id: Annotated[str | None, Query(min_length=1, max_length=limits.CLIENT_ID)] = None,
+    subject: Annotated[str | None, Query(min_length=1, max_length=limits.SUBJECT)] = None,
     active: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=token_service.MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> TokenPageOut:
     """Tokens newest first, filtered; follow ``next_cursor`` for more."""
     page = await token_service.list_tokens(
@@ -254,28 +256,20 @@ async def list_clients(ctx: Admin) -> list[ClientOut]:
 @router.post("/clients", response_model=ClientCreatedOut, status_code=201, tags=["clients"])
 async def create_client(ctx: Admin, body: ClientCreate) -> ClientCreatedOut:
     """Register a client; a confidential client's secret is shown once."""
-    try:
-        new = build_client(
-            ctx.hasher,
-            client_id=body.client_id,
-            name=body.name,
-            public=body.is_public,
-            grant_types=body.grant_types,
-            scopes=body.scopes,
-            audiences=body.audiences,
-            redirect_uris=body.redirect_uris,
-            auth_methods=body.token_endpoint_auth_methods,
-            access_token_lifetime=body.access_token_lifetime,
-            rate_limit=body.rate_limit,
-            can_introspect=body.can_introspect,
-        )
-        await ctx.storage.create_client(new.client)
-    except ValueError as exc:
-        raise value_error(exc) from None
-    except ClientExistsError:
-        raise InvalidRequestError(
-            f"a client {body.client_id!r} exists already", status_code=409
-        ) from None
+    new = await client_service.create(
+        ctx,
+        client_id=body.client_id,
+        name=body.name,
+        public=body.is_public,
+        grant_types=body.grant_types,
+        scopes=body.scopes,
+        audiences=body.audiences,
+        redirect_uris=body.redirect_uris,
+        auth_methods=body.token_endpoint_auth_methods,
+        access_token_lifetime=body.access_token_lifetime,
+        rate_limit=body.rate_limit,
+        can_introspect=body.can_introspect,
+    )
     return ClientCreatedOut(client=ClientOut.of(new.client), client_secret=new.secret)
 
 
@@ -286,23 +280,14 @@ async def get_client(ctx: Admin, client_id: str) -> ClientOut:
 
 @router.patch("/clients/{client_id}", response_model=ClientOut, tags=["clients"])
 async def patch_client(ctx: Admin, client_id: str, body: ClientUpdate) -> ClientOut:
-    client = await token_service.get_client(ctx, client_id)
-    try:
-        updated = update_client(client, **body.model_dump(exclude_unset=True))
-    except ValueError as exc:
-        raise value_error(exc) from None
-    await ctx.storage.update_client(updated)
-    ctx.clients.forget(client_id)
-    return ClientOut.of(updated)
+    changes = body.model_dump(exclude_unset=True)
+    return ClientOut.of(await client_service.update(ctx, client_id, **changes))
 
 
 @router.delete("/clients/{client_id}", status_code=204, tags=["clients"])
 async def delete_client(ctx: Admin, client_id: str) -> Response:
     """Delete a client and all its tokens (live ones go on the deny-list first)."""
-    await token_service.get_client(ctx, client_id)
-    await token_service.revoke_all(ctx, client_id=client_id, subject=None)
-    await ctx.storage.delete_client(client_id)
-    ctx.clients.forget(client_id)
+    await client_service.delete(ctx, client_id)
     return Response(status_code=204)
 
 
@@ -310,13 +295,7 @@ async def delete_client(ctx: Admin, client_id: str) -> Response:
     "/clients/{client_id}/rotate-secret", response_model=ClientCreatedOut, tags=["clients"]
 )
 async def rotate_secret(ctx: Admin, client_id: str) -> ClientCreatedOut:
-    client = await token_service.get_client(ctx, client_id)
-    try:
-        new = with_new_secret(ctx.hasher, client)
-    except ValueError as exc:
-        raise value_error(exc) from None
-    await ctx.storage.update_client(new.client)
-    ctx.clients.forget(client_id)
+    new = await client_service.rotate_secret(ctx, client_id)
     return ClientCreatedOut(client=ClientOut.of(new.client), client_secret=new.secret)
 
 
@@ -333,9 +312,11 @@ def create_admin_app() -> FastAPI:
             OAuthError: oauth_error_handler,
             RequestValidationError: validation_error_handler,
             HTTPException: admin_http_error_handler,
+            **dict.fromkeys(FAULT_CLASSES, fault_handler),
         },
     )
     app.include_router(router)
+    app.add_middleware(AdminGuard)  # the token, then a bounded body, before FastAPI reads it
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     return app
 

@@ -1,0 +1,104 @@
+"""Client management operations shared by the admin API and the CLI.
+
+One function per operation, so every front end has the same effects: above
+all, deleting a client revokes its live tokens (durably, and onto the
+deny-list) before the rows go, whichever front end asked. Errors are RFC
+6749-style (`NotFoundError` 404, 409 for an existing id, 400 for a client
+that fails validation), which the HTTP front end answers as they are and the
+CLI prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from keyturn.core.errors import InvalidRequestError
+from keyturn.server import token_service
+from keyturn.server.clients import NewClient, build_client, update_client, with_new_secret
+from keyturn.server.context import ServerContext
+from keyturn.storage.records import Client, TokenRecord
+from keyturn.storage.repository import ClientExistsError
+
+
+async def create(
+    ctx: ServerContext,
+    *,
+    client_id: str | None = None,
+    name: str = "",
+    public: bool = False,
+    grant_types: Iterable[str] = ("client_credentials",),
+    scopes: Iterable[str] = (),
+    audiences: Iterable[str] = (),
+    redirect_uris: Iterable[str] = (),
+    auth_methods: Iterable[str] | None = None,
+    access_token_lifetime: int | None = None,
+    rate_limit: int | None = None,
+    can_introspect: bool = False,
+    allow_plain_pkce: bool = False,
+) -> NewClient:
+    """Register a client; the returned secret is the only copy (only its hash is kept)."""
+    try:
+        new = build_client(
+            ctx.hasher,
+            client_id=client_id,
+            name=name,
+            public=public,
+            grant_types=grant_types,
+            scopes=scopes,
+            audiences=audiences,
+            redirect_uris=redirect_uris,
+            auth_methods=auth_methods,
+            access_token_lifetime=access_token_lifetime,
+            rate_limit=rate_limit,
+            can_introspect=can_introspect,
+            allow_plain_pkce=allow_plain_pkce,
+        )
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    try:
+        await ctx.storage.create_client(new.client)
+    except ClientExistsError:
+        raise InvalidRequestError(
+            f"a client {new.client.client_id!r} exists already", status_code=409
+        ) from None
+    return new
+
+
+async def update(ctx: ServerContext, client_id: str, **changes: Any) -> Client:
+    """Change a client's fields (None = keep); every process sees it within the cache TTL."""
+    client = await token_service.get_client(ctx, client_id)
+    try:
+        updated = update_client(client, **changes)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    await ctx.storage.update_client(updated)
+    ctx.clients.forget(client_id)
+    return updated
+
+
+async def rotate_secret(ctx: ServerContext, client_id: str) -> NewClient:
+    """A new secret, returned once; the old one stops working."""
+    client = await token_service.get_client(ctx, client_id)
+    try:
+        new = with_new_secret(ctx.hasher, client)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    await ctx.storage.update_client(new.client)
+    ctx.clients.forget(client_id)
+    return new
+
+
+async def delete(ctx: ServerContext, client_id: str) -> list[TokenRecord]:
+    """Revoke every live token of the client, then delete it and its token rows.
+
+    Revoking first records each revocation durably and publishes it to the
+    deny-list, so a guard that verifies JWTs locally stops honouring them:
+    deleting rows alone would leave them valid there until they expire.
+    Returns the tokens that were revoked.
+    """
+    await token_service.get_client(ctx, client_id)
+    revoked = await token_service.revoke_all(ctx, client_id=client_id, subject=None)
+    await ctx.storage.delete_client(client_id)
+    ctx.clients.forget(client_id)
+    return revoked
