@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.backoff
+import redis.retry
 
 from keyturn.guard.revocation import DenyListUnavailableError
 
@@ -34,7 +37,8 @@ class RedisDenyList:
     """A `DenyList` backed by Redis; give a URL, or ready clients for either mode.
 
     From a URL, the blocking and the asyncio client are each created on first
-    use, with a short socket timeout so a stalled Redis fails a request fast.
+    use, with a short socket timeout and no retries (redis-py retries ten
+    times by default) so a stalled Redis fails a request fast.
     """
 
     def __init__(
@@ -75,7 +79,10 @@ class RedisDenyList:
             if self._url is None:
                 raise DenyListUnavailableError("no blocking Redis client configured")
             self._client = redis.Redis.from_url(
-                self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
+                self._url,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
             )
             self._owned.add("sync")
         return self._client
@@ -85,7 +92,10 @@ class RedisDenyList:
             if self._url is None:
                 raise DenyListUnavailableError("no asyncio Redis client configured")
             self._async_client = redis.asyncio.Redis.from_url(
-                self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
+                self._url,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0),
             )
             self._owned.add("async")
         return self._async_client

@@ -47,6 +47,7 @@ from keyturn.server.endpoints.userinfo import userinfo_endpoint
 from keyturn.server.errors import EXCEPTION_HANDLERS
 from keyturn.server.nul_guard import RejectNulMiddleware, has_nul
 from keyturn.server.settings import Settings
+from keyturn.storage.health import database_fault
 
 log = logging.getLogger("keyturn.server")
 
@@ -65,8 +66,12 @@ async def purge_forever(ctx: ServerContext) -> None:
             removed = await token_service.purge(ctx, max_batches=20)
             if removed:
                 log.info("purged %d expired or revoked token rows", removed)
-        except Exception:
-            log.exception("purging token rows failed; will retry")
+        except Exception as exc:
+            kind = database_fault(exc)
+            if kind is None:
+                log.exception("purging token rows failed; will retry")
+            else:  # an outage: the storage's health logs it once
+                ctx.storage.health.failed(exc, kind)
         await anyio.sleep(interval)
 
 
@@ -117,6 +122,7 @@ def create_app(
             await ctx.keyring.start_sign_processes(settings.resolved_sign_processes)
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(purge_forever, ctx)
+                tasks.start_soon(ctx.denylist.run)
                 yield
                 tasks.cancel_scope.cancel()
         finally:

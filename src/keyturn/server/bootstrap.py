@@ -47,15 +47,23 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServerCo
         keyring=keyring,
         issuer=TokenIssuer(storage, keyring, hasher, settings.issuer_url),
         clients=ClientCache(storage, settings.client_cache_ttl),
-        limiter=create_limiter(settings.redis_url),
-        denylist=create_denylist(settings.redis_url),
+        limiter=create_limiter(settings),
+        denylist=create_denylist(
+            settings.redis_url,
+            storage,
+            prefix=settings.redis_prefix,
+            interval=settings.denylist_sync_interval,
+            timeout=settings.redis_timeout,
+        ),
     )
 
 
-def create_limiter(redis_url: str | None) -> RateLimiter:
+def create_limiter(settings: Settings) -> RateLimiter:
     """Shared limits through Redis when a fleet has it, else per process."""
-    if redis_url:
+    if settings.redis_url:
         from keyturn.server.redis_ratelimit import RedisRateLimiter
 
-        return RedisRateLimiter(redis_url)
+        return RedisRateLimiter(
+            settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout
+        )
     return InMemoryRateLimiter()

@@ -1,20 +1,30 @@
 """One exception handler per kind of failure, so no endpoint formats an error itself.
 
 `OAuthError` becomes its RFC 6749 §5.2 body with its status; Starlette's HTTP
-errors (404, 405) keep their status with an OAuth-shaped body; anything else is
-a bug: logged with its private detail and answered as a bare ``server_error``.
+errors (404, 405) keep their status with an OAuth-shaped body; a fault of the
+database (unreachable, disk full, pool exhausted) is ``503`` with
+``Retry-After``, logged once per outage by the storage's health, not once per
+request; anything else is a bug: logged with its private detail and answered
+as a bare ``server_error``.
+
+Faults are matched by exception class in Starlette's exception middleware
+(`FAULT_CLASSES`), because its last-resort handler for ``Exception`` always
+re-raises, which makes the ASGI server log a traceback per request.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from keyturn.core.errors import OAuthError, ServerError
+from keyturn.core.errors import OAuthError, ServerError, TemporarilyUnavailableError
 from keyturn.server.responses import json_response
+from keyturn.storage.health import database_fault
 
 log = logging.getLogger("keyturn.server")
 
@@ -35,14 +45,53 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+def fault_response(request: Request, exc: BaseException) -> Response | None:
+    """The ``503`` for a database fault, or None when ``exc`` is not one."""
+    kind = database_fault(exc)
+    if kind is None:
+        return None
+    ctx = getattr(request.app.state, "keyturn", None)
+    retry_after = 2
+    if ctx is not None:
+        ctx.storage.health.failed(exc, kind)
+        retry_after = ctx.storage.health.retry_after
+    what = "full" if kind == "full" else "unavailable"
+    error = TemporarilyUnavailableError(
+        f"the token database is {what} right now; retry after {retry_after} s"
+    )
+    return json_response(error.to_dict(), 503, {"Retry-After": str(retry_after)})
+
+
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    fault = fault_response(request, exc)
+    if fault is not None:
+        return fault
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     error = ServerError("the server met an unexpected condition; it has been logged")
     return json_response(error.to_dict(), 500)
 
 
+async def fault_handler(request: Request, exc: Exception) -> Response:
+    """A database fault's ``503``; any other exception of these classes is a bug."""
+    fault = fault_response(request, exc)
+    if fault is None:
+        raise exc
+    return fault
+
+
+FAULT_CLASSES: tuple[type[Exception], ...] = (SQLAlchemyError, sqlite3.Error, OSError)
+"""Where database faults come from: SQLAlchemy, the SQLite driver (the token
+writer), sockets; asyncpg's own classes are added when it is installed."""
+try:
+    import asyncpg  # type: ignore[import-untyped]
+
+    FAULT_CLASSES += (asyncpg.PostgresError, asyncpg.InterfaceError)
+except ImportError:  # pragma: no cover - the postgres extra is not installed
+    pass
+
 EXCEPTION_HANDLERS = {
     OAuthError: oauth_error_handler,
     HTTPException: http_error_handler,
+    **dict.fromkeys(FAULT_CLASSES, fault_handler),
     Exception: unexpected_error_handler,
 }

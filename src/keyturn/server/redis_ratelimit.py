@@ -5,19 +5,16 @@ per ``window`` seconds, bursts of up to ``limit`` -- as a generic cell rate
 algorithm: one key per bucket holds the theoretical arrival time, read and
 written atomically in Redis with Redis's own clock, so every process of a fleet
 sees one limit. If Redis cannot be reached the process falls back to its own
-in-memory limiter (logged), so an outage degrades to per-process limits rather
-than to no limits or to refusing every client.
+in-memory limiter (logged once per outage), so an outage degrades to
+per-process limits rather than to no limits or to refusing every client.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from keyturn.server.ratelimit import InMemoryRateLimiter
-
-log = logging.getLogger("keyturn.server")
-KEY_PREFIX = "keyturn:rl:"
+from keyturn.server.redis_client import CircuitBreaker, connect, redis_health
 
 # KEYS[1] bucket; ARGV: limit, window (s), consume (1/0). Returns seconds to wait, or "0".
 _GCRA = """
@@ -40,30 +37,43 @@ return '0'
 
 
 class RedisRateLimiter:
-    def __init__(self, url: str, fallback: InMemoryRateLimiter | None = None) -> None:
-        import redis.asyncio as redis
+    """GCRA in Redis, behind a circuit breaker (`keyturn.server.redis_client`).
 
-        self._redis: Any = redis.Redis.from_url(url, socket_timeout=1.0)
+    While the breaker is open every check goes to the in-process fallback at
+    once, so a hung Redis costs one ``timeout`` per cool-down, not per request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        fallback: InMemoryRateLimiter | None = None,
+        *,
+        prefix: str = "keyturn:",
+        timeout: float = 0.1,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self._redis: Any = connect(url, timeout)
         self._script = self._redis.register_script(_GCRA)
         self._fallback = fallback or InMemoryRateLimiter()
-        self._failing = False
+        self._prefix = prefix + "rl:"
+        self.breaker = breaker or CircuitBreaker(redis_health())
 
     async def _run(self, key: str, limit: int, window: float, consume: bool) -> float | None:
-        try:
-            wait = float(
-                await self._script(keys=[KEY_PREFIX + key], args=[limit, window, int(consume)])
-            )
-        except Exception:
-            if not self._failing:
-                log.exception("Redis rate limiter unavailable; using per-process limits")
-                self._failing = True
-            if consume:
-                return await self._fallback.acquire(key, limit, window)
-            return await self._fallback.blocked_for(key, limit, window)
-        if self._failing:
-            log.info("Redis rate limiter reachable again")
-            self._failing = False
-        return wait if wait > 0 else None
+        if self.breaker.allow():
+            try:
+                wait = float(
+                    await self._script(
+                        keys=[self._prefix + key], args=[limit, window, int(consume)]
+                    )
+                )
+            except Exception as exc:
+                self.breaker.failure(exc)
+            else:
+                self.breaker.success()
+                return wait if wait > 0 else None
+        if consume:
+            return await self._fallback.acquire(key, limit, window)
+        return await self._fallback.blocked_for(key, limit, window)
 
     async def acquire(self, key: str, limit: int, window: float) -> float | None:
         if limit <= 0:

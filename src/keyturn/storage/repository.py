@@ -7,16 +7,20 @@ not the ORM, keep the token endpoint's hot path to one round-trip per insert.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keyturn.storage import schema
+from keyturn.storage.health import ServiceHealth, database_fault
 from keyturn.storage.records import (
+    TOKEN_KIND_ACCESS,
     AuthorizationCode,
     Client,
     Session,
@@ -88,6 +92,10 @@ class Storage(Protocol):
     async def add_signing_key(self, key: SigningKeyRecord) -> None: ...
     async def delete_signing_key(self, kid: str) -> bool: ...
     async def last_token_expiry(self, kid: str) -> int | None: ...
+    async def pending_denials(self, limit: int) -> list[tuple[str, int]]: ...
+    async def live_denials(self, now: int, after: str, limit: int) -> list[tuple[str, int]]: ...
+    async def mark_published(self, token_ids: Sequence[str], now: int) -> None: ...
+    async def denylist_backlog(self) -> tuple[int, int | None]: ...
 
 
 class ClientExistsError(Exception):
@@ -99,11 +107,32 @@ class UserExistsError(Exception):
 
 
 class SqlStorage:
-    """`Storage` on an async SQLAlchemy engine."""
+    """`Storage` on an async SQLAlchemy engine.
+
+    ``health`` follows the database from every statement: a fault marks it
+    down (logged once), the next statement that works marks it up again.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.health = ServiceHealth("database", logging.getLogger("keyturn.storage"))
         self._token_writer = create_token_writer(engine)
+        sync_engine = engine.sync_engine
+        event.listen(sync_engine, "handle_error", self._on_error)
+        event.listen(sync_engine, "after_cursor_execute", self._on_statement)
+        event.listen(sync_engine, "commit", self._on_commit)
+
+    def _on_error(self, context: Any) -> None:
+        exc = context.original_exception
+        kind = database_fault(exc)
+        if kind is not None:
+            self.health.failed(exc, kind)
+
+    def _on_statement(self, *_args: Any) -> None:
+        self.health.succeeded(write=False)
+
+    def _on_commit(self, *_args: Any) -> None:
+        self.health.succeeded(write=True)
 
     async def close(self) -> None:
         await self._token_writer.close()
@@ -150,9 +179,23 @@ class SqlStorage:
         return bool(result.rowcount)
 
     async def delete_client(self, client_id: str) -> bool:
+        t = schema.tokens.c
         async with self.engine.begin() as conn:
+            now = int(time.time())
+            live = (
+                (
+                    await conn.execute(
+                        select(schema.tokens).where(
+                            t.client_id == client_id, t.revoked_at.is_(None), t.expires_at > now
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            await _deny(conn, [_token(r) for r in live], now)
             # Explicit, so it holds where the database enforces no cascade.
-            await conn.execute(delete(schema.tokens).where(schema.tokens.c.client_id == client_id))
+            await conn.execute(delete(schema.tokens).where(t.client_id == client_id))
             result = await conn.execute(
                 delete(schema.clients).where(schema.clients.c.client_id == client_id)
             )
@@ -160,7 +203,18 @@ class SqlStorage:
 
     # -- tokens ------------------------------------------------------------
     async def record_token(self, token: TokenRecord) -> None:
-        await self._token_writer.write((token,))
+        await self._write_tokens((token,))
+
+    async def _write_tokens(self, tokens: Sequence[TokenRecord]) -> None:
+        """The token writer's insert; it bypasses SQLAlchemy, so it reports its own health."""
+        try:
+            await self._token_writer.write(tokens)
+        except Exception as exc:
+            kind = database_fault(exc)
+            if kind is not None:
+                self.health.failed(exc, kind)
+            raise
+        self.health.succeeded(write=True)
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
         async with self.engine.connect() as conn:
@@ -179,7 +233,7 @@ class SqlStorage:
 
     async def record_tokens(self, tokens: Sequence[TokenRecord]) -> None:
         if tokens:
-            await self._token_writer.write(tokens)
+            await self._write_tokens(tokens)
 
     async def find_token_by_hash(self, token_hash: str) -> TokenRecord | None:
         """An opaque token (refresh, imported legacy) by its keyed hash.
@@ -250,8 +304,11 @@ class SqlStorage:
             )
             if row is None:
                 return None
+            record = _token(row)
+            if record.revoked_at is None:  # a revoked one is on the deny-list already
+                await _deny(conn, [record], int(time.time()))
             await conn.execute(delete(schema.tokens).where(schema.tokens.c.token_id == token_id))
-        return _token(row)
+        return record
 
     async def revoke_token(self, token_id: str, now: int) -> list[TokenRecord]:
         return await self._revoke_where([schema.tokens.c.token_id == token_id], now)
@@ -265,7 +322,11 @@ class SqlStorage:
     async def _revoke_where(
         self, conditions: list[ColumnElement[bool]], now: int
     ) -> list[TokenRecord]:
-        """Revoke what matches and is not revoked yet; return what this call revoked."""
+        """Revoke what matches and is not revoked yet; return what this call revoked.
+
+        Live access tokens go on the durable deny-list in the same transaction,
+        so no revocation can be committed and then miss Redis.
+        """
         t = schema.tokens.c
         async with self.engine.begin() as conn:
             rows = (
@@ -280,12 +341,20 @@ class SqlStorage:
             revoked: list[TokenRecord] = []
             for chunk in _chunks([_token(r) for r in rows], 500):
                 ids = [r.token_id for r in chunk]
-                await conn.execute(
-                    update(schema.tokens)
-                    .where(t.token_id.in_(ids), t.revoked_at.is_(None))
-                    .values(revoked_at=now)
+                # RETURNING: only what this transaction revoked, not a racing one.
+                won = set(
+                    (
+                        await conn.execute(
+                            update(schema.tokens)
+                            .where(t.token_id.in_(ids), t.revoked_at.is_(None))
+                            .values(revoked_at=now)
+                            .returning(t.token_id)
+                        )
+                    ).scalars()
                 )
-                revoked.extend(_with_revoked(r, now) for r in chunk)
+                mine = [_with_revoked(r, now) for r in chunk if r.token_id in won]
+                await _deny(conn, mine, now)
+                revoked.extend(mine)
         return revoked
 
     async def consume_token(self, token_id: str, now: int) -> bool:
@@ -350,6 +419,9 @@ class SqlStorage:
             # Replays, sessions and codes are short-lived; old ones go too.
             for table in (schema.token_replays, schema.sessions, schema.authorization_codes):
                 await conn.execute(delete(table).where(table.c.expires_at < cutoff))
+            # A deny-list entry is useless once its token has expired.
+            d = schema.denylist.c
+            await conn.execute(delete(schema.denylist).where(d.expires_at < int(time.time())))
             ids = (
                 (
                     await conn.execute(
@@ -365,6 +437,49 @@ class SqlStorage:
                 return 0
             await conn.execute(delete(schema.tokens).where(t.token_id.in_(ids)))
         return len(ids)
+
+    # -- the durable deny-list ------------------------------------------------
+    async def pending_denials(self, limit: int) -> list[tuple[str, int]]:
+        """``(jti, expires_at)`` of revocations not yet published to Redis, oldest first."""
+        d = schema.denylist.c
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(d.token_id, d.expires_at)
+                .where(d.published_at.is_(None))
+                .order_by(d.revoked_at)
+                .limit(limit)
+            )
+            return [(row[0], int(row[1])) for row in result]
+
+    async def live_denials(self, now: int, after: str, limit: int) -> list[tuple[str, int]]:
+        """Every unexpired revocation, published or not, in pages by ``jti``."""
+        d = schema.denylist.c
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(d.token_id, d.expires_at)
+                .where(d.expires_at > now, d.token_id > after)
+                .order_by(d.token_id)
+                .limit(limit)
+            )
+            return [(row[0], int(row[1])) for row in result]
+
+    async def mark_published(self, token_ids: Sequence[str], now: int) -> None:
+        d = schema.denylist.c
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(schema.denylist).where(d.token_id.in_(token_ids)).values(published_at=now)
+            )
+
+    async def denylist_backlog(self) -> tuple[int, int | None]:
+        """How many revocations wait to be published, and when the oldest was made."""
+        d = schema.denylist.c
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(func.count(), func.min(d.revoked_at)).where(d.published_at.is_(None))
+                )
+            ).one()
+        return int(row[0]), (int(row[1]) if row[1] is not None else None)
 
     # -- users, sessions, consents -------------------------------------------
     async def create_user(self, user: User) -> None:
@@ -595,6 +710,17 @@ def _code_row(code: AuthorizationCode) -> dict[str, Any]:
         "consumed_at": code.consumed_at,
         "family_id": code.family_id,
     }
+
+
+async def _deny(conn: Any, records: Sequence[TokenRecord], now: int) -> None:
+    """Put the live access tokens among ``records`` on the durable deny-list (unpublished)."""
+    rows = [
+        {"token_id": r.token_id, "revoked_at": now, "expires_at": r.expires_at}
+        for r in records
+        if r.kind == TOKEN_KIND_ACCESS and r.expires_at > now
+    ]
+    if rows:
+        await conn.execute(insert(schema.denylist), rows)
 
 
 def _chunks(items: list[TokenRecord], size: int) -> Iterable[list[TokenRecord]]:

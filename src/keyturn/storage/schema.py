@@ -189,3 +189,22 @@ authorization_codes = Table(
     Column("family_id", String(64), nullable=False),
     Index("ix_authorization_codes_expires_at", "expires_at"),
 )
+
+denylist = Table(
+    "denylist",
+    metadata,
+    # Every revoked access token that is not expired yet, deleted ones included:
+    # the durable truth that the Redis deny-list is rebuilt from (migration 0008).
+    Column("token_id", String(64), primary_key=True),
+    Column("revoked_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    # When this process or another last put it in Redis; NULL = still to publish.
+    Column("published_at", BigInteger, nullable=True),
+    Index(
+        "ix_denylist_unpublished",
+        "revoked_at",
+        sqlite_where=text("published_at IS NULL"),
+        postgresql_where=text("published_at IS NULL"),
+    ),
+    Index("ix_denylist_expires_at", "expires_at"),
+)

@@ -38,7 +38,8 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keyturn.storage import schema
-from keyturn.storage.database import apply_sqlite_pragmas
+from keyturn.storage.database import CONNECT_TIMEOUT, apply_sqlite_pragmas
+from keyturn.storage.health import FULL, database_fault
 from keyturn.storage.records import TokenRecord
 
 COLUMNS = tuple(column.name for column in schema.tokens.columns)
@@ -123,6 +124,7 @@ class SqliteTokenWriter:
         self._threaded: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._since_checkpoint = 0
+        self._disk_was_full = False
 
     def _connect(self, *, timeout: float, autocheckpoint: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -135,14 +137,25 @@ class SqliteTokenWriter:
 
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
         rows = [token_values(t) for t in tokens]
-        inline = len(rows) <= INLINE_MAX_ROWS and self._since_checkpoint < CHECKPOINT_EVERY
-        if inline and self._try_inline(rows):
-            self._since_checkpoint += COMMIT_PAGES + len(rows)
-            return
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="keyturn-sqlite")
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._write_threaded, rows)
+        inline = (
+            len(rows) <= INLINE_MAX_ROWS
+            and self._since_checkpoint < CHECKPOINT_EVERY
+            and not self._disk_was_full
+        )
+        try:
+            if inline and self._try_inline(rows):
+                self._since_checkpoint += COMMIT_PAGES + len(rows)
+                return
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="keyturn-sqlite")
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._thread, self._write_threaded, rows)
+        except sqlite3.Error as exc:
+            if database_fault(exc) == FULL:
+                # Once space is back, the first write shrinks the WAL to nothing
+                # before it grows again: a WAL left large would fill the disk anew.
+                self._disk_was_full = True
+            raise
         self._since_checkpoint = 0
 
     def _try_inline(self, rows: list[tuple[Any, ...]]) -> bool:
@@ -164,6 +177,9 @@ class SqliteTokenWriter:
     def _write_threaded(self, rows: list[tuple[Any, ...]]) -> None:
         if self._threaded is None:
             self._threaded = self._connect(timeout=self._busy_timeout, autocheckpoint=True)
+        if self._disk_was_full:
+            self._threaded.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._disk_was_full = False
         self._threaded.execute("BEGIN IMMEDIATE")
         self._insert(self._threaded, rows)
 
@@ -214,7 +230,9 @@ class AsyncpgTokenWriter:
         async with self._lock:
             for attempt in (1, 2):
                 if self._conn is None or self._conn.is_closed():
-                    self._conn = await asyncpg.connect(**self._params)
+                    self._conn = await asyncpg.connect(
+                        **{"timeout": CONNECT_TIMEOUT, **self._params}
+                    )
                 try:
                     if len(rows) == 1:  # 318 vs 355 us on loopback, measured
                         await self._conn.execute(self._sql, *rows[0])
