@@ -79,6 +79,12 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     """Redis for the shared revocation deny-list that guards read (optional)."""
+    redis_prefix: str = Field(default="keyturn:", min_length=1)
+    """Prefix of every Redis key: deny-list ``{prefix}revoked:{jti}``, limits ``{prefix}rl:``."""
+    redis_timeout: float = Field(default=0.1, gt=0)
+    """Seconds a request waits for Redis before it falls back (then a circuit breaker)."""
+    denylist_sync_interval: float = Field(default=1.0, gt=0)
+    """How often each process publishes pending revocations and checks Redis lost none."""
     renew_window: int = Field(default=3600, ge=0)
     """An access token may be renewed once it has at most this many seconds left."""
     purge_retention: int = Field(default=7 * 24 * 3600, ge=0)
@@ -88,6 +94,21 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     client_cache_ttl: float = Field(default=5.0, ge=0)
+
+    # What one request or connection may hold (admin/guard.py, http_protocol.py).
+    max_admin_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    """Largest admin API request body; a larger declared one is 413 before it is read."""
+    body_timeout: float = Field(default=20.0, gt=0)
+    """Seconds a request body may take to arrive once its head has; then 408 and close."""
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a connection has to send a whole request head, from its opening (or the
+    end of the previous response); trickling does not extend it. Then it is closed."""
+    keepalive_timeout: float = Field(default=5.0, gt=0)
+    """Seconds an idle keep-alive connection is kept between requests."""
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    """Largest request head (request line and headers); larger is 431 and close."""
+    max_connections: int = Field(default=1000, gt=0)
+    """Open connections per server process; one more is answered 503 and closed."""
 
     @property
     def resolved_database_url(self) -> str:
