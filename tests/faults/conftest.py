@@ -16,6 +16,7 @@ uses:
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import glob
 import json
@@ -245,21 +246,6 @@ class PrivateRedis:
                     path.unlink()
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """An empty Redis without persistence, killed at teardown whatever happened."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    root = tmp_path / "redis"
-    root.mkdir()
-    server = PrivateRedis(root)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.kill()
-
-
 # -- the Keyturn server ----------------------------------------------------------------
 def _descendants(pid: int) -> list[int]:
     found: list[int] = []
@@ -304,18 +290,8 @@ def introspect_active(server: LiveServer, tokens: list[str], auth: tuple[str, st
                 count += r.json()["active"] is True
             return count
 
-    chunks = [tokens[i::4] for i in range(4)]
-    with_threads: list[int] = [0] * 4
-
-    def run(i: int) -> None:
-        with_threads[i] = active(chunks[i])
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return sum(with_threads)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        return sum(pool.map(active, [tokens[i::4] for i in range(4)]))
 
 
 def listed_token_ids(server: LiveServer, client_id: str) -> set[str]:

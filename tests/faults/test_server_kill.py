@@ -55,7 +55,13 @@ def test_kill_9_under_load_loses_no_received_token(database_url: str, tmp_path: 
             stop_server(server)
     received = list(load.received)
     assert len(received) >= 300, load.histogram()
-    assert load.histogram().keys() <= {"200", "ConnectError", "ReadError", "RemoteProtocolError"}
+    assert load.histogram().keys() <= {
+        "200",
+        "ConnectError",
+        "ReadError",
+        "WriteError",
+        "RemoteProtocolError",
+    }
 
     # Same database, same issuer (tokens name it), a new process on a new port.
     again = start_server(
