@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +32,7 @@ from keyturn.server import client_service, token_service
 from keyturn.server.bootstrap import build_context
 from keyturn.server.clients import NewClient
 from keyturn.server.context import ServerContext
+from keyturn.server.operator_errors import OperatorError, explain
 from keyturn.server.settings import Settings, default_sign_processes
 from keyturn.server.users import build_user, with_password
 from keyturn.storage.records import Client, TokenRecord, User
@@ -52,6 +55,8 @@ app.add_typer(db_app, name="db")
 console = Console()
 err_console = Console(stderr=True)
 T = TypeVar("T")
+_debug = False
+"""``keyturn --debug``: configuration errors show their traceback too."""
 
 
 @app.callback()
@@ -62,7 +67,12 @@ def main_options(
     database_url: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL, e.g. postgresql://user@host/db.")
     ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of configuration errors too.")
+    ] = False,
 ) -> None:
+    global _debug
+    _debug = debug
     # Environment, not globals: `serve` workers are new processes and read it too.
     if data_dir is not None:
         os.environ["KEYTURN_DATA_DIR"] = str(data_dir)
@@ -71,8 +81,10 @@ def main_options(
 
 
 def _run(work: Callable[[ServerContext], Awaitable[T]], settings: Settings | None = None) -> T:
+    settings = settings or Settings()
+
     async def runner() -> T:
-        ctx = await build_context(settings or Settings())
+        ctx = await build_context(settings)
         try:
             return await work(ctx)
         finally:
@@ -85,6 +97,12 @@ def _run(work: Callable[[ServerContext], Awaitable[T]], settings: Settings | Non
         return asyncio.run(runner())
     except OAuthError as exc:
         raise _fail(exc.description or exc.error) from None
+    except Exception as exc:
+        # Here the settings are known, so a path or URL is named by its setting.
+        problem = explain(exc, settings)
+        if problem is None:
+            raise
+        raise problem from exc
 
 
 def _fail(message: str) -> typer.Exit:
@@ -141,6 +159,8 @@ def serve(
         return await ctx.storage.list_clients()
 
     clients = _run(prepare, settings)
+    if workers == 1:  # with several, uvicorn binds once in this process and says why
+        _check_port(host, port)
     where = settings.database_url or str(settings.data_dir / "keyturn.db")
     # Plain lines on stderr, never wrapped: people copy the curl command.
     say = sys.stderr.write
@@ -164,6 +184,20 @@ def serve(
         proxy_headers=False,
         server_header=False,
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Bind once before uvicorn does, so a busy or forbidden address is a clear error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind((host, port))
+    except OSError as exc:
+        raise OperatorError(
+            f"cannot listen on {host} port {port} (--host, --port): {exc.strerror or exc}",
+            "stop what uses that port, or choose another with --port (or --host)",
+        ) from exc
 
 
 # -- db ----------------------------------------------------------------------
@@ -682,7 +716,20 @@ def users_set_password(
 
 
 def main() -> None:
-    app()
+    """Run the command; a configuration or environment failure is two lines and status 2.
+
+    Anything else propagates with its traceback: it is a bug.
+    """
+    try:
+        app()
+    except Exception as exc:
+        problem = explain(exc)
+        if problem is None:
+            raise
+        if _debug:
+            traceback.print_exception(exc)
+        sys.stderr.write(f"{problem}\n")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

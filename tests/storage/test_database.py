@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_upgrade_is_idempotent_and_sqlite_uses_wal(tmp_path: Path) -> None:
-    engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'sub' / 'k.db'}")
+    engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
     try:
         await database.upgrade(engine)
         await database.upgrade(engine)

@@ -23,6 +23,8 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServerCo
     pepper = pepper_from_settings(
         settings.pepper.get_secret_value() if settings.pepper else None, settings.data_dir
     )
+    if settings.database_url is None:  # only the default location is made, never a URL's
+        database.ensure_private_dir(settings.data_dir)
     engine = database.create_engine(settings.resolved_database_url)
     storage = SqlStorage(engine)
     try:

@@ -17,6 +17,8 @@ import secrets
 import time
 from pathlib import Path
 
+from keyturn.storage.database import ensure_private_dir
+
 CLIENT_SECRET_PREFIX = "kts_"
 
 
@@ -95,13 +97,48 @@ class Hasher:
         return "Hasher(<pepper hidden>)"
 
 
+MIN_PEPPER_BYTES = 32
+PEPPER_FIX = "set KEYTURN_PEPPER to 64 hex characters, e.g. the output of: openssl rand -hex 32"
+
+
+class PepperError(ValueError):
+    """The pepper given, or its file, is unusable: an operator error, not a bug."""
+
+    def __init__(self, problem: str, fix: str = PEPPER_FIX) -> None:
+        super().__init__(problem)
+        self.fix = fix
+
+
+def pepper_bytes(value: str) -> bytes:
+    """The key a ``KEYTURN_PEPPER`` value stands for.
+
+    Hex (as documented: at least 64 hex characters) decodes to its bytes; any
+    other value of at least 32 bytes is taken as it is, as it always was:
+    refusing it now would stop a running deployment, whose stored hashes are
+    keyed with it.
+    """
+    try:
+        decoded = bytes.fromhex(value)
+    except ValueError:
+        decoded = b""
+    if len(decoded) >= MIN_PEPPER_BYTES:
+        return decoded
+    raw = value.encode()
+    if len(raw) >= MIN_PEPPER_BYTES:
+        return raw
+    raise PepperError(
+        f"KEYTURN_PEPPER is too short ({len(raw)} bytes): it must be at least "
+        f"{2 * MIN_PEPPER_BYTES} hex characters ({MIN_PEPPER_BYTES} bytes)"
+    )
+
+
 def load_or_create_pepper(data_dir: Path) -> bytes:
     """The pepper file in the data directory, created once with mode 0600.
 
     Created with O_EXCL so that several workers starting together agree on one.
     """
     path = data_dir / "pepper"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(data_dir)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -109,23 +146,23 @@ def load_or_create_pepper(data_dir: Path) -> bytes:
     else:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
+    fix = (
+        f"restore {path} from a backup, or set KEYTURN_PEPPER (a new pepper makes "
+        "every stored client secret stop matching)"
+    )
     for _ in range(50):
         text = path.read_text().strip()
-        if len(text) >= 64:
-            return bytes.fromhex(text)
+        if len(text) >= 2 * MIN_PEPPER_BYTES:
+            try:
+                return bytes.fromhex(text)
+            except ValueError:
+                raise PepperError(f"the pepper file {path} is not hex", fix) from None
         # Another process created it and is still writing it.
         time.sleep(0.01)
-    raise RuntimeError(
-        f"the pepper file {path} is empty or corrupt; remove it or set KEYTURN_PEPPER"
-    )
+    raise PepperError(f"the pepper file {path} is empty or too short", fix)
 
 
 def pepper_from_settings(pepper: str | None, data_dir: Path) -> bytes:
     if pepper:
-        raw = pepper.encode()
-        try:
-            decoded = bytes.fromhex(pepper)
-        except ValueError:
-            decoded = b""
-        return decoded if len(decoded) >= 32 else raw
+        return pepper_bytes(pepper)
     return load_or_create_pepper(data_dir)

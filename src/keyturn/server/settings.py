@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from keyturn.server.secrets import pepper_bytes
 from keyturn.storage.database import normalize_database_url
 
 SigningAlg = Literal["RS256", "ES256", "EdDSA"]
@@ -41,6 +42,34 @@ def default_sign_processes(workers: int) -> int:
     return max(1, min(MAX_DEFAULT_SIGN_PROCESSES, usable_cores() // workers))
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+DATABASE_URL_EXAMPLE = "postgresql://USER@HOST/DB or sqlite:////ABSOLUTE/PATH.db"
+
+
+def check_database_url(url: str) -> None:
+    """Raise ValueError unless ``url`` names a database with an async driver Keyturn uses.
+
+    Only parses and loads the dialect: the driver itself (asyncpg) is imported
+    when the engine is made, so a missing one is reported there, by its name.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(normalize_database_url(url))
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:  # a subclass of ArgumentError: first
+        raise ValueError(
+            f"unknown database {url.partition(':')[0]!r}; use {DATABASE_URL_EXAMPLE}"
+        ) from None
+    except ArgumentError:
+        raise ValueError(f"not a database URL; use {DATABASE_URL_EXAMPLE}") from None
+    if not getattr(dialect, "is_async", False):
+        raise ValueError(
+            f"{parsed.drivername!r} is not an asynchronous driver; use {DATABASE_URL_EXAMPLE}"
+        )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KEYTURN_", extra="ignore")
 
@@ -66,8 +95,12 @@ class Settings(BaseSettings):
     token_rate_limit: int = Field(default=120, ge=0)
     """Tokens a client may obtain per minute (0 = unlimited); per-client override."""
     auth_failure_limit: int = Field(default=10, ge=0)
-    """Failed authentications per client id per ``auth_failure_window`` before lockout."""
+    """Failed authentications per client id and source address per ``auth_failure_window``
+    before that client id is locked out for that address (server/lockout.py)."""
     auth_failure_window: int = Field(default=300, gt=0)
+    auth_failure_address_limit: int = Field(default=100, ge=0)
+    """Failed authentications from one source address per ``auth_failure_window``,
+    whatever the client ids or usernames, before that address is throttled."""
 
     code_lifetime: int = Field(default=60, gt=0)
     """Authorization codes are single-use and live this long (RFC 9700: short)."""
@@ -109,6 +142,28 @@ class Settings(BaseSettings):
     """Largest request head (request line and headers); larger is 431 and close."""
     max_connections: int = Field(default=1000, gt=0)
     """Open connections per server process; one more is answered 503 and closed."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: str | None) -> str | None:
+        """Refuse at start-up a URL no engine could use, saying what a good one is."""
+        if value is not None:
+            check_database_url(value)
+        return value
+
+    @field_validator("pepper")
+    @classmethod
+    def _strong_pepper(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            pepper_bytes(value.get_secret_value())  # raises PepperError, a ValueError
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(REDIS_SCHEMES):
+            raise ValueError(f"a Redis URL starts with {', '.join(REDIS_SCHEMES)}")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

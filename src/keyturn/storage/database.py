@@ -7,6 +7,7 @@ share one file. Migrations are Alembic's, run on the open async engine.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,39 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     url = normalize_database_url(url)
     if is_sqlite(url):
-        db_path = make_url(url).database
-        if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        parsed = make_url(url)
+        if parsed.database and parsed.database != ":memory:" and not parsed.query:
+            create_private_file(Path(parsed.database))
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (an empty file is an empty
+    SQLite database, and SQLite gives its -wal and -shm files the same mode).
+
+    Its directory must exist: a typo in a database URL must not make directories
+    (at the filesystem root, say); the caller creates the default data directory.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create the data directory ``path`` with mode 0700 (its parents as usual) if missing."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
 
 
 def apply_sqlite_pragmas(dbapi_connection: Any, *, busy_timeout_ms: int = 30_000) -> None:
