@@ -63,15 +63,21 @@ def test_postgres_outage_answers_503_then_recovers_without_restart(
             time.sleep(OUTAGE)
             up_from = time.monotonic()
             private_postgres.start()
+            back_at = time.monotonic()
             recovered = wait_for(
                 lambda: any(o.status == 200 and o.started > up_from for o in load.outcomes),
                 timeout=30,
             )
+        first_200 = min(
+            (o.finished for o in load.outcomes if o.status == 200 and o.started > up_from),
+            default=None,
+        )
         during = [o for o in load.outcomes if o.started >= down_at and o.finished <= up_from]
         print(
             f"\nPostgreSQL outage of {OUTAGE:.0f} s: during it {dict(load.histogram(during))}; "
-            f"whole run {dict(load.histogram())}; recovered in "
-            f"{'never' if recovered is None else f'{recovered:.2f} s'} after the restart"
+            f"whole run {dict(load.histogram())}; first 200 "
+            f"{'never' if first_200 is None else f'{first_200 - back_at:+.2f} s'} "
+            "from the moment pg_ctl start returned"
         )
         assert len(during) > 20, "the load went on during the outage"
         for o in during:
