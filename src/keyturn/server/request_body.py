@@ -8,6 +8,7 @@ and because the size limit must hold before the body is buffered whole.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -17,28 +18,49 @@ from keyturn.core.errors import InvalidRequestError, PayloadTooLargeError, Unsup
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+CLOSE = {"Connection": "close"}
+"""On a refusal that leaves a body unread: the connection cannot carry another request."""
+
+
+class RequestTimeoutError(InvalidRequestError):
+    """The body did not arrive within ``KEYTURN_BODY_TIMEOUT``: HTTP 408, then close."""
+
+    status_code = 408
+
+
+def declared_length(headers: Mapping[str, str], limit: int) -> int | None:
+    """``Content-Length`` checked against ``limit`` before a byte of the body is read."""
+    declared = headers.get("content-length")
+    if declared is None:
+        return None
+    if not (declared.isascii() and declared.isdigit()) or len(declared) > 19:
+        raise InvalidRequestError("the Content-Length header is not a number", headers=CLOSE)
+    if int(declared) > limit:
+        raise too_large(limit)
+    return int(declared)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise _too_large(limit)
-        except ValueError:
-            raise InvalidRequestError("the Content-Length header is not a number") from None
+    """The whole body, refused (413) as soon as it is known to exceed ``limit``.
+
+    How long it may take is bounded by the server (``KEYTURN_BODY_TIMEOUT``,
+    `keyturn.server.http_protocol`), which costs the hot path nothing.
+    """
+    declared_length(request.headers, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large(limit: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(f"the request body is larger than the {limit}-byte limit")
+def too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the request body is larger than the {limit}-byte limit", headers=CLOSE
+    )
 
 
 def media_type(request: Request) -> str:

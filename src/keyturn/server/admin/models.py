@@ -1,39 +1,59 @@
-"""Request and response bodies of the admin API."""
+"""Request and response bodies of the admin API.
+
+Every string and list in a request body is bounded (`keyturn.server.limits`,
+shared with the CLI's path), so no admin call can store a 100 MiB scope; the
+body as a whole is bounded before it is read (`admin/guard.py`).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from keyturn.server import limits
 from keyturn.server.issuance import IssuedToken
+from keyturn.server.request_body import is_storable
 from keyturn.storage.records import Client, TokenRecord
 
-Id = Field(min_length=1, max_length=128)
-ScopeList = list[str]
+Id = Field(min_length=1, max_length=limits.CLIENT_ID)
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=limits.SUBJECT)]
+Scope = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=limits.SCOPE, pattern=limits.SCOPE_PATTERN),
+]
+Audience = Annotated[str, StringConstraints(min_length=1, max_length=limits.AUDIENCE)]
+RedirectUri = Annotated[str, StringConstraints(min_length=1, max_length=limits.REDIRECT_URI)]
+GrantType = Annotated[str, StringConstraints(min_length=1, max_length=limits.GRANT_TYPE)]
+AuthMethod = Annotated[str, StringConstraints(min_length=1, max_length=limits.AUTH_METHOD)]
+Scopes = Annotated[list[Scope], Field(max_length=limits.SCOPES)]
+Audiences = Annotated[list[Audience], Field(max_length=limits.AUDIENCES)]
+RedirectUris = Annotated[list[RedirectUri], Field(max_length=limits.REDIRECT_URIS)]
+GrantTypes = Annotated[list[GrantType], Field(max_length=limits.GRANT_TYPES)]
 
 
-def _has_nul(value: Any) -> bool:
+def _unstorable(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return not is_storable(value)
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(_unstorable(v) for v in value)
     return False
 
 
 class Strict(BaseModel):
     """Request bodies: unknown fields and type coercion (``0`` for ``false``) are errors,
-    and so is NUL in any string (PostgreSQL text cannot hold it)."""
+    and so is NUL or a lone surrogate in any string (PostgreSQL text cannot hold NUL;
+    no encoder writes a lone surrogate)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     @model_validator(mode="before")
     @classmethod
-    def no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
-            raise ValueError("strings must not contain NUL characters")
+    def storable_text(cls, data: Any) -> Any:
+        if _unstorable(data):
+            raise ValueError("strings must be valid Unicode text without NUL characters")
         return data
 
 
@@ -79,11 +99,11 @@ class TokenPageOut(BaseModel):
 
 class TokenCreate(Strict):
     client_id: str = Id
-    subject: str | None = Field(default=None, min_length=1, max_length=255)
-    scopes: list[str] | None = Field(default=None, max_length=100)
-    audience: list[str] | None = Field(default=None, max_length=20)
+    subject: Subject | None = None
+    scopes: Scopes | None = None
+    audience: Audiences | None = None
     lifetime: int | None = Field(default=None, gt=0, le=366 * 24 * 3600)
-    grant_type: str = Field(default="client_credentials", min_length=1, max_length=64)
+    grant_type: GrantType = "client_credentials"
 
 
 class IssuedOut(BaseModel):
@@ -106,7 +126,7 @@ class IssuedOut(BaseModel):
 
 
 class TokenUpdate(Strict):
-    scopes: list[str] | None = Field(default=None, max_length=100)
+    scopes: Scopes | None = None
     expires_at: int | None = Field(default=None, gt=0, lt=2**53)
 
 
@@ -115,8 +135,8 @@ class RevokeRequest(Strict):
 
     model_config = _exactly_one_of("token", "token_id")
 
-    token: str | None = Field(default=None, min_length=1, max_length=8192)
-    token_id: str | None = Field(default=None, min_length=1, max_length=64)
+    token: str | None = Field(default=None, min_length=1, max_length=limits.TOKEN_VALUE)
+    token_id: str | None = Field(default=None, min_length=1, max_length=limits.TOKEN_ID)
 
     @model_validator(mode="after")
     def exactly_one(self) -> RevokeRequest:
@@ -131,8 +151,8 @@ class RevokeAllRequest(Strict):
         strict=True,
         json_schema_extra={"anyOf": [{"required": ["client_id"]}, {"required": ["subject"]}]},
     )
-    client_id: str | None = Field(default=None, min_length=1, max_length=128)
-    subject: str | None = Field(default=None, min_length=1, max_length=255)
+    client_id: str | None = Field(default=None, min_length=1, max_length=limits.CLIENT_ID)
+    subject: Subject | None = None
     access_tokens_only: bool = Field(
         default=False, description="Keep refresh tokens (Square's revoke_only_access_token)."
     )
@@ -175,26 +195,28 @@ class ClientOut(BaseModel):
 
 class ClientCreate(Strict):
     client_id: str | None = Field(
-        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._~-]+$"
+        default=None, min_length=1, max_length=limits.CLIENT_ID, pattern=r"^[A-Za-z0-9._~-]+$"
     )
-    name: str = Field(default="", max_length=200)
+    name: str = Field(default="", max_length=limits.NAME)
     is_public: bool = False
-    grant_types: list[str] = Field(default_factory=lambda: ["client_credentials"], max_length=10)
-    scopes: list[str] = Field(default_factory=list, max_length=100)
-    audiences: list[str] = Field(default_factory=list, max_length=20)
-    redirect_uris: list[str] = Field(default_factory=list, max_length=20)
-    token_endpoint_auth_methods: list[str] | None = Field(default=None, max_length=3)
+    grant_types: GrantTypes = Field(default_factory=lambda: ["client_credentials"])
+    scopes: Scopes = Field(default_factory=list)
+    audiences: Audiences = Field(default_factory=list)
+    redirect_uris: RedirectUris = Field(default_factory=list)
+    token_endpoint_auth_methods: list[AuthMethod] | None = Field(
+        default=None, max_length=limits.AUTH_METHODS
+    )
     access_token_lifetime: int | None = Field(default=None, gt=0, le=366 * 24 * 3600)
     rate_limit: int | None = Field(default=None, ge=0, le=1_000_000)
     can_introspect: bool = False
 
 
 class ClientUpdate(Strict):
-    name: str | None = Field(default=None, max_length=200)
-    grant_types: list[str] | None = Field(default=None, max_length=10)
-    scopes: list[str] | None = Field(default=None, max_length=100)
-    audiences: list[str] | None = Field(default=None, max_length=20)
-    redirect_uris: list[str] | None = Field(default=None, max_length=20)
+    name: str | None = Field(default=None, max_length=limits.NAME)
+    grant_types: GrantTypes | None = None
+    scopes: Scopes | None = None
+    audiences: Audiences | None = None
+    redirect_uris: RedirectUris | None = None
     access_token_lifetime: int | None = Field(default=None, gt=0, le=366 * 24 * 3600)
     rate_limit: int | None = Field(default=None, ge=0, le=1_000_000)
     can_introspect: bool | None = None
@@ -210,12 +232,12 @@ class LegacyTokenIn(Strict):
 
     model_config = _exactly_one_of("token", "token_sha256")
 
-    token: str | None = Field(default=None, min_length=1, max_length=8192)
+    token: str | None = Field(default=None, min_length=1, max_length=limits.TOKEN_VALUE)
     token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     client_id: str = Id
-    subject: str | None = Field(default=None, min_length=1, max_length=255)
-    scopes: list[str] = Field(default_factory=list, max_length=100)
-    audience: list[str] = Field(default_factory=list, max_length=20)
+    subject: Subject | None = None
+    scopes: Scopes = Field(default_factory=list)
+    audience: Audiences = Field(default_factory=list)
     expires_at: int = Field(gt=0, lt=2**53)
 
     @model_validator(mode="after")
@@ -226,7 +248,7 @@ class LegacyTokenIn(Strict):
 
 
 class ImportRequest(Strict):
-    tokens: list[LegacyTokenIn] = Field(min_length=1, max_length=1000)
+    tokens: list[LegacyTokenIn] = Field(min_length=1, max_length=limits.IMPORT_BATCH)
 
 
 class ImportedOut(BaseModel):
@@ -235,7 +257,7 @@ class ImportedOut(BaseModel):
 
 
 class ReissueRequest(Strict):
-    refresh_token: str = Field(min_length=1, max_length=512)
+    refresh_token: str = Field(min_length=1, max_length=limits.REFRESH_TOKEN)
 
 
 class ReissuedOut(BaseModel):
