@@ -50,16 +50,27 @@ def keyturn(
     env: Mapping[str, str | None] | None = None,
     cmd: list[str] = KEYTURN,
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
-    base.update(KEYTURN_DATA_DIR=str(tmp_path / "data"), KEYTURN_PEPPER=TEST_PEPPER)
-    for key, value in (env or {}).items():
-        if value is None:
-            base.pop(key, None)
-        else:
-            base[key] = value
     return subprocess.run(
-        [*cmd, *args], env=base, capture_output=True, text=True, timeout=60, check=False
+        [*cmd, *args],
+        env=environment(tmp_path, env or {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
+
+
+def environment(tmp_path: Path, changes: Mapping[str, str | None]) -> dict[str, str]:
+    """This process's environment without KEYTURN_*, then a data dir, a pepper and
+    ``changes`` (None removes a variable)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
+    env.update(KEYTURN_DATA_DIR=str(tmp_path / "data"), KEYTURN_PEPPER=TEST_PEPPER)
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
 
 
 def assert_operator_error(done: subprocess.CompletedProcess[str], *names: str) -> str:
@@ -102,16 +113,27 @@ def test_bad_setting(tmp_path: Path, env: dict[str, str | None], setting: str, d
 
 
 def test_unreachable_postgres_for_every_command_group(tmp_path: Path) -> None:
-    env = {DATABASE_URL: f"postgresql://postgres:hunter2@127.0.0.1:{closed_port()}/x"}
-    for args in (
+    env = environment(
+        tmp_path, {DATABASE_URL: f"postgresql://postgres:hunter2@127.0.0.1:{closed_port()}/x"}
+    )
+    commands = [
         ["clients", "list"],
         ["tokens", "list"],
         ["keys", "list"],
         ["users", "list"],
         ["db", "upgrade"],
         ["serve", "--port", str(closed_port())],
-    ):
-        stderr = assert_operator_error(keyturn(tmp_path, *args, env=env), DATABASE_URL)
+    ]
+    # Side by side: each is a process of its own, and the run takes one's time, not six.
+    running = [
+        subprocess.Popen([*KEYTURN, *args], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for args in commands
+    ]  # fmt: skip
+    for process in running:
+        out, err = process.communicate(timeout=60)
+        done = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+        stderr = assert_operator_error(done, DATABASE_URL)
         assert "connection refused" in stderr
         assert "hunter2" not in stderr
 
@@ -145,8 +167,10 @@ def test_explicit_sqlite_url_in_a_missing_directory_makes_no_directory(tmp_path:
     assert not missing.parent.exists()
 
 
-@pytest.mark.parametrize("pepper", ["env", "file"])
-@pytest.mark.parametrize("where", ["a file", "under a file", "read-only"])
+@pytest.mark.parametrize(
+    ("where", "pepper"),
+    [("a file", "env"), ("under a file", "file"), ("read-only", "env"), ("read-only", "file")],
+)
 def test_unusable_data_dir(tmp_path: Path, where: str, pepper: str) -> None:
     if where == "read-only":
         # Not a chmod: tests run as root, whom modes do not stop. sysfs refuses root too.
