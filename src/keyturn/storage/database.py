@@ -18,6 +18,9 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
+CONNECT_TIMEOUT = 5.0
+"""Seconds to open a PostgreSQL connection or to wait for one from the pool."""
 
 
 def is_sqlite(url: str) -> bool:
@@ -33,7 +36,16 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # Bounded waits: an unreachable server or an exhausted pool is a 503 in
+    # seconds (storage/health.py), never a request hanging for a minute.
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=CONNECT_TIMEOUT,
+        connect_args={"timeout": CONNECT_TIMEOUT},
+    )
 
 
 def create_private_file(path: Path) -> None:
@@ -69,6 +81,9 @@ def apply_sqlite_pragmas(dbapi_connection: Any, *, busy_timeout_ms: int = 30_000
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    # A checkpoint that resets the WAL also shrinks it to this size: a WAL
+    # left at its high-water mark would hold disk space a full disk needs back.
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.close()
 
 
