@@ -183,6 +183,9 @@ def serve(
         log_level=log_level,
         proxy_headers=False,
         server_header=False,
+        # Deadlines for request heads and bodies, a cap on open connections
+        # (KEYTURN_HEADER_TIMEOUT etc.; the module says why a protocol subclass).
+        http="keyturn.server.http_protocol:KeyturnHttpProtocol",
     )
 
 
