@@ -12,9 +12,10 @@ requests that all fail authentication (401):
   clients in turn, each with a wrong secret.
 
 The two kinds alternate in pairs whose order flips every pair, so drift hits
-both alike. The server runs with ``KEYTURN_AUTH_FAILURE_LIMIT=0`` (0 disables
-the lockout: the rate limiters answer "allowed" for a limit <= 0), otherwise
-the known ids would lock out after 10 failures and answer 429 cheaply.
+both alike. The server runs with ``KEYTURN_AUTH_FAILURE_LIMIT=0`` and
+``KEYTURN_AUTH_FAILURE_ADDRESS_LIMIT=0`` (0 disables a lockout: the rate
+limiters answer "allowed" for a limit <= 0), otherwise the known ids would lock
+out after 10 failures, and this one address after 100, and answer 429 cheaply.
 Printed: both medians, their ratio (target: within 10 %), and, for scale, the
 median of a successful request.
 """
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             KEYTURN_PEPPER=secrets.token_hex(32),
             KEYTURN_ISSUER=f"http://127.0.0.1:{port}",
             KEYTURN_AUTH_FAILURE_LIMIT="0",
+            KEYTURN_AUTH_FAILURE_ADDRESS_LIMIT="0",
         )
         known: list[tuple[str, str]] = []
         for _ in range(args.known_clients):

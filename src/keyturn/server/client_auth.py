@@ -4,8 +4,9 @@ RFC 6749 §2.3: HTTP Basic (``client_secret_basic``, id and secret
 form-urlencoded before base64) or the body (``client_secret_post``; JSON
 bodies too). One method per request; each client's methods are pinned.
 Square-style ``Authorization: Client <secret>`` with ``client_id`` in the body
-counts as the header method. Failures are counted per client id and lock the
-id out for a while, so a secret cannot be guessed online.
+counts as the header method. Failures lock the client id out for the source
+address that failed, and throttle that address (server/lockout.py), so a
+secret cannot be guessed online and nobody can lock a client out for others.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 
-from keyturn.core.errors import InvalidClientError, InvalidRequestError, RateLimitedError
+from keyturn.core.errors import InvalidClientError, InvalidRequestError
 from keyturn.server.context import ServerContext
+from keyturn.server.lockout import Lockout, source_of
 from keyturn.storage.records import AUTH_BASIC, AUTH_NONE, AUTH_POST, Client
 
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="keyturn", charset="UTF-8"'}
@@ -81,34 +83,39 @@ def _invalid(description: str, *, basic: bool, detail: str | None = None) -> Inv
     )
 
 
+def _accepts(ctx: ServerContext, client: Client | None, creds: Credentials) -> bool:
+    ok = client is not None and creds.method in client.auth_methods
+    if creds.method == AUTH_NONE:
+        return ok and client is not None and client.is_public
+    # Always run the comparison so an unknown client costs the same time.
+    secret_ok = ctx.hasher.verify(creds.secret or "", client.secret_hash if client else None)
+    return ok and secret_ok
+
+
 async def authenticate_client(
     ctx: ServerContext, request: Request, params: dict[str, str]
 ) -> Client:
     creds = extract_credentials(request, params)
     basic = creds.method == AUTH_BASIC
-    settings = ctx.settings
-    lock_key = "authfail:" + creds.client_id
-    locked = await ctx.limiter.blocked_for(
-        lock_key, settings.auth_failure_limit, settings.auth_failure_window
+    lockout = Lockout.for_clients(ctx)
+    source = source_of(request)
+    await lockout.check(
+        ctx,
+        creds.client_id,
+        source,
+        "too many failed authentication attempts; wait and try again",
     )
-    if locked is not None:
-        raise RateLimitedError(
-            "too many failed authentication attempts for this client; wait and try again",
-            retry_after=locked,
-            detail=f"client {creds.client_id!r} locked out",
-        )
-    client = await ctx.clients.get(creds.client_id)
-    ok = client is not None and creds.method in client.auth_methods
-    if creds.method == AUTH_NONE:
-        ok = ok and client is not None and client.is_public
-    else:
-        # Always run the comparison so an unknown client costs the same time.
-        secret_ok = ctx.hasher.verify(creds.secret or "", client.secret_hash if client else None)
-        ok = ok and secret_ok
+    client, fresh = await ctx.clients.lookup(creds.client_id)
+    ok = _accepts(ctx, client, creds)
+    if not ok and not fresh:
+        # A failure always costs exactly one database read, whether the id is
+        # unknown or known with a wrong secret, cached or not: the time of a
+        # failure says nothing about which ids exist. It also picks up a
+        # secret rotated, or a client deleted, by another process.
+        client = await ctx.clients.reload(creds.client_id)
+        ok = _accepts(ctx, client, creds)
     if not ok or client is None:
-        await ctx.limiter.acquire(
-            lock_key, settings.auth_failure_limit, settings.auth_failure_window
-        )
+        await lockout.failed(ctx, creds.client_id, source)
         if client is not None and creds.method not in client.auth_methods:
             reason = "this client must authenticate with " + " or ".join(client.auth_methods)
             if creds.method == AUTH_NONE and not client.is_public:

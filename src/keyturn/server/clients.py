@@ -38,23 +38,49 @@ KNOWN_AUTH_METHODS = (AUTH_BASIC, AUTH_POST, AUTH_NONE)
 
 
 class ClientCache:
+    """Client records by id, for ``ttl`` seconds, found or not.
+
+    An unknown id is remembered as unknown exactly as a known one is
+    remembered. Client authentication reloads a cached record whose check
+    failed (`keyturn.server.client_auth`), so that every failure costs one
+    database read: before, an unknown id always went to the database and a
+    known one with a wrong secret never did, and the difference in time told
+    an attacker which ids exist. At most ``max_entries`` are kept; the oldest
+    go first (a cache: evicting costs one lookup, never correctness).
+    """
+
     def __init__(
-        self, storage: Storage, ttl: float, clock: Callable[[], float] = time.monotonic
+        self,
+        storage: Storage,
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_entries: int = 10_000,
     ) -> None:
         self._storage = storage
         self._ttl = ttl
         self._clock = clock
+        self._max = max_entries
         self._entries: dict[str, tuple[Client | None, float]] = {}
 
     async def get(self, client_id: str) -> Client | None:
-        now = self._clock()
+        return (await self.lookup(client_id))[0]
+
+    async def lookup(self, client_id: str) -> tuple[Client | None, bool]:
+        """The client (or None) and whether it was just read from the database."""
         entry = self._entries.get(client_id)
-        if entry is not None and now - entry[1] < self._ttl:
-            return entry[0]
+        if entry is not None and self._clock() - entry[1] < self._ttl:
+            return entry[0], False
+        return await self.reload(client_id), True
+
+    async def reload(self, client_id: str) -> Client | None:
+        """Read the client from the database now, and remember what was found."""
+        now = self._clock()
         client = await self._storage.get_client(client_id)
-        if client is not None and self._ttl > 0:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
+        if self._ttl > 0:
+            self._entries.pop(client_id, None)  # re-inserted last: the newest
+            while len(self._entries) >= self._max:
+                del self._entries[next(iter(self._entries))]
             self._entries[client_id] = (client, now)
         return client
 

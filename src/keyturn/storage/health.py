@@ -19,7 +19,8 @@ import errno
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 UNREACHABLE = "unreachable"
 """The service did not answer: refused, reset, timed out, shut down, locked."""
@@ -118,14 +119,28 @@ class ServiceHealth:
 
     ``failed`` is called where an operation met a fault, ``succeeded`` where
     one worked. After a `FULL` fault only a successful *write* proves the
-    service healthy again: reads keep working on a full disk.
+    service healthy again: reads keep working on a full disk. Only a success
+    ``SETTLE`` seconds after the last failure counts (see there).
     """
 
-    def __init__(self, name: str, logger: logging.Logger, retry_after: int = 2) -> None:
+    SETTLE = 0.5
+    """Seconds after the last failure in which a success does not count: a request
+    that was in flight when the service went down may still finish, and must
+    not announce a recovery that has not happened."""
+
+    def __init__(
+        self,
+        name: str,
+        logger: logging.Logger,
+        retry_after: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
         self.retry_after = retry_after
         self._log = logger
+        self._clock = clock
         self._down: str | None = None
+        self._last_failure = 0.0
         self._mutex = threading.Lock()  # storage callbacks may come from a writer thread
         self.transitions = 0
 
@@ -136,6 +151,7 @@ class ServiceHealth:
 
     def failed(self, exc: BaseException, kind: str = UNREACHABLE) -> None:
         with self._mutex:
+            self._last_failure = self._clock()
             was = self._down
             if was is not None:  # already down: a full disk stays the stricter state
                 self._down = FULL if FULL in (was, kind) else UNREACHABLE
@@ -155,6 +171,27 @@ class ServiceHealth:
         with self._mutex:
             if self._down is None or (self._down == FULL and not write):
                 return
+            if self._clock() - self._last_failure < self.SETTLE:
+                return
             self._down = None
             self.transitions += 1
         self._log.warning("%s available again", self.name)
+
+
+_SQLITE_CONSTRAINT_FOREIGNKEY = 787
+_SQLSTATE_FOREIGN_KEY = "23503"
+
+
+def missing_reference(exc: BaseException) -> bool:
+    """Whether ``exc`` is a foreign-key violation: a row refers to one deleted meanwhile.
+
+    A client deleted by another process while this one still had it cached
+    shows up here, when its new token is recorded.
+    """
+    for cause in _causes(exc):
+        if isinstance(cause, sqlite3.IntegrityError):
+            if getattr(cause, "sqlite_errorcode", None) == _SQLITE_CONSTRAINT_FOREIGNKEY:
+                return True
+        elif getattr(cause, "sqlstate", None) == _SQLSTATE_FOREIGN_KEY:
+            return True
+    return False

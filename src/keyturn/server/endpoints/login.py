@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from keyturn.server.context import get_context
+from keyturn.server.lockout import Lockout, source_of
 from keyturn.server.pages import PAGE_HEADERS, error_page, render
 from keyturn.server.passwords import verify_password
 from keyturn.server.request_body import FORM, media_type, read_body
@@ -59,15 +60,15 @@ async def login_post(request: Request) -> Response:
             error=message,
         )
 
-    settings = ctx.settings
-    lock_key = "loginfail:" + username.lower()
-    window = settings.auth_failure_window
-    if await ctx.limiter.blocked_for(lock_key, settings.login_failure_limit, window) is not None:
+    lockout = Lockout.for_users(ctx)
+    source = source_of(request)
+    name = username.lower()
+    if await lockout.blocked_for(ctx, name, source) is not None:
         return again("Too many failed attempts. Wait a few minutes and try again.", 429)
     user = await ctx.storage.get_user_by_name(username) if username else None
     ok = await verify_password(user.password_hash if user else None, password)
     if not ok or user is None:
-        await ctx.limiter.acquire(lock_key, settings.login_failure_limit, window)
+        await lockout.failed(ctx, name, source)
         return again("Wrong username or password.", 401)
     response = RedirectResponse(next_url, status_code=303, headers=PAGE_HEADERS)
     await start_session(ctx, response, user.user_id)

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from keyturn.core.errors import (
+    InvalidClientError,
     InvalidRequestError,
     OAuthError,
     RateLimitedError,
@@ -22,8 +23,10 @@ from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import ServerContext, get_context
 from keyturn.server.errors import oauth_error_handler, unexpected_error_handler
 from keyturn.server.grants import HANDLERS
+from keyturn.server.lockout import SOURCE, source_of
 from keyturn.server.request_body import parse_params
 from keyturn.server.responses import json_response
+from keyturn.storage.health import missing_reference
 from keyturn.storage.records import Client
 
 ISSUANCE_WINDOW = 60.0
@@ -40,11 +43,22 @@ async def token_endpoint(request: Request) -> Response:
         raise UnsupportedGrantTypeError(
             f"grant_type {grant_type!r} is not supported; supported: {', '.join(HANDLERS)}"
         )
+    SOURCE.set(source_of(request))  # for grants that count failed logins (password)
     client = await authenticate_client(ctx, request, params)
     await check_issuance_rate(ctx, client)
     if grant_type not in client.grant_types:
         raise UnauthorizedClientError(f"this client is not allowed the {grant_type} grant")
-    return json_response(await handler(ctx, client, params))
+    try:
+        return json_response(await handler(ctx, client, params))
+    except Exception as exc:
+        if not missing_reference(exc):
+            raise
+    # Deleted by another process (or the CLI) while this one had it cached.
+    ctx.clients.forget(client.client_id)
+    raise InvalidClientError(
+        "client authentication failed: unknown client or wrong secret",
+        detail=f"client {client.client_id!r} was deleted",
+    )
 
 
 async def check_issuance_rate(ctx: ServerContext, client: Client) -> None:

@@ -12,12 +12,12 @@ from typing import Any
 from keyturn.core.errors import (
     InvalidGrantError,
     InvalidRequestError,
-    RateLimitedError,
     UnauthorizedClientError,
 )
 from keyturn.server.context import ServerContext
 from keyturn.server.id_tokens import OPENID, make_id_token
 from keyturn.server.issuance import TokenDecision
+from keyturn.server.lockout import SOURCE, Lockout
 from keyturn.server.passwords import verify_password
 from keyturn.server.refresh_tokens import build_pair
 from keyturn.server.scopes import grant_audience, grant_scopes, parse_scope
@@ -35,16 +35,13 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
         raise InvalidRequestError("username and password are required")
     scopes = grant_scopes(parse_scope(params.get("scope")), client.scopes)
     settings = ctx.settings
-    lock_key = "loginfail:" + username.lower()
-    window = settings.auth_failure_window
-    wait = await ctx.limiter.blocked_for(lock_key, settings.login_failure_limit, window)
-    if wait is not None:
-        raise RateLimitedError(
-            "too many failed logins for this user; wait and retry", retry_after=wait
-        )
+    lockout = Lockout.for_users(ctx)
+    source = SOURCE.get()
+    name = username.lower()
+    await lockout.check(ctx, name, source, "too many failed logins; wait and retry")
     user = await ctx.storage.get_user_by_name(username)
     if not await verify_password(user.password_hash if user else None, password) or not user:
-        await ctx.limiter.acquire(lock_key, settings.login_failure_limit, window)
+        await lockout.failed(ctx, name, source)
         raise InvalidGrantError("wrong username or password")
     decision = TokenDecision(
         client=client,

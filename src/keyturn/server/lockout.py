@@ -1,0 +1,101 @@
+"""Lockouts after failed authentication that an outsider cannot turn against anyone else.
+
+The policy, for clients (secret) and users (password) alike:
+
+- **Per name and source.** ``KEYTURN_AUTH_FAILURE_LIMIT`` (clients, 10) or
+  ``KEYTURN_LOGIN_FAILURE_LIMIT`` (users, 5) failures for one client id or
+  username *from one source address* in ``KEYTURN_AUTH_FAILURE_WINDOW``
+  (300 s) lock that name out *for that source*. Client ids are public (every
+  JWT carries one): locking a client out everywhere would let anyone who saw
+  one of its tokens keep it from working.
+- **Per source.** ``KEYTURN_AUTH_FAILURE_ADDRESS_LIMIT`` (100) failures from
+  one source in the window, whatever the names, throttle every authentication
+  attempt from that source until its bucket refills. Guessing many names, or
+  a flood of random ones, stops there, before any database lookup.
+
+A source is the client address as the ASGI server reports it (behind a load
+balancer, configure the forwarded-address settings so it is the real one); an
+IPv6 address counts as its /64, the block one host is usually given. Long
+names are hashed so a key's size is bounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from keyturn.core.errors import RateLimitedError
+from keyturn.server.context import ServerContext
+
+SOURCE: ContextVar[str] = ContextVar("keyturn_source", default="unknown")
+"""The current request's source, for steps (grants) that are not handed the request."""
+
+MAX_NAME = 128
+
+
+def source_of(request: HTTPConnection) -> str:
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:64] or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _name_key(name: str) -> str:
+    if len(name) <= MAX_NAME:
+        return name
+    return "#" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Lockout:
+    """One kind of lockout: ``kind`` names the namespace (``authfail``, ``loginfail``)."""
+
+    kind: str
+    limit: int
+
+    @classmethod
+    def for_clients(cls, ctx: ServerContext) -> Lockout:
+        return cls("authfail", ctx.settings.auth_failure_limit)
+
+    @classmethod
+    def for_users(cls, ctx: ServerContext) -> Lockout:
+        return cls("loginfail", ctx.settings.login_failure_limit)
+
+    def _keys(self, name: str, source: str) -> tuple[str, str]:
+        return f"failaddr:{source}", f"{self.kind}:{_name_key(name)}|{source}"
+
+    async def blocked_for(self, ctx: ServerContext, name: str, source: str) -> float | None:
+        """Seconds to wait if ``source`` is throttled or ``name`` locked for it, else None."""
+        settings = ctx.settings
+        window = settings.auth_failure_window
+        address_key, name_key = self._keys(name, source)
+        wait = await ctx.limiter.blocked_for(
+            address_key, settings.auth_failure_address_limit, window
+        )
+        if wait is None:
+            wait = await ctx.limiter.blocked_for(name_key, self.limit, window)
+        return wait
+
+    async def check(self, ctx: ServerContext, name: str, source: str, message: str) -> None:
+        wait = await self.blocked_for(ctx, name, source)
+        if wait is not None:
+            raise RateLimitedError(
+                message, retry_after=wait, detail=f"{self.kind} {name[:64]!r} from {source}"
+            )
+
+    async def failed(self, ctx: ServerContext, name: str, source: str) -> None:
+        settings = ctx.settings
+        window = settings.auth_failure_window
+        address_key, name_key = self._keys(name, source)
+        await ctx.limiter.acquire(address_key, settings.auth_failure_address_limit, window)
+        await ctx.limiter.acquire(name_key, self.limit, window)
