@@ -93,6 +93,9 @@ def test_postgres_outage_answers_503_then_recovers_without_restart(
         active = introspect_active(server, received, resource_auth)
         print(f"tokens received {len(received)}, introspect active {active}")
         assert active == len(received)
+        # The recovery is noticed by the traffic that works, or else by the
+        # server's own probe twice a second: give the log line that long.
+        wait_for(lambda: "database available again" in server.log(), timeout=10)
     finally:
         stop_server(server)
     log = server.log()

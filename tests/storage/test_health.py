@@ -52,9 +52,12 @@ async def test_an_unreachable_postgresql_is_an_unreachable_fault() -> None:
     assert "\n" not in describe(caught.value)
 
 
-async def test_storage_health_follows_statements(tmp_path: Path) -> None:
+async def test_storage_health_follows_statements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from keyturn.storage.repository import SqlStorage
 
+    monkeypatch.setattr(ServiceHealth, "SETTLE", 0.0)
     storage = SqlStorage(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'h.db'}"))
     try:
         storage.health.failed(OSError("simulated"), UNREACHABLE)
@@ -77,10 +80,16 @@ async def test_storage_health_follows_statements(tmp_path: Path) -> None:
 
 
 def test_each_change_of_state_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    health = ServiceHealth("database", logging.getLogger("test.health"))
+    now = [100.0]
+    health = ServiceHealth("database", logging.getLogger("test.health"), clock=lambda: now[0])
     with caplog.at_level(logging.WARNING, logger="test.health"):
         for _ in range(50):
             health.failed(ConnectionRefusedError(111, "Connection refused"), UNREACHABLE)
+            now[0] += 0.01
+        # A request that was in flight when the outage began finishes late: no recovery.
+        health.succeeded(write=True)
+        assert health.down == UNREACHABLE
+        now[0] += health.SETTLE
         for _ in range(50):
             health.succeeded(write=False)
     lines = [r.getMessage() for r in caplog.records]

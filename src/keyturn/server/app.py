@@ -47,7 +47,7 @@ from keyturn.server.endpoints.userinfo import userinfo_endpoint
 from keyturn.server.errors import EXCEPTION_HANDLERS
 from keyturn.server.nul_guard import RejectNulMiddleware, has_nul
 from keyturn.server.settings import Settings
-from keyturn.storage.health import database_fault
+from keyturn.storage.health import UNREACHABLE, database_fault
 
 log = logging.getLogger("keyturn.server")
 
@@ -73,6 +73,17 @@ async def purge_forever(ctx: ServerContext) -> None:
             else:  # an outage: the storage's health logs it once
                 ctx.storage.health.failed(exc, kind)
         await anyio.sleep(interval)
+
+
+async def watch_database(ctx: ServerContext, interval: float = 0.5) -> None:
+    """While the database is unreachable, try it twice a second, so that its
+    recovery is noticed (and logged) even when no request comes to find out."""
+    health = ctx.storage.health
+    while True:
+        await anyio.sleep(interval)
+        if health.down == UNREACHABLE:
+            with contextlib.suppress(Exception):  # a failure is reported by the probe
+                await ctx.storage.probe()
 
 
 TOKEN_PATHS = frozenset({TOKEN_PATH, "/auth/v2/token"})
@@ -123,6 +134,7 @@ def create_app(
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(purge_forever, ctx)
                 tasks.start_soon(ctx.denylist.run)
+                tasks.start_soon(watch_database, ctx)
                 yield
                 tasks.cancel_scope.cancel()
         finally:

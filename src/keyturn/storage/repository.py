@@ -122,7 +122,14 @@ class SqlStorage:
         event.listen(sync_engine, "after_cursor_execute", self._on_statement)
         event.listen(sync_engine, "commit", self._on_commit)
 
+    async def probe(self) -> None:
+        """One trivial statement; its outcome reaches ``health`` like any other's."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
     def _on_error(self, context: Any) -> None:
+        if context.is_pre_ping:  # a stale pooled connection found and replaced: healing
+            return
         exc = context.original_exception
         kind = database_fault(exc)
         if kind is not None:

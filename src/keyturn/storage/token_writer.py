@@ -28,6 +28,8 @@ new column is picked up without touching this module.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +62,9 @@ large batches grow the WAL, and the checkpoint a batch waits for, fourfold
 (p99 10 -> 27 ms at concurrency 16); 2048 pages still gave 19 ms, 1024 gives
 11 ms at the same throughput (A/B with benchmarks/run.py)."""
 COMMIT_PAGES = 8
+PAGE_SIZE = 4096
+SPACE_CHECK_PAGES = 64
+"""Estimated WAL pages between two looks at the disk's free space (one statvfs)."""
 
 
 def token_row(token: TokenRecord) -> dict[str, Any]:
@@ -125,6 +130,8 @@ class SqliteTokenWriter:
         self._thread: ThreadPoolExecutor | None = None
         self._since_checkpoint = 0
         self._disk_was_full = False
+        self._budget = CHECKPOINT_EVERY
+        self._next_space_check = 0
 
     def _connect(self, *, timeout: float, autocheckpoint: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -137,9 +144,12 @@ class SqliteTokenWriter:
 
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
         rows = [token_values(t) for t in tokens]
+        if self._since_checkpoint >= self._next_space_check:
+            self._budget = self._wal_budget()
+            self._next_space_check = self._since_checkpoint + SPACE_CHECK_PAGES
         inline = (
             len(rows) <= INLINE_MAX_ROWS
-            and self._since_checkpoint < CHECKPOINT_EVERY
+            and self._since_checkpoint < self._budget
             and not self._disk_was_full
         )
         try:
@@ -157,6 +167,24 @@ class SqliteTokenWriter:
                 self._disk_was_full = True
             raise
         self._since_checkpoint = 0
+        self._next_space_check = 0
+
+    def _wal_budget(self) -> int:
+        """Pages the WAL may grow by before a checkpoint: `CHECKPOINT_EVERY`, or
+        less when the disk has little room left.
+
+        A checkpoint copies the WAL into the database file, which needs free
+        space as large as what it copies. Once a WAL holds most of a small
+        disk's free space, neither can shrink: the server stayed stuck on a
+        4 MiB volume after its space was freed. Keeping the WAL within a
+        quarter of the free space (and truncating it after each checkpoint
+        then) leaves room for the checkpoint, always.
+        """
+        try:
+            free = shutil.disk_usage(os.path.dirname(os.path.abspath(self._path))).free
+        except OSError:
+            return CHECKPOINT_EVERY
+        return max(COMMIT_PAGES, min(CHECKPOINT_EVERY, free // PAGE_SIZE // 4))
 
     def _try_inline(self, rows: list[tuple[Any, ...]]) -> bool:
         """Write if the lock is free this instant; ``False`` (nothing written) if it is not."""
@@ -182,6 +210,8 @@ class SqliteTokenWriter:
             self._disk_was_full = False
         self._threaded.execute("BEGIN IMMEDIATE")
         self._insert(self._threaded, rows)
+        if self._budget < CHECKPOINT_EVERY:  # little room: give the WAL's back now
+            self._threaded.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         try:
