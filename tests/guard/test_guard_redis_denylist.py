@@ -117,6 +117,24 @@ def test_unreachable_redis_fails_closed(
         deny.close()
 
 
+def test_fail_open_accepts_unchecked_and_logs_each_change_once(
+    make_verifier: Callable[..., TokenVerifier],
+    rsa_key: Key,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deny = RedisDenyList("redis://127.0.0.1:1/0", socket_timeout=0.5, fail_open=True)
+    try:
+        with caplog.at_level("WARNING", logger="keyturn.guard"):
+            assert deny.is_revoked("x") is False
+            claims = make_verifier(revocation=deny).verify(sign(rsa_key))
+            assert claims.subject
+        assert [r.getMessage() for r in caplog.records] == [
+            "Redis deny-list unreachable (ConnectionError); accepting tokens unchecked"
+        ]
+    finally:
+        deny.close()
+
+
 def test_needs_a_url_or_client() -> None:
     with pytest.raises(ValueError, match="URL or a client"):
         RedisDenyList()

@@ -6,14 +6,24 @@ server sets
     keyturn:revoked:{jti} = "1"    with a TTL that ends at the token's ``exp``
 
 so the list holds only tokens that would otherwise still be valid and empties
-itself. The guard asks ``EXISTS keyturn:revoked:{jti}``; a Redis error is raised
-as `DenyListUnavailableError`, which the verifier answers with 503 (fail closed).
+itself. The server keeps the list in its database too and republishes it
+within about a second of Redis coming back, empty or not
+(``keyturn.server.denylist``). The guard asks ``EXISTS keyturn:revoked:{jti}``.
+
+When Redis cannot be reached the guard has two choices, and the caller makes
+it: fail closed (the default: `DenyListUnavailableError`, which the verifier
+answers with 503 and ``Retry-After``), or ``fail_open=True``, which accepts
+signature-valid tokens unchecked until Redis answers again (revoked tokens
+pass meanwhile). Each change of state is logged once. For a revocation check
+that needs no Redis at all, use `keyturn.guard.revocation.Introspection`.
 
 Needs the ``redis`` extra (``pip install "keyturn[redis]"``); this module is the
 only one of the guard that imports redis-py.
 """
 
 from __future__ import annotations
+
+import logging
 
 import redis
 import redis.asyncio
@@ -26,6 +36,7 @@ from keyturn.guard.revocation import DenyListUnavailableError
 __all__ = ["REVOKED_KEY_PREFIX", "RedisDenyList", "revoked_key"]
 
 REVOKED_KEY_PREFIX = "keyturn:revoked:"
+log = logging.getLogger("keyturn.guard")
 
 
 def revoked_key(jti: str, prefix: str = REVOKED_KEY_PREFIX) -> str:
@@ -49,6 +60,7 @@ class RedisDenyList:
         async_client: redis.asyncio.Redis | None = None,
         prefix: str = REVOKED_KEY_PREFIX,
         socket_timeout: float = 1.0,
+        fail_open: bool = False,
     ) -> None:
         if url is None and client is None and async_client is None:
             raise ValueError("give a Redis URL or a client")
@@ -58,21 +70,45 @@ class RedisDenyList:
         self._owned: set[str] = set()
         self.prefix = prefix
         self._timeout = socket_timeout
+        self.fail_open = fail_open
+        self._failing = False
 
     def __repr__(self) -> str:
         return f"RedisDenyList(prefix={self.prefix!r})"
 
     def is_revoked(self, jti: str) -> bool:
         try:
-            return bool(self._sync().exists(revoked_key(jti, self.prefix)))
+            found = bool(self._sync().exists(revoked_key(jti, self.prefix)))
         except redis.RedisError as exc:
-            raise DenyListUnavailableError(f"redis: {type(exc).__name__}: {exc}") from exc
+            return self._unavailable(exc)
+        self._reachable()
+        return found
 
     async def ais_revoked(self, jti: str) -> bool:
         try:
-            return bool(await self._async().exists(revoked_key(jti, self.prefix)))
+            found = bool(await self._async().exists(revoked_key(jti, self.prefix)))
         except redis.RedisError as exc:
-            raise DenyListUnavailableError(f"redis: {type(exc).__name__}: {exc}") from exc
+            return self._unavailable(exc)
+        self._reachable()
+        return found
+
+    def _unavailable(self, exc: redis.RedisError) -> bool:
+        """Fail closed (raise, so the request gets 503), or open when asked to."""
+        if not self._failing:
+            self._failing = True
+            log.warning(
+                "Redis deny-list unreachable (%s); %s",
+                type(exc).__name__,
+                "accepting tokens unchecked" if self.fail_open else "answering 503",
+            )
+        if self.fail_open:
+            return False
+        raise DenyListUnavailableError(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    def _reachable(self) -> None:
+        if self._failing:
+            self._failing = False
+            log.warning("Redis deny-list reachable again")
 
     def _sync(self) -> redis.Redis:
         if self._client is None:
