@@ -11,14 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyturn.server import token_service
 from keyturn.server.admin.app import create_admin_app
@@ -86,6 +86,9 @@ async def watch_database(ctx: ServerContext, interval: float = 0.5) -> None:
                 await ctx.storage.probe()
 
 
+Wrapper = Callable[[ASGIApp], ASGIApp]
+"""An ASGI middleware as a function of the app it wraps."""
+
 TOKEN_PATHS = frozenset({TOKEN_PATH, "/auth/v2/token"})
 
 
@@ -98,9 +101,23 @@ class KeyturnApp(Starlette):
     through; skipping them took 8 % off a token request's instructions
     (valgrind, in-process, ES256). Anything else about such a request (another
     method, NUL in the query) falls through to the normal stack and its answers.
+
+    ``outer`` wrappers see *every* request, the token fast path included, so
+    what must hold for all of them (request ids, metrics) goes there, outermost
+    first; Starlette's ``middleware`` sees only what the fast path does not take.
     """
 
+    def __init__(self, *args: Any, outer: Sequence[Wrapper] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        app: ASGIApp = self._dispatch
+        for wrap in reversed(outer):
+            app = wrap(app)
+        self._outer = app
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._outer(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["method"] == "POST"
@@ -159,8 +176,10 @@ def create_app(
         Route("/.well-known/openid-configuration", openid_configuration_endpoint, methods=["GET"]),
         Mount(ADMIN_PATH, admin),
     ]
+    outer: list[Wrapper] = []
     return KeyturnApp(
         routes=routes,
+        outer=outer,
         middleware=[Middleware(RejectNulMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
