@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     """Largest request head (request line and headers); larger is 431 and close."""
     max_connections: int = Field(default=1000, gt=0)
     """Open connections per server process; one more is answered 503 and closed."""
+    secret_rotation_overlap: int = Field(default=86400, ge=0, le=366 * 24 * 3600)
+    """Seconds a rotated-out client secret keeps working beside the new one (0: none)."""
 
     @field_validator("database_url")
     @classmethod
