@@ -30,6 +30,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("PATCH", "/admin/v1/clients/x", {"name": "y"}),
     ("DELETE", "/admin/v1/clients/x", None),
     ("POST", "/admin/v1/clients/x/rotate-secret", None),
+    ("DELETE", "/admin/v1/clients/x/previous-secret", None),
 ]
 
 
@@ -231,14 +232,26 @@ def test_client_management(server: Harness, admin: dict[str, str]) -> None:
     r = call(server, "POST", "/admin/v1/clients/svc-1/rotate-secret", headers=admin)
     new_secret = r.json()["client_secret"]
     assert new_secret != secret
+    # The default overlap: both secrets work until the old one is expired.
+    assert get_token(server, "svc-1", secret)
+    assert get_token(server, "svc-1", new_secret)
+    r = call(server, "DELETE", "/admin/v1/clients/svc-1/previous-secret", headers=admin)
+    assert r.status_code == 200, r.text
+    assert [s["label"] for s in r.json()["secrets"]] == ["current"]
     r = server.http.post(
         "/oauth/token", data={"grant_type": CC, "client_id": "svc-1", "client_secret": secret}
     )
     assert r.status_code == 401
     assert get_token(server, "svc-1", new_secret)
-    listed = call(server, "GET", "/admin/v1/clients", headers=admin).json()
-    assert "svc-1" in [c["client_id"] for c in listed]
-    assert all("secret" not in key for c in listed for key in c)
+    listed = call(server, "GET", "/admin/v1/clients", headers=admin)
+    assert "svc-1" in [c["client_id"] for c in listed.json()]
+    # Secrets are listed by label and dates, never by value or hash.
+    assert all(
+        set(s) == {"label", "created_at", "expires_at"} for c in listed.json() for s in c["secrets"]
+    )
+    stored = server.call(server.ctx.storage.get_client, "svc-1")
+    assert new_secret not in listed.text
+    assert stored.secret_hash not in listed.text
     assert call(server, "DELETE", "/admin/v1/clients/svc-1", headers=admin).status_code == 204
     assert call(server, "GET", "/admin/v1/clients/svc-1", headers=admin).status_code == 404
 

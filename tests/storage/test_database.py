@@ -22,7 +22,7 @@ async def test_upgrade_is_idempotent_and_sqlite_uses_wal(tmp_path: Path) -> None
     try:
         await database.upgrade(engine)
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0008"
+        assert await database.current_revision(engine) == "0009"
         async with engine.connect() as conn:
             mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
             tables = {
@@ -41,7 +41,7 @@ async def test_postgres_migrates(postgres_database_url: str) -> None:
     engine = database.create_engine(normalize_database_url(postgres_database_url))
     try:
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0008"
+        assert await database.current_revision(engine) == "0009"
     finally:
         await engine.dispose()
 
@@ -80,7 +80,7 @@ async def test_downgrade_and_upgrade_round_trip(tmp_path: Path) -> None:
         await database.downgrade(engine, "base")
         assert await database.current_revision(engine) is None
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0008"
+        assert await database.current_revision(engine) == "0009"
     finally:
         await engine.dispose()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -84,12 +85,27 @@ def _invalid(description: str, *, basic: bool, detail: str | None = None) -> Inv
 
 
 def _accepts(ctx: ServerContext, client: Client | None, creds: Credentials) -> bool:
+    """Whether ``creds`` authenticate ``client``: its current secret, or the previous
+    one while its rotation overlap lasts.
+
+    The work is the same for every confidential attempt: one keyed hash and two
+    constant-time comparisons, against the current and the previous secret's
+    hashes or a stand-in for either that is missing or expired. So an unknown
+    client, a client mid-rotation and one with a single secret take one time.
+    """
     ok = client is not None and creds.method in client.auth_methods
     if creds.method == AUTH_NONE:
         return ok and client is not None and client.is_public
-    # Always run the comparison so an unknown client costs the same time.
-    secret_ok = ctx.hasher.verify(creds.secret or "", client.secret_hash if client else None)
-    return ok and secret_ok
+    current = previous = None
+    if client is not None:
+        current = client.secret_hash
+        if client.previous_secret_live(ctx.clock()):
+            previous = client.previous_secret_hash
+    actual = ctx.hasher.hash(creds.secret or "")
+    stand_in = "0" * len(actual)  # no HMAC-SHA-256 hex digest is this, in practice
+    current_ok = hmac.compare_digest(actual, current or stand_in)
+    previous_ok = hmac.compare_digest(actual, previous or stand_in)
+    return ok and (current_ok or previous_ok)
 
 
 async def authenticate_client(

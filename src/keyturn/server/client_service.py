@@ -77,16 +77,47 @@ async def update(ctx: ServerContext, client_id: str, **changes: Any) -> Client:
     return updated
 
 
-async def rotate_secret(ctx: ServerContext, client_id: str) -> NewClient:
-    """A new secret, returned once; the old one stops working."""
+async def rotate_secret(
+    ctx: ServerContext, client_id: str, *, overlap: int | None = None
+) -> NewClient:
+    """A new secret, returned once; the old one keeps working for ``overlap`` seconds.
+
+    ``None`` takes ``KEYTURN_SECRET_ROTATION_OVERLAP``; 0 stops the old secret at
+    once. A previous secret still in its overlap is dropped (two at most).
+    Another process that has the client cached takes the new secret at once
+    (a failed check reloads the record, `keyturn.server.client_auth`).
+    """
     client = await token_service.get_client(ctx, client_id)
+    seconds = ctx.settings.secret_rotation_overlap if overlap is None else overlap
+    now = int(ctx.clock())
     try:
-        new = with_new_secret(ctx.hasher, client)
+        new = with_new_secret(ctx.hasher, client, now=now, overlap=seconds)
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from None
-    await ctx.storage.update_client(new.client)
+    assert new.client.secret_hash is not None
+    stored = await ctx.storage.rotate_client_secret(
+        client_id, new.client.secret_hash, now, new.client.previous_secret_expires_at
+    )
     ctx.clients.forget(client_id)
-    return new
+    if stored is None:  # deleted (or made public) since it was read
+        raise token_service.NotFoundError(f"no client {client_id!r}")
+    return NewClient(stored, new.secret)
+
+
+async def expire_previous_secret(ctx: ServerContext, client_id: str) -> Client:
+    """Stop accepting the client's previous secret now, e.g. after it leaked.
+
+    Idempotent. Other processes that have the client cached may accept it for
+    up to ``KEYTURN_CLIENT_CACHE_TTL`` seconds more.
+    """
+    client = await token_service.get_client(ctx, client_id)
+    if client.is_public:
+        raise InvalidRequestError("a public client has no secret")
+    stored = await ctx.storage.expire_previous_secret(client_id, int(ctx.clock()))
+    ctx.clients.forget(client_id)
+    if stored is None:
+        raise token_service.NotFoundError(f"no client {client_id!r}")
+    return stored
 
 
 async def delete(ctx: ServerContext, client_id: str) -> list[TokenRecord]:

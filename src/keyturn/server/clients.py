@@ -142,6 +142,7 @@ def build_client(
         allow_plain_pkce=allow_plain_pkce,
         created_at=stamp,
         updated_at=stamp,
+        secret_created_at=stamp if secret else None,
     )
     validate_client(client)
     return NewClient(client, secret)
@@ -186,9 +187,25 @@ def validate_client(client: Client) -> None:
             raise ValueError(f"redirect URI {uri!r} must be absolute and have no fragment")
 
 
-def with_new_secret(hasher: Hasher, client: Client) -> NewClient:
+def with_new_secret(hasher: Hasher, client: Client, *, now: int, overlap: int) -> NewClient:
+    """``client`` with a new current secret; the old one stays accepted for ``overlap`` s.
+
+    Only one previous secret is kept: one still in its overlap is replaced.
+    Storage applies the same change in one statement (`Storage.rotate_client_secret`);
+    this is the record it is expected to return, and the secret to show once.
+    """
     if client.is_public:
         raise ValueError("a public client has no secret to rotate")
+    if overlap < 0:
+        raise ValueError("the overlap is 0 (the old secret stops at once) or more seconds")
     secret = generate_client_secret()
-    updated = client.with_changes(secret_hash=hasher.hash(secret), updated_at=int(time.time()))
+    keep = overlap > 0 and client.secret_hash is not None
+    updated = client.with_changes(
+        secret_hash=hasher.hash(secret),
+        secret_created_at=now,
+        previous_secret_hash=client.secret_hash if keep else None,
+        previous_secret_created_at=client.secret_created_at if keep else None,
+        previous_secret_expires_at=now + overlap if keep else None,
+        updated_at=now,
+    )
     return NewClient(updated, secret)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,12 +37,41 @@ class Client:
     allow_plain_pkce: bool = False
     created_at: int = 0
     updated_at: int = 0
+    secret_created_at: int | None = None
+    """When the current secret was made; None if before migration 0009 recorded it."""
+    previous_secret_hash: str | None = field(default=None, repr=False)
+    """The secret before the current one, accepted until ``previous_secret_expires_at``."""
+    previous_secret_created_at: int | None = None
+    previous_secret_expires_at: int | None = None
 
     def with_changes(self, **changes: Any) -> Client:
         return replace(self, **changes)
 
-    def public_dict(self) -> dict[str, Any]:
-        """Everything about the client except its secret hash."""
+    def previous_secret_live(self, now: float) -> bool:
+        """Whether the secret before the current one is still accepted at ``now``."""
+        return (
+            self.previous_secret_hash is not None
+            and self.previous_secret_expires_at is not None
+            and now < self.previous_secret_expires_at
+        )
+
+    def secrets_dict(self, now: float) -> list[dict[str, Any]]:
+        """The secrets that work at ``now``, by label and dates: never a value or hash."""
+        if self.secret_hash is None:
+            return []
+        shown = [{"label": "current", "created_at": self.secret_created_at, "expires_at": None}]
+        if self.previous_secret_live(now):
+            shown.append(
+                {
+                    "label": "previous",
+                    "created_at": self.previous_secret_created_at,
+                    "expires_at": self.previous_secret_expires_at,
+                }
+            )
+        return shown
+
+    def public_dict(self, now: float | None = None) -> dict[str, Any]:
+        """Everything about the client except its secrets' values and hashes."""
         return {
             "client_id": self.client_id,
             "name": self.name,
@@ -57,6 +87,7 @@ class Client:
             "allow_plain_pkce": self.allow_plain_pkce,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "secrets": self.secrets_dict(time.time() if now is None else now),
         }
 
 

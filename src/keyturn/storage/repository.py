@@ -46,6 +46,10 @@ class Storage(Protocol):
     async def list_clients(self) -> list[Client]: ...
     async def create_client(self, client: Client) -> None: ...
     async def update_client(self, client: Client) -> bool: ...
+    async def rotate_client_secret(
+        self, client_id: str, secret_hash: str, now: int, previous_expires_at: int | None
+    ) -> Client | None: ...
+    async def expire_previous_secret(self, client_id: str, now: int) -> Client | None: ...
     async def delete_client(self, client_id: str) -> bool: ...
     async def record_token(self, token: TokenRecord) -> None: ...
     async def get_token(self, token_id: str) -> TokenRecord | None: ...
@@ -175,8 +179,11 @@ class SqlStorage:
             await conn.execute(insert(schema.clients).values(**_client_row(client)))
 
     async def update_client(self, client: Client) -> bool:
+        """Write the client's settings; never its secrets, which only the two
+        methods below change, so an update cannot undo a concurrent rotation."""
         values = _client_row(client)
-        del values["client_id"], values["created_at"]
+        for name in ("client_id", "created_at", *SECRET_COLUMNS):
+            del values[name]
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(schema.clients)
@@ -184,6 +191,47 @@ class SqlStorage:
                 .values(**values)
             )
         return bool(result.rowcount)
+
+    async def rotate_client_secret(
+        self, client_id: str, secret_hash: str, now: int, previous_expires_at: int | None
+    ) -> Client | None:
+        """Make ``secret_hash`` the current secret of a confidential client, in one statement.
+
+        The current secret becomes the previous one, accepted until
+        ``previous_expires_at`` (None: not at all); whatever previous secret
+        there was is dropped. One UPDATE, whose right-hand sides read the row
+        as it was, so two rotations at once chain instead of losing one.
+        Returns the client as it is now, or None if there is no such client.
+        """
+        c = schema.clients.c
+        keep = previous_expires_at is not None
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(schema.clients)
+                .where(c.client_id == client_id, c.is_public.is_(False))
+                .values(
+                    secret_hash=secret_hash,
+                    secret_created_at=now,
+                    previous_secret_hash=c.secret_hash if keep else None,
+                    previous_secret_created_at=c.secret_created_at if keep else None,
+                    previous_secret_expires_at=previous_expires_at,
+                    updated_at=now,
+                )
+            )
+            if not result.rowcount:
+                return None
+            return await _read_client(conn, client_id)
+
+    async def expire_previous_secret(self, client_id: str, now: int) -> Client | None:
+        """Stop accepting the previous secret now (after a leak, say); None if no such client."""
+        c = schema.clients.c
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(schema.clients)
+                .where(c.client_id == client_id, c.previous_secret_hash.is_not(None))
+                .values(**dict.fromkeys(PREVIOUS_SECRET_COLUMNS), updated_at=now)
+            )
+            return await _read_client(conn, client_id)
 
     async def delete_client(self, client_id: str) -> bool:
         t = schema.tokens.c
@@ -429,6 +477,13 @@ class SqlStorage:
             # A deny-list entry is useless once its token has expired.
             d = schema.denylist.c
             await conn.execute(delete(schema.denylist).where(d.expires_at < int(time.time())))
+            # A previous client secret past its overlap is refused already; forget its hash.
+            c = schema.clients.c
+            await conn.execute(
+                update(schema.clients)
+                .where(c.previous_secret_expires_at <= int(time.time()))
+                .values(**dict.fromkeys(PREVIOUS_SECRET_COLUMNS))
+            )
             ids = (
                 (
                     await conn.execute(
@@ -743,6 +798,21 @@ def _tuple(value: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(value or ())
 
 
+PREVIOUS_SECRET_COLUMNS = (
+    "previous_secret_hash",
+    "previous_secret_created_at",
+    "previous_secret_expires_at",
+)
+SECRET_COLUMNS = ("secret_hash", "secret_created_at", *PREVIOUS_SECRET_COLUMNS)
+
+
+async def _read_client(conn: Any, client_id: str) -> Client | None:
+    c = schema.clients.c
+    result = await conn.execute(select(schema.clients).where(c.client_id == client_id))
+    row = result.mappings().first()
+    return _client(row) if row else None
+
+
 def _client(row: RowMapping) -> Client:
     return Client(
         client_id=row["client_id"],
@@ -760,6 +830,10 @@ def _client(row: RowMapping) -> Client:
         allow_plain_pkce=bool(row["allow_plain_pkce"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        secret_created_at=row["secret_created_at"],
+        previous_secret_hash=row["previous_secret_hash"],
+        previous_secret_created_at=row["previous_secret_created_at"],
+        previous_secret_expires_at=row["previous_secret_expires_at"],
     )
 
 
@@ -780,6 +854,10 @@ def _client_row(client: Client) -> dict[str, Any]:
         "allow_plain_pkce": client.allow_plain_pkce,
         "created_at": client.created_at,
         "updated_at": client.updated_at,
+        "secret_created_at": client.secret_created_at,
+        "previous_secret_hash": client.previous_secret_hash,
+        "previous_secret_created_at": client.previous_secret_created_at,
+        "previous_secret_expires_at": client.previous_secret_expires_at,
     }
 
 

@@ -45,6 +45,12 @@ clients = Table(
     Column("allow_plain_pkce", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Secret rotation with an overlap (migration 0009): the secret before the
+    # current one keeps working until previous_secret_expires_at.
+    Column("secret_created_at", BigInteger, nullable=True),
+    Column("previous_secret_hash", String(64), nullable=True),
+    Column("previous_secret_created_at", BigInteger, nullable=True),
+    Column("previous_secret_expires_at", BigInteger, nullable=True),
 )
 
 tokens = Table(

@@ -29,6 +29,7 @@ from keyturn.server.admin.models import (
     RevokeAllRequest,
     RevokedOut,
     RevokeRequest,
+    RotateSecretRequest,
     TokenCreate,
     TokenOut,
     TokenPageOut,
@@ -250,7 +251,8 @@ async def renew_token(ctx: Admin, token_id: str) -> IssuedOut:
 # -- clients ---------------------------------------------------------------------------
 @router.get("/clients", response_model=list[ClientOut], tags=["clients"])
 async def list_clients(ctx: Admin) -> list[ClientOut]:
-    return [ClientOut.of(c) for c in await ctx.storage.list_clients()]
+    now = ctx.clock()
+    return [ClientOut.of(c, now) for c in await ctx.storage.list_clients()]
 
 
 @router.post("/clients", response_model=ClientCreatedOut, status_code=201, tags=["clients"])
@@ -270,18 +272,18 @@ async def create_client(ctx: Admin, body: ClientCreate) -> ClientCreatedOut:
         rate_limit=body.rate_limit,
         can_introspect=body.can_introspect,
     )
-    return ClientCreatedOut(client=ClientOut.of(new.client), client_secret=new.secret)
+    return ClientCreatedOut(client=ClientOut.of(new.client, ctx.clock()), client_secret=new.secret)
 
 
 @router.get("/clients/{client_id}", response_model=ClientOut, tags=["clients"])
 async def get_client(ctx: Admin, client_id: str) -> ClientOut:
-    return ClientOut.of(await token_service.get_client(ctx, client_id))
+    return ClientOut.of(await token_service.get_client(ctx, client_id), ctx.clock())
 
 
 @router.patch("/clients/{client_id}", response_model=ClientOut, tags=["clients"])
 async def patch_client(ctx: Admin, client_id: str, body: ClientUpdate) -> ClientOut:
     changes = body.model_dump(exclude_unset=True)
-    return ClientOut.of(await client_service.update(ctx, client_id, **changes))
+    return ClientOut.of(await client_service.update(ctx, client_id, **changes), ctx.clock())
 
 
 @router.delete("/clients/{client_id}", status_code=204, tags=["clients"])
@@ -294,9 +296,22 @@ async def delete_client(ctx: Admin, client_id: str) -> Response:
 @router.post(
     "/clients/{client_id}/rotate-secret", response_model=ClientCreatedOut, tags=["clients"]
 )
-async def rotate_secret(ctx: Admin, client_id: str) -> ClientCreatedOut:
-    new = await client_service.rotate_secret(ctx, client_id)
-    return ClientCreatedOut(client=ClientOut.of(new.client), client_secret=new.secret)
+async def rotate_secret(
+    ctx: Admin, client_id: str, body: RotateSecretRequest | None = None
+) -> ClientCreatedOut:
+    """A new secret, shown once; the old one keeps working for the overlap, then stops.
+    The body is optional."""
+    overlap = body.overlap if body is not None else None
+    new = await client_service.rotate_secret(ctx, client_id, overlap=overlap)
+    return ClientCreatedOut(client=ClientOut.of(new.client, ctx.clock()), client_secret=new.secret)
+
+
+@router.delete("/clients/{client_id}/previous-secret", response_model=ClientOut, tags=["clients"])
+async def expire_previous_secret(ctx: Admin, client_id: str) -> ClientOut:
+    """End a rotation's overlap now (after a leak, say): only the current secret works.
+    Idempotent; answers the client as it is now."""
+    client = await client_service.expire_previous_secret(ctx, client_id)
+    return ClientOut.of(client, ctx.clock())
 
 
 def create_admin_app() -> FastAPI:
@@ -336,5 +351,25 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
             "adminToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
         }
         schema["security"] = [{"adminToken": []}]
+        _no_null_query_values(schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _no_null_query_values(schema: dict[str, Any]) -> None:
+    """An optional query parameter is left out, never ``null`` (a query string has no
+    null): FastAPI writes ``str | None`` as ``anyOf: [string, null]``; say ``string``.
+
+    Property-based clients (schemathesis) otherwise send values meant to be "neither
+    a string nor null", which a query string can only carry as a string.
+    """
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "query" or parameter.get("required"):
+                    continue
+                spec = parameter.get("schema", {})
+                branches = [b for b in spec.get("anyOf", []) if b.get("type") != "null"]
+                if len(branches) == 1 and len(branches) < len(spec["anyOf"]):
+                    rest = {k: v for k, v in spec.items() if k != "anyOf"}
+                    parameter["schema"] = {**branches[0], **rest}

@@ -173,6 +173,19 @@ class PurgedOut(BaseModel):
     purged: int
 
 
+class ClientSecretOut(BaseModel):
+    """A secret that works now, by label and dates; its value and hash are never shown."""
+
+    label: Literal["current", "previous"]
+    created_at: int | None = Field(
+        description="When it was made; null for a secret set before Keyturn recorded this."
+    )
+    expires_at: int | None = Field(
+        description="When it stops working: the end of a rotation's overlap; null for the "
+        "current secret, which works until it is rotated."
+    )
+
+
 class ClientOut(BaseModel):
     client_id: str
     name: str
@@ -187,10 +200,14 @@ class ClientOut(BaseModel):
     can_introspect: bool
     created_at: int
     updated_at: int
+    secrets: list[ClientSecretOut] = Field(
+        description="The secrets that work now: the current one and, during a rotation's "
+        "overlap, the previous one. Empty for a public client."
+    )
 
     @classmethod
-    def of(cls, client: Client) -> ClientOut:
-        return cls(**client.public_dict())
+    def of(cls, client: Client, now: float) -> ClientOut:
+        return cls(**client.public_dict(now))
 
 
 class ClientCreate(Strict):
@@ -220,6 +237,19 @@ class ClientUpdate(Strict):
     access_token_lifetime: int | None = Field(default=None, gt=0, le=366 * 24 * 3600)
     rate_limit: int | None = Field(default=None, ge=0, le=1_000_000)
     can_introspect: bool | None = None
+
+
+MAX_OVERLAP = 366 * 24 * 3600
+
+
+class RotateSecretRequest(Strict):
+    overlap: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_OVERLAP,
+        description="Seconds the old secret keeps working beside the new one; 0 stops it "
+        "at once. Default: KEYTURN_SECRET_ROTATION_OVERLAP.",
+    )
 
 
 class ClientCreatedOut(BaseModel):
