@@ -59,6 +59,14 @@ _debug = False
 """``keyturn --debug``: configuration errors show their traceback too."""
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from keyturn import __version__
+
+        sys.stdout.write(f"keyturn {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     data_dir: Annotated[
@@ -69,6 +77,12 @@ def main_options(
     ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks of configuration errors too.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     global _debug
@@ -181,7 +195,11 @@ def serve(
         workers=workers,
         access_log=access_log,
         log_level=log_level,
-        proxy_headers=False,
+        # X-Forwarded-For only from the proxies KEYTURN_FORWARDED_ALLOW_IPS names (lockouts
+        # count per source address); never Host or X-Forwarded-Host: the issuer is a setting.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
         server_header=False,
         # Deadlines for request heads and bodies, a cap on open connections
         # (KEYTURN_HEADER_TIMEOUT etc.; the module says why a protocol subclass).

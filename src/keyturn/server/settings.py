@@ -185,3 +185,38 @@ class Settings(BaseSettings):
     @property
     def issuer_url(self) -> str:
         return self.issuer.rstrip("/")
+
+    # -- behind a load balancer (cli.py serve, server/lifecycle.py) --------------------
+    forwarded_allow_ips: str = ""
+    """Proxies trusted to name the client in ``X-Forwarded-For``: a comma list of
+    addresses or networks (``10.0.0.5,10.1.0.0/16``), or ``*``. Empty (the default)
+    trusts none: the client is the connection's peer. Lockouts and throttles count
+    per source address, so behind a balancer name its address here, or every client
+    shares the balancer's. ``*`` only when clients cannot reach the port directly."""
+    shutdown_drain: float = Field(default=0.0, ge=0, le=300)
+    """On SIGTERM, seconds to go on serving while ``/readyz`` answers 503, so a
+    balancer's health checks take the process out before it stops listening.
+    0 on a laptop; behind a balancer more than its ``fall`` x ``inter`` (e.g. 3)."""
+    shutdown_timeout: int = Field(default=30, gt=0)
+    """After the drain, seconds in-flight requests get to finish before they are cancelled."""
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _forwarded_networks(cls, value: str) -> str:
+        """Refuse at start-up what is not an address, a network or ``*``."""
+        import ipaddress
+
+        for item in (part.strip() for part in value.split(",")):
+            if item and item != "*":
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{item!r} is not an IP address or network; use e.g. 10.0.0.5,10.1.0.0/16"
+                    ) from None
+        return value
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        """`forwarded_allow_ips` as uvicorn takes it; empty when forwarding is off."""
+        return [part.strip() for part in self.forwarded_allow_ips.split(",") if part.strip()]
