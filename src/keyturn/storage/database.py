@@ -2,20 +2,33 @@
 
 SQLite gets WAL mode, ``synchronous=NORMAL`` (durable across process crashes,
 the right trade for a token log) and a busy timeout so several workers can
-share one file. Migrations are Alembic's, run on the open async engine.
+share one file. Migrations are Alembic's, run on the open async engine under a
+lock, so processes starting together on a new database migrate it once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("keyturn.storage")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
@@ -99,13 +112,89 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; a no-op when it is already there."""
+    """Bring the schema to ``revision``; a no-op when it is already there.
 
+    Any number of processes (or hosts) may call this at once on a new database:
+    they take turns under a lock, so the migrations run once and the others
+    find the schema at ``revision``. Without it, concurrent ``CREATE TABLE``s
+    fail with duplicate-key errors (PostgreSQL) or "table already exists"
+    (SQLite). PostgreSQL: a transaction-level advisory lock on
+    `MIGRATION_LOCK_KEY`, taken on the migration connection before Alembic
+    starts and released by the commit that makes the new schema visible (or by
+    the rollback of a failed migration), so no process reads the old version
+    after another has changed it. SQLite: an exclusive ``flock`` on a file
+    beside the database (SQLite runs DDL outside a transaction, so its own
+    locks would not cover the whole upgrade).
+    """
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        async with _file_lock(url.database):
+            await _upgrade_locked(engine, revision)
+        return
+    await _upgrade_locked(engine, revision)
+
+
+async def _upgrade_locked(engine: AsyncEngine, revision: str) -> None:
     def run(connection: Connection) -> None:
-        command.upgrade(_alembic_config(connection), revision)
+        if connection.dialect.name == "postgresql":
+            _advisory_lock(connection)
+        config = _alembic_config(connection)
+        if revision == "head":
+            from alembic.runtime.migration import MigrationContext
+            from alembic.script import ScriptDirectory
+
+            current = MigrationContext.configure(connection).get_current_revision()
+            head = ScriptDirectory.from_config(config).get_current_head()
+            if current == head:
+                return
+            log.info("running migrations: %s -> %s", current or "empty database", head)
+        else:
+            log.info("running migrations to %s", revision)
+        command.upgrade(config, revision)
+        log.info("migrations done")
 
     async with engine.begin() as conn:
         await conn.run_sync(run)
+
+
+MIGRATION_LOCK_KEY = 0x6B65797475726E01
+"""The PostgreSQL advisory lock key of migrations: b"keyturn\x01" as a bigint.
+
+Fixed, so every process and host on one database contends for the same lock;
+other applications sharing the database would have to pick this very number."""
+
+
+def _advisory_lock(connection: Connection) -> None:
+    """Hold `MIGRATION_LOCK_KEY` until this transaction ends, saying so when it waits."""
+    took = connection.execute(
+        text(f"SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+    ).scalar()
+    if not took:
+        log.info("waiting for the migration lock another process holds")
+        connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(database: str | None) -> AsyncIterator[None]:
+    """An exclusive ``flock`` on ``DATABASE-migrations.lock`` (mode 0600), for one upgrade.
+
+    The file stays (removing a lock file races with its next user); an in-memory
+    database, or a platform without ``fcntl``, needs no lock across processes.
+    """
+    if not database or database == ":memory:" or database.startswith("file:") or fcntl is None:
+        yield
+        return
+    path = Path(database + "-migrations.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for the migration lock another process holds")
+            await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
