@@ -299,6 +299,11 @@ class KeyRing:
         await self.refresh(force=True)
         return next(s for s in await self.statuses() if s.kid == record.kid)
 
+    def loaded_statuses(self, now: float | None = None) -> list[KeyStatus]:
+        """The states of the keys this process holds now, without reading the database:
+        for readiness (is one active?) and metrics, which must not cost a query."""
+        return self._statuses(self._records, int(self._clock() if now is None else now))
+
     async def statuses(self) -> list[KeyStatus]:
         records = await self._storage.list_signing_keys()
         return self._statuses(records, int(self._clock()))

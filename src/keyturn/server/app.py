@@ -25,6 +25,7 @@ from keyturn.server.admin.app import create_admin_app
 from keyturn.server.bootstrap import build_context
 from keyturn.server.context import ServerContext
 from keyturn.server.endpoints.authorize import authorize_get, authorize_post
+from keyturn.server.endpoints.health import Readiness, healthz, readyz
 from keyturn.server.endpoints.introspection import introspection_endpoint
 from keyturn.server.endpoints.jwks import jwks_endpoint, public_key_endpoint
 from keyturn.server.endpoints.login import login_post
@@ -146,6 +147,7 @@ def create_app(
             context_hook(ctx)
         app.state.keyturn = ctx
         admin.state.keyturn = ctx
+        app.state.readiness = readiness = Readiness(ctx)
         try:
             await ctx.keyring.start_sign_processes(settings.resolved_sign_processes)
             async with anyio.create_task_group() as tasks:
@@ -155,6 +157,7 @@ def create_app(
                 yield
                 tasks.cancel_scope.cancel()
         finally:
+            await readiness.close()
             await ctx.denylist.close()
             await ctx.limiter.close()
             ctx.keyring.close()
@@ -162,6 +165,9 @@ def create_app(
 
     token_methods = ["POST"]
     routes: list[Any] = [
+        # Probes first: nothing after them may shadow them.
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route(TOKEN_PATH, token_endpoint, methods=token_methods),
         Route("/auth/v2/token", token_endpoint, methods=token_methods),
         Route(JWKS_PATH, jwks_endpoint, methods=["GET"]),
