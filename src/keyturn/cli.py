@@ -236,9 +236,26 @@ def db_upgrade() -> None:
 
 
 # -- clients -----------------------------------------------------------------
+def _secrets_text(secrets: list[dict[str, Any]]) -> str:
+    """One line per working secret: its label, and when a previous one stops working."""
+    lines = []
+    for secret in secrets:
+        made, expires = secret["created_at"], secret["expires_at"]
+        if expires:
+            lines.append(f"{secret['label']} until {_utc(expires)}")
+        else:
+            lines.append(f"{secret['label']} since {_utc(made)}" if made else secret["label"])
+    return "\n".join(lines) or "-"
+
+
+def _utc(stamp: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
+
+
 def _client_table(clients: list[Client]) -> Table:
-    table = Table("name", "type", "grants", "scopes", "lifetime", "rate/min")
+    table = Table("name", "type", "grants", "scopes", "lifetime", "rate/min", "secrets")
     table.add_column("client_id", no_wrap=True, overflow="fold")
+    now = time.time()
     for c in clients:
         table.add_row(
             c.name,
@@ -247,6 +264,7 @@ def _client_table(clients: list[Client]) -> Table:
             " ".join(c.scopes),
             str(c.access_token_lifetime or "default"),
             str(c.rate_limit if c.rate_limit is not None else "default"),
+            _secrets_text(c.secrets_dict(now)),
             c.client_id,
         )
     return table
@@ -351,9 +369,12 @@ def clients_show(
         return
     table = Table("field", "value")
     for key, value in client.public_dict().items():
-        shown = " ".join(value) if isinstance(value, list) else str(value)
-        if key in ("created_at", "updated_at"):
-            shown = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(value)))
+        if key == "secrets":
+            shown = _secrets_text(value)
+        elif key in ("created_at", "updated_at"):
+            shown = _utc(int(value))
+        else:
+            shown = " ".join(value) if isinstance(value, list) else str(value)
         table.add_row(key, shown)
     console.print(table)
 
@@ -381,19 +402,55 @@ def clients_delete(
 @clients_app.command("rotate-secret")
 def clients_rotate_secret(
     client_id: str,
+    overlap: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=366 * 24 * 3600,
+            help="Seconds the old secret keeps working (0: it stops at once). "
+            "Default: KEYTURN_SECRET_ROTATION_OVERLAP (86400).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Give a client a new secret (printed once); the old one stops working."""
+    """Give a client a new secret (printed once); the old one works for the overlap, then stops."""
 
     async def work(ctx: ServerContext) -> NewClient:
-        return await client_service.rotate_secret(ctx, client_id)
+        return await client_service.rotate_secret(ctx, client_id, overlap=overlap)
 
-    secret = _run(work).secret
+    new = _run(work)
+    secrets = new.client.secrets_dict(time.time())
     if as_json:
-        _print_json({"client_id": client_id, "client_secret": secret})
+        _print_json({"client_id": client_id, "client_secret": new.secret, "secrets": secrets})
+        return
+    print(f"client_secret: {new.secret}")
+    print("(shown once; store it now)")
+    previous = [s for s in secrets if s["label"] == "previous"]
+    if previous:
+        print(f"the old secret works until {_utc(previous[0]['expires_at'])}")
+        print(f"  (end it sooner: keyturn clients expire-old-secret {client_id})")
     else:
-        print(f"client_secret: {secret}")
-        print("(shown once; store it now)")
+        print("the old secret no longer works")
+
+
+@clients_app.command("expire-old-secret")
+def clients_expire_old_secret(
+    client_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Stop the previous secret now (e.g. it leaked); only the current one works after."""
+
+    async def work(ctx: ServerContext) -> Client:
+        return await client_service.expire_previous_secret(ctx, client_id)
+
+    client = _run(work)
+    if as_json:
+        _print_json(client.public_dict())
+    else:
+        console.print(
+            f"client {client_id}: only the current secret works now "
+            "(in running servers within KEYTURN_CLIENT_CACHE_TTL seconds)"
+        )
 
 
 # -- keys --------------------------------------------------------------------
