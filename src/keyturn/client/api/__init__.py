@@ -22,6 +22,7 @@ from keyturn.client.api.errors import (
 )
 from keyturn.client.api.models import (
     Client,
+    ClientSecretInfo,
     ClientWithSecret,
     ImportResult,
     Introspection,
@@ -44,6 +45,7 @@ __all__ = [
     "BadRequestError",
     "Client",
     "ClientAuth",
+    "ClientSecretInfo",
     "ClientWithSecret",
     "Clients",
     "ConflictError",

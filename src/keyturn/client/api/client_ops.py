@@ -108,12 +108,27 @@ def delete(ep: Endpoints, client_id: str, options: RequestOptions | None = None)
 
 
 def rotate_secret(
-    ep: Endpoints, client_id: str, options: RequestOptions | None = None
+    ep: Endpoints,
+    client_id: str,
+    *,
+    overlap: int | None = None,
+    options: RequestOptions | None = None,
 ) -> Call[ClientWithSecret]:
-    """A new secret; the old one stops working at once."""
+    """A new secret; the old one keeps working for ``overlap`` seconds (``None``: the
+    server's ``KEYTURN_SECRET_ROTATION_OVERLAP``; 0: it stops at once)."""
     url = ep.admin_url("clients", client_id, "rotate-secret")
-    request = admin_request(ep, "POST", url, options=options)
+    body = without_none(overlap=overlap)
+    request = admin_request(ep, "POST", url, body=body or None, options=options)
     return Call(request, json_result(ClientWithSecret.from_json, 200, "rotate secret"), admin=True)
+
+
+def expire_previous_secret(
+    ep: Endpoints, client_id: str, options: RequestOptions | None = None
+) -> Call[Client]:
+    """End a rotation's overlap now: only the current secret works after it."""
+    url = ep.admin_url("clients", client_id, "previous-secret")
+    request = admin_request(ep, "DELETE", url, options=options)
+    return Call(request, json_result(Client.from_json, 200, "expire previous secret"), admin=True)
 
 
 def _list(values: Iterable[str] | None) -> list[str] | None:

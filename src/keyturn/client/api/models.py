@@ -19,6 +19,7 @@ from keyturn.core.errors import InvalidResponseError
 
 __all__ = [
     "Client",
+    "ClientSecretInfo",
     "ClientWithSecret",
     "ImportResult",
     "Introspection",
@@ -204,6 +205,27 @@ class ImportResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClientSecretInfo:
+    """A secret that works now, named by its label and dates (never its value)."""
+
+    label: str
+    """``current``, or ``previous`` during a rotation's overlap."""
+    created_at: int | None
+    """``None`` for a secret set before the server recorded when."""
+    expires_at: int | None
+    """When a previous secret stops working; ``None`` for the current one."""
+
+    @classmethod
+    def from_json(cls, data: Any) -> Self:
+        r = _Reader(data, "client secret")
+        return cls(
+            label=r.text("label"),
+            created_at=r.opt_integer("created_at"),
+            expires_at=r.opt_integer("expires_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Client:
     """A registered client, without its secret (only its hash is kept)."""
 
@@ -220,11 +242,17 @@ class Client:
     can_introspect: bool
     created_at: int
     updated_at: int
+    secrets: tuple[ClientSecretInfo, ...] = ()
+    """The secrets that work now: the current one, and the previous one during a
+    rotation's overlap. Empty for a public client (or a server older than this SDK)."""
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_json(cls, data: Any) -> Self:
         r = _Reader(data, "client")
+        secrets = r.raw("secrets", required=False)
+        if secrets is not None and not isinstance(secrets, list):
+            raise InvalidResponseError("client: field 'secrets' must be a list")
         return cls(
             client_id=r.text("client_id"),
             name=r.text("name"),
@@ -239,6 +267,7 @@ class Client:
             can_introspect=r.flag("can_introspect"),
             created_at=r.integer("created_at"),
             updated_at=r.integer("updated_at"),
+            secrets=tuple(ClientSecretInfo.from_json(item) for item in secrets or ()),
             extra=r.extra(),
         )
 

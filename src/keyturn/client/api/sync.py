@@ -242,9 +242,23 @@ class Clients:
         self._run(client_ops.delete(self._ep, client_id, request_options))
 
     def rotate_secret(
-        self, client_id: str, *, request_options: RequestOptions | None = None
+        self,
+        client_id: str,
+        *,
+        overlap: int | None = None,
+        request_options: RequestOptions | None = None,
     ) -> ClientWithSecret:
-        return self._run(client_ops.rotate_secret(self._ep, client_id, request_options))
+        """A new secret (shown once); the old one works for ``overlap`` seconds more."""
+        call = client_ops.rotate_secret(
+            self._ep, client_id, overlap=overlap, options=request_options
+        )
+        return self._run(call)
+
+    def expire_previous_secret(
+        self, client_id: str, *, request_options: RequestOptions | None = None
+    ) -> Client:
+        """Stop the previous secret now (e.g. it leaked); returns the client as it is."""
+        return self._run(client_ops.expire_previous_secret(self._ep, client_id, request_options))
 
 
 class KeyturnClient:
