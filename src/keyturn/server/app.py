@@ -20,7 +20,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keyturn.server import token_service
+from keyturn.server import lifecycle, token_service
 from keyturn.server.admin.app import create_admin_app
 from keyturn.server.bootstrap import build_context
 from keyturn.server.context import ServerContext
@@ -147,6 +147,7 @@ def create_app(
             context_hook(ctx)
         app.state.keyturn = ctx
         admin.state.keyturn = ctx
+        lifecycle.drain_on_sigterm(settings.shutdown_drain)  # behind a balancer
         app.state.readiness = readiness = Readiness(ctx)
         try:
             await ctx.keyring.start_sign_processes(settings.resolved_sign_processes)
@@ -183,6 +184,8 @@ def create_app(
         Mount(ADMIN_PATH, admin),
     ]
     outer: list[Wrapper] = []
+    # Innermost: a draining process's 503 on /readyz is counted and logged like any.
+    outer.append(lifecycle.answer_draining)
     return KeyturnApp(
         routes=routes,
         outer=outer,
