@@ -166,22 +166,23 @@ async def test_every_kind_of_revocation_reaches_the_durable_list(
 
     db, client_id = storage
     now = int(time.time())
-    family = [_token(client_id, issued_at=now, expires_at=now + 600, family_id="fam1")]
-    family.append(_token(client_id, issued_at=now, expires_at=now + 600, family_id="fam1"))
-    single = _token(client_id, issued_at=now, expires_at=now + 600, subject="bob")
-    deleted = _token(client_id, issued_at=now, expires_at=now + 600)
-    expired = _token(client_id, issued_at=now - 900, expires_at=now - 300, subject="bob")
+    fam, bob = "fam-" + secrets.token_hex(4), "bob-" + secrets.token_hex(4)  # the PostgreSQL
+    family = [_token(client_id, issued_at=now, expires_at=now + 600, family_id=fam)]  # database
+    family.append(_token(client_id, issued_at=now, expires_at=now + 600, family_id=fam))  # is
+    single = _token(client_id, issued_at=now, expires_at=now + 600, subject=bob)  # shared by
+    deleted = _token(client_id, issued_at=now, expires_at=now + 600)  # the whole run
+    expired = _token(client_id, issued_at=now - 900, expires_at=now - 300, subject=bob)
     await db.record_tokens([*family, single, deleted, expired])
-    assert len(await db.revoke_family("fam1", now)) == 2
-    revoked = await db.revoke_matching(TokenFilter(subject="bob"), now)
+    assert len(await db.revoke_family(fam, now)) == 2
+    revoked = await db.revoke_matching(TokenFilter(subject=bob), now)
     assert {r.token_id for r in revoked} == {single.token_id, expired.token_id}
-    assert await db.revoke_matching(TokenFilter(subject="bob"), now) == []  # once only
+    assert await db.revoke_matching(TokenFilter(subject=bob), now) == []  # once only
     await db.delete_token(deleted.token_id)
     ours = {r.token_id for r in (*family, single, deleted, expired)}
     live = {jti for jti, _ in await db.live_denials(now, "", 10_000)} & ours
     # Every live one, deleted included; the expired token needs no entry.
     assert live == ours - {expired.token_id}
-    other = _token(client_id, issued_at=now, expires_at=now + 600, subject="carol")
+    other = _token(client_id, issued_at=now, expires_at=now + 600)
     await db.record_token(other)
     assert await db.delete_client(client_id)
     assert other.token_id in {jti for jti, _ in await db.live_denials(now, "", 10_000)}

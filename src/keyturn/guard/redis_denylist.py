@@ -8,7 +8,7 @@ server sets
 so the list holds only tokens that would otherwise still be valid and empties
 itself. The server keeps the list in its database too and republishes it
 within about a second of Redis coming back, empty or not
-(``keyturn.server.denylist``). The guard asks ``EXISTS keyturn:revoked:{jti}``.
+(the server's deny-list publisher). The guard asks ``EXISTS keyturn:revoked:{jti}``.
 
 When Redis cannot be reached the guard has two choices, and the caller makes
 it: fail closed (the default: `DenyListUnavailableError`, which the verifier
