@@ -150,10 +150,17 @@ def serve(
         str | None, typer.Option(help="Public base URL (the JWT iss); default from host/port.")
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="critical, error, warning, info or debug (default: KEYTURN_LOG_LEVEL)."),
+    ] = None,
 ) -> None:
     """Run the token server (migrations and the first signing key are set up first)."""
+    import logging.config
+
     import uvicorn
+
+    from keyturn.server.logging_config import log_config, say_for
 
     if database_url is not None:
         os.environ["KEYTURN_DATABASE_URL"] = database_url
@@ -167,7 +174,12 @@ def serve(
         sign_processes = default_sign_processes(workers)  # cores, not cores x workers
     if sign_processes is not None:
         os.environ["KEYTURN_SIGN_PROCESSES"] = str(sign_processes)
+    if log_level is not None:
+        os.environ["KEYTURN_LOG_LEVEL"] = log_level
     settings = Settings()
+    # KEYTURN_LOG_FORMAT / _LOG_LEVEL, here and (through uvicorn) in every worker.
+    logging_setup = log_config(settings.log_format, settings.log_level, access_log=access_log)
+    logging.config.dictConfig(logging_setup)
 
     async def prepare(ctx: ServerContext) -> list[Client]:
         return await ctx.storage.list_clients()
@@ -175,9 +187,9 @@ def serve(
     clients = _run(prepare, settings)
     if workers == 1:  # with several, uvicorn binds once in this process and says why
         _check_port(host, port)
-    where = settings.database_url or str(settings.data_dir / "keyturn.db")
-    # Plain lines on stderr, never wrapped: people copy the curl command.
-    say = sys.stderr.write
+    where = _shown_url(settings.database_url) or str(settings.data_dir / "keyturn.db")
+    # Plain lines on stderr, never wrapped: people copy the curl command (or JSON log lines).
+    say = say_for(settings.log_format)
     say(f"Keyturn issuer {settings.issuer_url}  database {where}\n")
     if not clients:
         say(
@@ -193,8 +205,9 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        access_log=access_log,
-        log_level=log_level,
+        access_log=False,  # request_id.py writes the access line, without the query string
+        log_level=settings.log_level,
+        log_config=logging_setup,
         # X-Forwarded-For only from the proxies KEYTURN_FORWARDED_ALLOW_IPS names (lockouts
         # count per source address); never Host or X-Forwarded-Host: the issuer is a setting.
         proxy_headers=bool(settings.trusted_proxies),
@@ -205,6 +218,15 @@ def serve(
         # (KEYTURN_HEADER_TIMEOUT etc.; the module says why a protocol subclass).
         http="keyturn.server.http_protocol:KeyturnHttpProtocol",
     )
+
+
+def _shown_url(url: str | None) -> str | None:
+    """A database URL as it may be logged: with its password masked."""
+    if url is None:
+        return None
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _check_port(host: str, port: int) -> None:

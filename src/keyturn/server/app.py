@@ -47,6 +47,7 @@ from keyturn.server.endpoints.token import token_app, token_endpoint
 from keyturn.server.endpoints.userinfo import userinfo_endpoint
 from keyturn.server.errors import EXCEPTION_HANDLERS
 from keyturn.server.nul_guard import RejectNulMiddleware, has_nul
+from keyturn.server.request_id import request_ids
 from keyturn.server.settings import Settings
 from keyturn.storage.health import UNREACHABLE, database_fault
 
@@ -184,6 +185,7 @@ def create_app(
         Mount(ADMIN_PATH, admin),
     ]
     outer: list[Wrapper] = []
+    outer.append(request_ids)  # outermost: every answer carries X-Request-ID, every log line it
     # Innermost: a draining process's 503 on /readyz is counted and logged like any.
     outer.append(lifecycle.answer_draining)
     return KeyturnApp(

@@ -220,3 +220,14 @@ class Settings(BaseSettings):
     def trusted_proxies(self) -> list[str]:
         """`forwarded_allow_ips` as uvicorn takes it; empty when forwarding is off."""
         return [part.strip() for part in self.forwarded_allow_ips.split(",") if part.strip()]
+
+    # -- logs (server/logging_config.py) -----------------------------------------------
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line (ts, level, logger, message, request_id)."""
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    """Level of Keyturn's and uvicorn's loggers; ``serve --log-level`` overrides it."""
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value

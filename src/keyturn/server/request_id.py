@@ -1,0 +1,107 @@
+"""Every request's id, and its one access-log line.
+
+An ASGI wrapper in the app's ``outer`` list (`app.KeyturnApp`), so it sees every
+request, the token fast path included. The id is the client's (or the load
+balancer's) ``X-Request-ID`` when that is sane -- 1 to 128 visible ASCII
+characters, so it can go into a log line and a header as it is -- or else a
+new random one. It is kept in `REQUEST_ID`, which the log formatters read
+(`logging_config`), and echoed in the response's ``X-Request-ID`` so a client
+can quote it.
+
+The access line is written here rather than by uvicorn, whose line has no
+duration and prints the query string (authorization requests carry ``state``,
+``code_challenge`` and ``login_hint`` there). It goes to the ``keyturn.access``
+logger, which ``serve --access-log`` enables.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("keyturn_request_id", default=None)
+"""The id of the request being served in this task, or None outside a request."""
+
+HEADER = b"x-request-id"
+_SANE = re.compile(rb"[\x21-\x7e]{1,128}")
+
+access_log = logging.getLogger("keyturn.access")
+
+
+def sane_request_id(value: bytes) -> str | None:
+    """``value`` as a request id if it is 1-128 visible ASCII characters, else None."""
+    return value.decode("ascii") if _SANE.fullmatch(value) else None
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(16)
+
+
+def request_ids(app: ASGIApp) -> ASGIApp:
+    """Wrap ``app``: assign each HTTP request its id, echo it, log its access line."""
+
+    async def with_request_id(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == HEADER:
+                request_id = sane_request_id(value)
+                break
+        request_id = request_id or new_request_id()
+        # Not reset afterwards: each request runs in a task (and context) of its own,
+        # and uvicorn's line about an exception the app raised comes after we return.
+        REQUEST_ID.set(request_id)
+        echoed = (HEADER, request_id.encode("ascii"))
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), echoed]}
+            await send(message)
+
+        if not access_log.isEnabledFor(logging.INFO):
+            await app(scope, receive, send_with_id)
+            return
+        started = time.perf_counter()
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            log_access(scope, status or 500, time.perf_counter() - started)
+
+    return with_request_id
+
+
+def log_access(scope: Scope, status: int, seconds: float) -> None:
+    """One line per request: never the query string, which may carry codes or hints."""
+    # The raw path is still percent-encoded: no control character reaches a text log.
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else scope["path"]
+    path = path.partition("?")[0]
+    client = scope.get("client")
+    address = f"{client[0]}:{client[1]}" if client else "-"
+    fields: dict[str, Any] = {
+        "method": scope["method"],
+        "path": path,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "client": address,
+    }
+    access_log.info(
+        '%s "%s %s" %d %.1f ms',
+        address,
+        scope["method"],
+        path,
+        status,
+        seconds * 1000,
+        extra={"access": fields},
+    )
