@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - exercised only without the server extr
     raise SystemExit(1) from None
 
 from keyturn.core.errors import OAuthError
-from keyturn.server import client_service, token_service
+from keyturn.server import client_service, metrics, token_service
 from keyturn.server.bootstrap import build_context
 from keyturn.server.clients import NewClient
 from keyturn.server.context import ServerContext
@@ -199,6 +199,8 @@ def serve(
             "  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials "
             f"{settings.issuer_url}/oauth/token\n"
         )
+    # PROMETHEUS_MULTIPROC_DIR for the workers, KEYTURN_METRICS_PORT (server/metrics.py).
+    metrics.prepare_serve(host, workers, settings.metrics_port)
     uvicorn.run(
         "keyturn.server.app:create_app",
         factory=True,

@@ -20,7 +20,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keyturn.server import lifecycle, token_service
+from keyturn.server import lifecycle, metrics, token_service
 from keyturn.server.admin.app import create_admin_app
 from keyturn.server.bootstrap import build_context
 from keyturn.server.context import ServerContext
@@ -67,6 +67,7 @@ async def purge_forever(ctx: ServerContext) -> None:
         try:
             removed = await token_service.purge(ctx, max_batches=20)
             if removed:
+                metrics.TOKENS_PURGED.inc(removed)
                 log.info("purged %d expired or revoked token rows", removed)
         except Exception as exc:
             kind = database_fault(exc)
@@ -138,6 +139,7 @@ def create_app(
     context_hook: Callable[[ServerContext], None] | None = None,
 ) -> Starlette:
     settings = settings or Settings()
+    metrics.configure(settings)
 
     admin = create_admin_app()
 
@@ -156,9 +158,11 @@ def create_app(
                 tasks.start_soon(purge_forever, ctx)
                 tasks.start_soon(ctx.denylist.run)
                 tasks.start_soon(watch_database, ctx)
+                tasks.start_soon(metrics.sample_forever, ctx)
                 yield
                 tasks.cancel_scope.cancel()
         finally:
+            metrics.process_exit()
             await readiness.close()
             await ctx.denylist.close()
             await ctx.limiter.close()
@@ -184,8 +188,18 @@ def create_app(
         Route("/.well-known/openid-configuration", openid_configuration_endpoint, methods=["GET"]),
         Mount(ADMIN_PATH, admin),
     ]
+    if settings.metrics_port is None:  # else on their own port only (cli.py serve)
+        routes.insert(2, Route("/metrics", metrics.metrics_endpoint, methods=["GET"]))
     outer: list[Wrapper] = []
     outer.append(request_ids)  # outermost: every answer carries X-Request-ID, every log line it
+    # Latency by route, for every request (the token fast path too); labels are the
+    # routes' own paths, never a raw one.
+    outer.append(
+        metrics.timed_requests(
+            [r.path for r in routes if isinstance(r, Route)],
+            [m.path for m in routes if isinstance(m, Mount)],
+        )
+    )
     # Innermost: a draining process's 503 on /readyz is counted and logged like any.
     outer.append(lifecycle.answer_draining)
     return KeyturnApp(

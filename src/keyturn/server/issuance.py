@@ -15,6 +15,7 @@ from typing import Any
 
 from keyturn.keys.jwt import Signer
 from keyturn.keys.keyring import KeyRing
+from keyturn.server import metrics
 from keyturn.server.secrets import Hasher, generate_token_id
 from keyturn.storage.records import TOKEN_KIND_ACCESS, Client, TokenRecord
 from keyturn.storage.repository import Storage
@@ -122,10 +123,12 @@ class TokenRecorder:
 
     async def _write(self, batch: _Batch) -> None:
         try:
+            started = time.perf_counter()
             if len(batch.records) == 1:
                 await self._storage.record_token(batch.records[0])
             else:
                 await self._storage.record_tokens(batch.records)
+            metrics.token_write(len(batch.records), time.perf_counter() - started)
         except Exception as exc:
             if len(batch.records) == 1:
                 batch.errors[0] = exc
@@ -178,14 +181,21 @@ class TokenIssuer:
             try:
                 if not busy:  # the write starts first; the inline signature follows
                     await asyncio.sleep(0)
-                token = await self._keyring.sign_prepared(signer, signing_input, busy=busy)
+                token = await self._sign(signer, signing_input, busy)
             except BaseException:
                 recorded.close()  # its write goes on; the token is never handed out
                 raise
             await recorded
         finally:
             self._in_progress -= 1
+        metrics.token_issued(decision.grant_type, signer.alg, decision.client.client_id)
         return IssuedToken(token, decision.lifetime, record.scope, record)
+
+    async def _sign(self, signer: Signer, signing_input: bytes, busy: bool) -> str:
+        started = time.perf_counter()
+        token = await self._keyring.sign_prepared(signer, signing_input, busy=busy)
+        metrics.signed(signer.alg, time.perf_counter() - started)
+        return token
 
     async def recorded_as(self, token: str, record: TokenRecord) -> bool:
         """Whether ``token`` is the very access token ``record`` was written for.
@@ -210,9 +220,10 @@ class TokenIssuer:
         try:
             signer, signing_input, record = await self._prepare(decision)
             busy = self._in_progress > 1
-            token = await self._keyring.sign_prepared(signer, signing_input, busy=busy)
+            token = await self._sign(signer, signing_input, busy)
         finally:
             self._in_progress -= 1
+        metrics.token_issued(decision.grant_type, signer.alg, decision.client.client_id)
         return IssuedToken(token, decision.lifetime, record.scope, record)
 
     async def _prepare(self, decision: TokenDecision) -> tuple[Signer, bytes, TokenRecord]:

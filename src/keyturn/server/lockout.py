@@ -25,10 +25,12 @@ import hashlib
 import ipaddress
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import HTTPConnection
 
 from keyturn.core.errors import RateLimitedError
+from keyturn.server import metrics
 from keyturn.server.context import ServerContext
 
 SOURCE: ContextVar[str] = ContextVar("keyturn_source", default="unknown")
@@ -76,19 +78,27 @@ class Lockout:
 
     async def blocked_for(self, ctx: ServerContext, name: str, source: str) -> float | None:
         """Seconds to wait if ``source`` is throttled or ``name`` locked for it, else None."""
+        return (await self._blocked(ctx, name, source))[0]
+
+    async def _blocked(
+        self, ctx: ServerContext, name: str, source: str
+    ) -> tuple[float | None, Any]:
+        """The wait, and the counter of the 429 it makes (the address's or the name's)."""
         settings = ctx.settings
         window = settings.auth_failure_window
         address_key, name_key = self._keys(name, source)
         wait = await ctx.limiter.blocked_for(
             address_key, settings.auth_failure_address_limit, window
         )
-        if wait is None:
-            wait = await ctx.limiter.blocked_for(name_key, self.limit, window)
-        return wait
+        if wait is not None:
+            return wait, metrics.RATE_LIMITED_ADDRESS
+        wait = await ctx.limiter.blocked_for(name_key, self.limit, window)
+        return wait, metrics.RATE_LIMITED_LOCKOUT
 
     async def check(self, ctx: ServerContext, name: str, source: str, message: str) -> None:
-        wait = await self.blocked_for(ctx, name, source)
+        wait, counter = await self._blocked(ctx, name, source)
         if wait is not None:
+            counter.inc()
             raise RateLimitedError(
                 message, retry_after=wait, detail=f"{self.kind} {name[:64]!r} from {source}"
             )
@@ -97,5 +107,6 @@ class Lockout:
         settings = ctx.settings
         window = settings.auth_failure_window
         address_key, name_key = self._keys(name, source)
+        metrics.auth_failed(self.kind)
         await ctx.limiter.acquire(address_key, settings.auth_failure_address_limit, window)
         await ctx.limiter.acquire(name_key, self.limit, window)

@@ -142,6 +142,14 @@ class Settings(BaseSettings):
     """Largest request head (request line and headers); larger is 431 and close."""
     max_connections: int = Field(default=1000, gt=0)
     """Open connections per server process; one more is answered 503 and closed."""
+
+    # -- metrics (server/metrics.py) ---------------------------------------------------
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve ``/metrics`` on this port (same interface as ``serve --host``) instead of
+    on the main port, which then answers 404 there. Unset: on the main port."""
+    metrics_per_client: int = Field(default=0, ge=0, le=10_000)
+    """Count issued tokens per client id for at most this many client ids per process
+    (the first seen); the others count under ``other``. 0 (default): off."""
     secret_rotation_overlap: int = Field(default=86400, ge=0, le=366 * 24 * 3600)
     """Seconds a rotated-out client secret keeps working beside the new one (0: none)."""
 

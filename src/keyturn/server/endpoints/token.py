@@ -19,6 +19,7 @@ from keyturn.core.errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
+from keyturn.server import metrics
 from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import ServerContext, get_context
 from keyturn.server.errors import oauth_error_handler, unexpected_error_handler
@@ -65,6 +66,7 @@ async def check_issuance_rate(ctx: ServerContext, client: Client) -> None:
     limit = client.rate_limit if client.rate_limit is not None else ctx.settings.token_rate_limit
     wait = await ctx.limiter.acquire("issue:" + client.client_id, limit, ISSUANCE_WINDOW)
     if wait is not None:
+        metrics.RATE_LIMITED_ISSUANCE.inc()
         raise RateLimitedError(
             f"this client asked for more than {limit} tokens a minute; "
             "reuse the token you have until it expires",
@@ -83,9 +85,15 @@ async def token_app(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         response = await token_endpoint(request)
     except OAuthError as exc:
+        metrics.token_error(exc.error)
         response = await oauth_error_handler(request, exc)
     except ClientDisconnect:
         return
     except Exception as exc:
         response = await unexpected_error_handler(request, exc)
+        metrics.token_error(ERROR_OF_STATUS.get(response.status_code, "server_error"))
     await response(scope, receive, send)
+
+
+ERROR_OF_STATUS = {503: "temporarily_unavailable", 500: "server_error"}
+"""The RFC 6749 code `unexpected_error_handler` answers with, by its status."""
