@@ -15,7 +15,7 @@ from typing import Any
 
 from keyturn.keys.jwt import Signer
 from keyturn.keys.keyring import KeyRing
-from keyturn.server import metrics
+from keyturn.server import metrics, tracing
 from keyturn.server.secrets import Hasher, generate_token_id
 from keyturn.storage.records import TOKEN_KIND_ACCESS, Client, TokenRecord
 from keyturn.storage.repository import Storage
@@ -121,6 +121,7 @@ class TokenRecorder:
                 self._open = None  # closed: later records start the next batch
             await self._write(batch)
 
+    @tracing.traced("keyturn.token_write", attributes=lambda _, b: {"keyturn.rows": len(b.records)})
     async def _write(self, batch: _Batch) -> None:
         try:
             started = time.perf_counter()
@@ -191,6 +192,7 @@ class TokenIssuer:
         metrics.token_issued(decision.grant_type, signer.alg, decision.client.client_id)
         return IssuedToken(token, decision.lifetime, record.scope, record)
 
+    @tracing.traced("keyturn.sign", attributes=lambda _, signer, *a: {"keyturn.alg": signer.alg})
     async def _sign(self, signer: Signer, signing_input: bytes, busy: bool) -> str:
         started = time.perf_counter()
         token = await self._keyring.sign_prepared(signer, signing_input, busy=busy)

@@ -19,7 +19,7 @@ from keyturn.core.errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from keyturn.server import metrics
+from keyturn.server import metrics, tracing
 from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import ServerContext, get_context
 from keyturn.server.errors import oauth_error_handler, unexpected_error_handler
@@ -33,6 +33,7 @@ from keyturn.storage.records import Client
 ISSUANCE_WINDOW = 60.0
 
 
+@tracing.traced("keyturn.token_request", success="issued")  # off: a call straight through
 async def token_endpoint(request: Request) -> Response:
     ctx = get_context(request)
     params = await parse_params(request, ctx.settings.max_body_bytes)
@@ -44,8 +45,10 @@ async def token_endpoint(request: Request) -> Response:
         raise UnsupportedGrantTypeError(
             f"grant_type {grant_type!r} is not supported; supported: {', '.join(HANDLERS)}"
         )
+    tracing.annotate(grant_type=grant_type)
     SOURCE.set(source_of(request))  # for grants that count failed logins (password)
     client = await authenticate_client(ctx, request, params)
+    tracing.annotate(client_id=client.client_id)
     await check_issuance_rate(ctx, client)
     if grant_type not in client.grant_types:
         raise UnauthorizedClientError(f"this client is not allowed the {grant_type} grant")
