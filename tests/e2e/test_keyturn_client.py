@@ -459,8 +459,9 @@ def test_client_lifecycle(sdk: Sdk) -> None:
         sdk(admin.clients.update(client_id, grant_types=["magic"]))
     assert sdk(admin.clients.get(client_id)).scopes == ("read", "write")
 
-    rotated = sdk(admin.clients.rotate_secret(client_id))
+    rotated = sdk(admin.clients.rotate_secret(client_id, overlap=0))
     assert rotated.client_secret not in (None, created.client_secret)
+    assert [s.label for s in rotated.client.secrets] == ["current"]
     with pytest.raises(InvalidClientError):
         sdk(kt.get_token(client_id=client_id, client_secret=created.client_secret))
     assert sdk(kt.get_token(client_id=client_id, client_secret=rotated.client_secret))
@@ -472,6 +473,42 @@ def test_client_lifecycle(sdk: Sdk) -> None:
         sdk(admin.clients.get(client_id))
     with pytest.raises(NotFoundError):
         sdk(admin.clients.rotate_secret(client_id))
+    with pytest.raises(NotFoundError):
+        sdk(admin.clients.expire_previous_secret(client_id))
+
+
+def test_secret_rotation_with_an_overlap(sdk: Sdk, make_service: Callable[..., Service]) -> None:
+    """The old secret keeps working beside the new one until the overlap ends or is ended."""
+    cid, old_secret = make_service(scopes=["read"])
+    admin = sdk.admin()
+    kt = sdk.client()
+    before = sdk(admin.clients.get(cid))
+    assert [s.label for s in before.secrets] == ["current"]
+
+    rotated = sdk(admin.clients.rotate_secret(cid, overlap=3600))
+    new_secret = rotated.client_secret
+    assert new_secret not in (None, old_secret)
+    assert new_secret not in repr(rotated)
+    current, previous = rotated.client.secrets
+    assert (current.label, current.expires_at) == ("current", None)
+    assert previous.label == "previous"
+    assert previous.created_at == before.secrets[0].created_at
+    assert current.created_at is not None
+    assert previous.expires_at == current.created_at + 3600
+    # Both work, and the listing shows both with the old one's expiry.
+    assert sdk(kt.get_token(client_id=cid, client_secret=old_secret))
+    assert sdk(kt.get_token(client_id=cid, client_secret=new_secret))
+    listed = next(c for c in sdk(admin.clients.list()) if c.client_id == cid)
+    assert listed.secrets == (current, previous)
+
+    # Ended early (a leak): only the new secret works.
+    ended = sdk(admin.clients.expire_previous_secret(cid))
+    assert ended.secrets == (current,)
+    with pytest.raises(InvalidClientError):
+        sdk(kt.get_token(client_id=cid, client_secret=old_secret))
+    assert sdk(kt.get_token(client_id=cid, client_secret=new_secret))
+    with pytest.raises(BadRequestError):
+        sdk(admin.clients.rotate_secret(cid, overlap=-5))
 
 
 def test_request_options_reach_the_server(sdk: Sdk) -> None:
@@ -523,6 +560,7 @@ ADMIN_CALLS: list[tuple[str, Callable[[Any], Any]]] = [
     ("clients.update", lambda kt: kt.clients.update("x", name="y")),
     ("clients.delete", lambda kt: kt.clients.delete("x")),
     ("clients.rotate_secret", lambda kt: kt.clients.rotate_secret("x")),
+    ("clients.expire_previous_secret", lambda kt: kt.clients.expire_previous_secret("x")),
 ]
 
 

@@ -111,9 +111,13 @@ def test_client_cli_lifecycle(live_server: LiveServer) -> None:
     import json
 
     new_secret = json.loads(rotated.stdout)["client_secret"]
-    old = httpx2.post(
-        live_server.token_url, data={"grant_type": CC}, auth=(cid, client["client_secret"])
-    )
+    auth = (cid, client["client_secret"])
+    # The old secret works for the overlap (a day by default), or until ended early.
+    old = httpx2.post(live_server.token_url, data={"grant_type": CC}, auth=auth)
+    assert old.status_code == 200
+    ended = live_server.cli("clients", "expire-old-secret", cid)
+    assert ended.returncode == 0, ended.stderr
+    old = httpx2.post(live_server.token_url, data={"grant_type": CC}, auth=auth)
     assert old.status_code == 401
     new = httpx2.post(live_server.token_url, data={"grant_type": CC}, auth=(cid, new_secret))
     assert new.status_code == 200
