@@ -2,13 +2,15 @@
 
 The workers write their values to a private ``PROMETHEUS_MULTIPROC_DIR`` that
 ``serve`` makes (in ``TMPDIR``, pointed here at the test's directory so the
-test can see it made and removed); every scrape must show exactly the tokens
-issued, though each worker issued only some of them.
+test can see it made and removed); once the workers have flushed (each second),
+every scrape must show exactly the tokens issued, though each worker issued
+only some of them.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from pathlib import Path
 
 import httpx2
@@ -63,6 +65,18 @@ def issued_per_process(shared: Path) -> dict[str, float]:
     return split
 
 
+def scrape_until_issued(url: str, count: int) -> str:
+    """The first scrape counting ``count`` tokens: each worker writes its counts to the
+    shared view every second (server/metrics.py, FLUSH_INTERVAL), so allow a few."""
+    deadline = time.monotonic() + 15
+    while True:
+        r = httpx2.get(url)
+        assert r.status_code == 200
+        if issued(r.text) == count or time.monotonic() > deadline:
+            return r.text
+        time.sleep(0.2)
+
+
 def private_dirs(tmp: Path) -> list[Path]:
     return sorted(tmp.glob("keyturn-metrics-*"))
 
@@ -79,7 +93,7 @@ def test_two_workers_report_one_consistent_view(tmp_path: Path) -> None:
         client = server.create_client("--scope", "read")
         secret = client["client_secret"]
         tokens = issue(server, client["client_id"], secret, TOKENS)
-        texts = []
+        texts = [scrape_until_issued(server.url + "/metrics", TOKENS)]
         for _ in range(SCRAPES):  # a new connection each: either worker may answer
             r = httpx2.get(server.url + "/metrics")
             assert r.status_code == 200
@@ -114,6 +128,7 @@ def test_metrics_on_their_own_port(tmp_path: Path) -> None:
         issue(server, client["client_id"], client["client_secret"], 5)
         assert httpx2.get(server.url + "/metrics").status_code == 404
         assert httpx2.get(server.url + "/readyz").status_code == 200
+        scrape_until_issued(f"http://127.0.0.1:{metrics_port}/metrics", 5)
         for _ in range(3):
             r = httpx2.get(f"http://127.0.0.1:{metrics_port}/metrics")
             assert r.status_code == 200
@@ -134,8 +149,7 @@ def test_one_worker_with_a_metrics_port(tmp_path: Path) -> None:
         client = server.create_client("--scope", "read")
         issue(server, client["client_id"], client["client_secret"], 3)
         assert httpx2.get(server.url + "/metrics").status_code == 404
-        r = httpx2.get(f"http://127.0.0.1:{metrics_port}/metrics")
-        assert r.status_code == 200
-        assert issued(r.text) == 3
+        text = scrape_until_issued(f"http://127.0.0.1:{metrics_port}/metrics", 3)
+        assert issued(text) == 3
     finally:
         stop_server(server)

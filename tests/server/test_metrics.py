@@ -247,3 +247,35 @@ def test_metrics_port_setting_takes_metrics_off_the_main_app(tmp_path: Path) -> 
     for server in run_harness(settings):
         assert server.http.get("/metrics").status_code == 404
         assert server.http.get("/readyz").status_code == 200
+
+
+def test_buffered_observations_land_in_the_same_buckets_as_direct_ones() -> None:
+    """`LocalHistogram` + `flush` expose what ``observe`` one by one would."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    buckets = (0.001, 0.01, 0.1, 1.0)
+    observations = [0.0, 0.0005, 0.001, 0.0011, 0.01, 0.05, 0.1, 0.99, 1.0, 1.5, 7.0, 0.001]
+    direct_registry, buffered_registry = CollectorRegistry(), CollectorRegistry()
+    direct = Histogram("x_seconds", "x", ["route"], buckets=buckets, registry=direct_registry)
+    buffered = Histogram("x_seconds", "x", ["route"], buckets=buckets, registry=buffered_registry)
+    local = metrics.LocalHistogram(buffered.labels("/a"))
+    for amount in observations:
+        direct.labels("/a").observe(amount)
+        local.observe(amount)
+    assert buffered_registry.get_sample_value("x_seconds_count", {"route": "/a"}) == 0
+    local.flush()
+    local.flush()  # nothing pending: no change
+
+    def lines(registry: CollectorRegistry) -> list[str]:
+        text = generate_latest(registry).decode()
+        return [line for line in text.splitlines() if not line.startswith("x_seconds_created")]
+
+    assert lines(buffered_registry) == lines(direct_registry)
+
+    counted = Counter("y", "y", registry=buffered_registry)
+    pending = metrics.LocalCounter(counted)
+    for _ in range(7):
+        pending.inc()
+    assert buffered_registry.get_sample_value("y_total") == 0
+    metrics.flush()  # the module's flush reaches every local buffer
+    assert buffered_registry.get_sample_value("y_total") == 7
