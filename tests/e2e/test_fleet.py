@@ -279,6 +279,8 @@ def test_metrics_of_both_backends_add_up_to_the_tokens_issued(fleet: Fleet) -> N
     assert load.histogram() == {"200": 400}
     assert sum(per_backend) == len(load.received) == 400
     assert all(n > 0 for n in per_backend), per_backend  # both served
+    # Scraped per process; the balancer does not show them to clients.
+    assert httpx2.get(fleet.url + "/metrics", timeout=10).status_code == 404
 
 
 # -- 5. a backend dies -----------------------------------------------------------------------
