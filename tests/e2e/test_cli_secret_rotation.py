@@ -97,3 +97,6 @@ def test_rotation_with_an_overlap_across_two_processes(fleet: list[LiveServer]) 
         time.sleep(min(0.2, max(0.0, expires - time.time())))
     assert [status(a, cid, s1), status(b, cid, s1)] == [401, 401]
     assert [status(a, cid, s2), status(b, cid, s2)] == [200, 200]
+    unknown = a.cli("clients", "expire-old-secret", "no-such-client")
+    assert (unknown.returncode, unknown.stdout) == (1, "")
+    assert "no client 'no-such-client'" in unknown.stderr
