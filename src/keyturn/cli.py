@@ -184,9 +184,9 @@ def serve(
     async def prepare(ctx: ServerContext) -> list[Client]:
         return await ctx.storage.list_clients()
 
-    clients = _run(prepare, settings)
     if workers == 1:  # with several, uvicorn binds once in this process and says why
-        _check_port(host, port)
+        _check_port(host, port)  # first: a busy port is one error, not migrations, then one
+    clients = _run(prepare, settings)
     where = _shown_url(settings.database_url) or str(settings.data_dir / "keyturn.db")
     # Plain lines on stderr, never wrapped: people copy the curl command (or JSON log lines).
     say = say_for(settings.log_format)

@@ -36,8 +36,9 @@ LogFormat = Literal["text", "json"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 LOG_LEVELS: tuple[LogLevel, ...] = ("critical", "error", "warning", "info", "debug")
 
-QUIET = ("sqlalchemy", "aiosqlite", "asyncpg", "multipart", "python_multipart")
-"""Libraries held at WARNING: below it they log SQL parameters or request bodies."""
+QUIET = ("sqlalchemy", "aiosqlite", "asyncpg", "multipart", "python_multipart", "alembic")
+"""Libraries held at WARNING: below it they log SQL parameters or request bodies (or,
+Alembic, two lines per start; `database.upgrade` says which migrations it runs)."""
 
 
 def rfc3339(created: float) -> str:
