@@ -84,6 +84,10 @@ def _invalid(description: str, *, basic: bool, detail: str | None = None) -> Inv
     )
 
 
+_NOBODY = Client(client_id="", previous_secret_hash="", previous_secret_expires_at=0)
+"""Stands in for an unknown client: no secret, and a previous one whose check runs."""
+
+
 def _accepts(ctx: ServerContext, client: Client | None, creds: Credentials) -> bool:
     """Whether ``creds`` authenticate ``client``: its current secret, or the previous
     one while its rotation overlap lasts.
@@ -96,11 +100,9 @@ def _accepts(ctx: ServerContext, client: Client | None, creds: Credentials) -> b
     ok = client is not None and creds.method in client.auth_methods
     if creds.method == AUTH_NONE:
         return ok and client is not None and client.is_public
-    current = previous = None
-    if client is not None:
-        current = client.secret_hash
-        if client.previous_secret_live(ctx.clock()):
-            previous = client.previous_secret_hash
+    held = client or _NOBODY  # the same steps for an unknown id as for a known one
+    current = held.secret_hash
+    previous = held.previous_secret_hash if held.previous_secret_live(ctx.clock()) else None
     actual = ctx.hasher.hash(creds.secret or "")
     stand_in = "0" * len(actual)  # no HMAC-SHA-256 hex digest is this, in practice
     current_ok = hmac.compare_digest(actual, current or stand_in)
