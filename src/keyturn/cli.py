@@ -185,7 +185,7 @@ def serve(
         return await ctx.storage.list_clients()
 
     if workers == 1:  # with several, uvicorn binds once in this process and says why
-        _check_port(host, port)  # first: a busy port is one error, not migrations, then one
+        _check_port(host, port)  # before migrating: a busy port is the one error shown
     clients = _run(prepare, settings)
     where = _shown_url(settings.database_url) or str(settings.data_dir / "keyturn.db")
     # Plain lines on stderr, never wrapped: people copy the curl command (or JSON log lines).
