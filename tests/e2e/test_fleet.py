@@ -334,7 +334,8 @@ def test_rolling_restart_under_load_fails_no_request(fleet: Fleet) -> None:
             # Draining: /readyz 503 while it still serves, until HAProxy takes it out.
             assert (
                 wait_for(
-                    lambda b=backend: httpx2.get(b.url + "/readyz", timeout=2).status_code == 503, 2
+                    lambda b=backend: httpx2.get(b.url + "/readyz", timeout=2).status_code == 503,
+                    DRAIN,
                 )
                 is not None
             )

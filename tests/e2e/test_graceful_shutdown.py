@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx2
@@ -41,11 +42,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-def wait_until(check: object, timeout: float) -> bool:
+def wait_until(check: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx2.TransportError, OSError):
-            if check():  # type: ignore[operator]
+            if check():
                 return True
         time.sleep(0.05)
     return False
@@ -61,7 +62,7 @@ def refuses(server: LiveServer) -> bool:
 
 
 @pytest.fixture
-def server(tmp_path: Path, postgres_database_url: str) -> object:
+def server(tmp_path: Path, postgres_database_url: str) -> Iterator[Callable[[float], LiveServer]]:
     servers: list[LiveServer] = []
 
     def start(drain: float) -> LiveServer:
@@ -79,8 +80,10 @@ def server(tmp_path: Path, postgres_database_url: str) -> object:
             stop_server(live)
 
 
-def test_sigterm_drains_then_stops_with_its_signing_helpers(server: object) -> None:
-    live: LiveServer = server(4)  # type: ignore[operator]
+def test_sigterm_drains_then_stops_with_its_signing_helpers(
+    server: Callable[[float], LiveServer],
+) -> None:
+    live = server(6)
     client = live.create_client("--name", "drain")
     auth = (client["client_id"], client["client_secret"])
     with httpx2.Client(timeout=10) as http:
@@ -104,8 +107,10 @@ def test_sigterm_drains_then_stops_with_its_signing_helpers(server: object) -> N
     assert wait_until(lambda: not any(alive(pid) for pid in helpers), 10), helpers
 
 
-def test_sigterm_answers_a_request_whose_body_is_still_arriving(server: object) -> None:
-    live: LiveServer = server(0)  # type: ignore[operator]
+def test_sigterm_answers_a_request_whose_body_is_still_arriving(
+    server: Callable[[float], LiveServer],
+) -> None:
+    live = server(0)
     client = live.create_client("--name", "inflight")
     port = int(live.url.rsplit(":", 1)[1])
     body = (
