@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from keyturn.server.limits import check_client
 from keyturn.server.secrets import Hasher, generate_client_id, generate_client_secret
 from keyturn.storage.records import (
     AUTH_BASIC,
@@ -162,6 +163,8 @@ def update_client(client: Client, **changes: Any) -> Client:
 
 
 def validate_client(client: Client) -> None:
+    """Raise `ValueError` naming what is wrong; every front end builds clients through here."""
+    check_client(client)  # the sizes every front end shares (server/limits.py)
     unknown = [g for g in client.grant_types if g not in KNOWN_GRANTS]
     if unknown:
         raise ValueError(f"unknown grant type {unknown[0]!r}; known: {', '.join(KNOWN_GRANTS)}")

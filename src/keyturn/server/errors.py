@@ -19,7 +19,7 @@ import sqlite3
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from keyturn.core.errors import OAuthError, ServerError, TemporarilyUnavailableError
@@ -89,7 +89,18 @@ try:
 except ImportError:  # pragma: no cover - the postgres extra is not installed
     pass
 
+
+async def disconnect_handler(request: Request, exc: Exception) -> Response:
+    """The client went away (or its body timed out) mid-request: nobody reads this
+    answer, and it is not a bug to log with a traceback."""
+    log.info(
+        "%s %s: the client went away before its body arrived", request.method, request.url.path
+    )
+    return Response(status_code=400)
+
+
 EXCEPTION_HANDLERS = {
+    ClientDisconnect: disconnect_handler,
     OAuthError: oauth_error_handler,
     HTTPException: http_error_handler,
     **dict.fromkeys(FAULT_CLASSES, fault_handler),
