@@ -79,6 +79,8 @@ def test_concurrent_upgrades_migrate_once(own_database_url: str, tmp_path: Path)
     head = _head()
     assert all(f"database at revision {head}" in out for out, _ in outputs), outputs
     assert asyncio.run(_versions(own_database_url)) == [head]
+    # And one first signing key, not one per process that found none.
+    assert asyncio.run(_count(own_database_url, "signing_keys")) == 1
 
 
 def _head() -> str:
@@ -98,6 +100,15 @@ async def _versions(url: str) -> list[str]:
         async with engine.connect() as conn:
             rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
             return [row[0] for row in rows]
+    finally:
+        await engine.dispose()
+
+
+async def _count(url: str, table: str) -> int:
+    engine = database.create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
     finally:
         await engine.dispose()
 

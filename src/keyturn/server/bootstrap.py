@@ -38,7 +38,8 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServerCo
             activation_delay=settings.key_activation_delay,
             refresh_interval=settings.key_refresh_interval,
         )
-        await keyring.ensure_key()
+        async with database.startup_lock(engine):  # one first key, however many start
+            await keyring.ensure_key()
     except BaseException:
         await storage.close()
         raise

@@ -46,7 +46,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         parsed = make_url(url)
         if parsed.database and parsed.database != ":memory:" and not parsed.query:
             create_private_file(Path(parsed.database))
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # Bounded waits: an unreachable server or an exhausted pool is a 503 in
@@ -56,6 +56,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # Error messages (which reach logs) never quote values: they are hashes,
+        # token ids and names here, but a log is the wrong place for any of them.
+        hide_parameters=True,
         pool_timeout=CONNECT_TIMEOUT,
         connect_args={"timeout": CONNECT_TIMEOUT},
     )
@@ -174,9 +177,39 @@ def _advisory_lock(connection: Connection) -> None:
         connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
 
 
+KEYS_LOCK_KEY = MIGRATION_LOCK_KEY + 1
+"""The advisory lock key of `startup_lock`: b"keyturn\x02" as a bigint."""
+
+
 @contextlib.asynccontextmanager
-async def _file_lock(database: str | None) -> AsyncIterator[None]:
-    """An exclusive ``flock`` on ``DATABASE-migrations.lock`` (mode 0600), for one upgrade.
+async def startup_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """One process at a time through a start-up step that must happen once per database.
+
+    The first signing key: processes starting together on a new database each
+    found no key and created one (three keys from four processes). A session
+    advisory lock on a connection of its own on PostgreSQL (the step's own
+    writes go through other connections, which a transaction-level lock held
+    by them would not serialise); a ``flock`` beside the file on SQLite.
+    """
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        async with _file_lock(url.database, "startup"):
+            yield
+        return
+    if url.get_backend_name() != "postgresql":
+        yield
+        return
+    async with engine.connect() as conn:
+        await conn.execute(text(f"SELECT pg_advisory_lock({KEYS_LOCK_KEY})"))
+        try:
+            yield
+        finally:
+            await conn.execute(text(f"SELECT pg_advisory_unlock({KEYS_LOCK_KEY})"))
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(database: str | None, purpose: str = "migrations") -> AsyncIterator[None]:
+    """An exclusive ``flock`` on ``DATABASE-PURPOSE.lock`` (mode 0600), for one upgrade.
 
     The file stays (removing a lock file races with its next user); an in-memory
     database, or a platform without ``fcntl``, needs no lock across processes.
@@ -184,13 +217,13 @@ async def _file_lock(database: str | None) -> AsyncIterator[None]:
     if not database or database == ":memory:" or database.startswith("file:") or fcntl is None:
         yield
         return
-    path = Path(database + "-migrations.lock")
+    path = Path(f"{database}-{purpose}.lock")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.info("waiting for the migration lock another process holds")
+            log.info("waiting for the %s lock another process holds", purpose)
             await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
         yield
     finally:
