@@ -166,6 +166,24 @@ def test_replay_inside_grace_gets_the_same_pair(server: Harness, admin: dict[str
     assert introspect(server, cid, secret, first.json()["access_token"])["active"] is True
 
 
+def test_no_grace_period_means_no_replay(server: Harness, admin: dict[str, str]) -> None:
+    """KEYTURN_REFRESH_GRACE_PERIOD=0: a second presentation, even in the same second,
+    is reuse (it was replayed, because ``now - revoked_at <= 0`` held)."""
+    server.ctx.settings.refresh_grace_period = 0
+    cid, secret = server.create_client(grant_types=GRANTS)
+    pair = migrate(server, admin, cid, secret)
+    first = token_request(
+        server, cid, secret, grant_type="refresh_token", refresh_token=pair["refresh_token"]
+    )
+    again = token_request(
+        server, cid, secret, grant_type="refresh_token", refresh_token=pair["refresh_token"]
+    )
+    assert first.status_code == 200
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_grant"
+    assert introspect(server, cid, secret, first.json()["access_token"])["active"] is False
+
+
 def test_reuse_after_grace_revokes_the_family(server: Harness, admin: dict[str, str]) -> None:
     cid, secret = server.create_client(grant_types=GRANTS)
     pair = migrate(server, admin, cid, secret)

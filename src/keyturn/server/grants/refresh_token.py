@@ -109,7 +109,8 @@ async def rotate(
                 nonce=None,
                 access_token=access.access_token,
             )
-    replay = (encrypt_replay(ctx, value, response), now + ctx.settings.refresh_grace_period)
+    grace = ctx.settings.refresh_grace_period
+    replay = (encrypt_replay(ctx, value, response), now + grace) if grace > 0 else None
     if await ctx.storage.exchange_token(record.token_id, now, [access.record, next_record], replay):
         return response
     # Another request rotated it first (or it expired this instant).
@@ -123,7 +124,8 @@ async def _replay_or_reuse(
     ctx: ServerContext, record: TokenRecord, value: str, now: int
 ) -> dict[str, Any]:
     assert record.revoked_at is not None
-    if now - record.revoked_at <= ctx.settings.refresh_grace_period:
+    grace = ctx.settings.refresh_grace_period
+    if grace > 0 and now - record.revoked_at <= grace:  # 0: no replay at all
         ciphertext = await ctx.storage.get_replay(record.token_id, now)
         replayed = decrypt_replay(ctx, value, ciphertext) if ciphertext else None
         if replayed is not None:
