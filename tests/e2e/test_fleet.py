@@ -156,6 +156,14 @@ def test_shipped_haproxy_config_is_valid(fleet: Fleet) -> None:
     assert "Configuration file is valid" in done.stdout + done.stderr
 
 
+def test_the_balancer_gives_each_request_an_id_the_backend_echoes(fleet: Fleet) -> None:
+    r = httpx2.get(fleet.balancer.url + "/healthz", timeout=5)
+    assert r.status_code == 200
+    assert "_" in r.headers["x-request-id"]  # HAProxy's unique id (Keyturn's own is hex)
+    mine = httpx2.get(fleet.balancer.url + "/healthz", headers={"X-Request-ID": "abc-123"})
+    assert mine.headers["x-request-id"] == "abc-123"  # a client's own id goes through
+
+
 # -- 1. one rate limit -------------------------------------------------------------------
 def test_rate_limit_counts_requests_to_both_backends(fleet: Fleet) -> None:
     fleet.ensure_up()
