@@ -5,11 +5,18 @@
 ...         print(token.token_id, token.scopes)
 
 Each operation is a sans-IO request/process pair (`keyturn.client.api.token_ops`,
-`client_ops`, `oauth_ops`); the two clients only send.
+`client_ops`, `oauth_ops`); the two clients only send. The asyncio client is
+written by hand (``_async``); the blocking one (``_sync``) is generated from it
+by ``scripts/unasync.py``.
 """
 
+from keyturn.client.api._async.client import AsyncKeyturnClient
+from keyturn.client.api._async.clients import AsyncClients
+from keyturn.client.api._async.tokens import AsyncTokenPager, AsyncTokens
+from keyturn.client.api._sync.client import KeyturnClient
+from keyturn.client.api._sync.clients import Clients
+from keyturn.client.api._sync.tokens import TokenPager, Tokens
 from keyturn.client.api._wire import RequestOptions
-from keyturn.client.api.aio import AsyncClients, AsyncKeyturnClient, AsyncTokenPager, AsyncTokens
 from keyturn.client.api.errors import (
     ApiError,
     AuthenticationError,
@@ -33,7 +40,6 @@ from keyturn.client.api.models import (
     TokenPage,
 )
 from keyturn.client.api.oauth_ops import ClientAuth
-from keyturn.client.api.sync import Clients, KeyturnClient, TokenPager, Tokens
 
 __all__ = [
     "ApiError",

@@ -23,7 +23,7 @@ from keyturn.core.token import OAuthToken
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
+class AdminSession:
     endpoints: Endpoints
     clock: Clock
     credentials: ClientCredentials | None
@@ -43,7 +43,7 @@ class Session:
         token: str | OAuthToken | None,
         timeout: float,
         clock: Clock | None,
-    ) -> Session:
+    ) -> AdminSession:
         endpoints = Endpoints(base_url, timeout)
         clock = clock or SystemClock()
         if client_secret is not None and client_id is None:
