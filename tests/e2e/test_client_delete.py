@@ -12,7 +12,7 @@ import httpx2
 import pytest
 import redis
 
-from keyturn.keys.jwt import unverified_jti
+from keyturn.core.jwt_claims import unverified_jti
 from tests.e2e.conftest import KEYTURN, LiveServer
 
 REDIS_URL = os.environ.get("KEYTURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

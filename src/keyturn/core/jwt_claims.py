@@ -22,3 +22,16 @@ def unverified_claims(token: str) -> dict[str, Any] | None:
     except (ValueError, RecursionError):  # not base64url, ASCII, UTF-8 or JSON; too deep
         return None
     return claims if isinstance(claims, dict) else None
+
+
+def unverified_jti(token: str) -> str | None:
+    """The ``jti`` a compact JWS claims to have, or ``None``; the signature is not checked.
+
+    Only for finding a token's record: the caller must then check the token
+    against it (the server's ``TokenIssuer.recorded_as``: the recorded keyed
+    hash and the signature), which a token with a copied ``jti`` and anything
+    else altered fails.
+    """
+    claims = unverified_claims(token)
+    jti = claims.get("jti") if claims is not None else None
+    return jti if isinstance(jti, str) and jti else None

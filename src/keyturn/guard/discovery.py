@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keyturn.core.jose import JoseFailure, VerificationKey, import_jwks
 from keyturn.guard._http import FetchError, Request, Response, get_request, json_body
-from keyturn.guard._jose import JoseFailure, VerificationKey, import_jwks
 
 __all__ = [
     "IssuerMetadata",

@@ -13,7 +13,7 @@ This class only records and decides; the verifier does the fetching.
 
 from __future__ import annotations
 
-from keyturn.guard._jose import VerificationKey
+from keyturn.core.jose import VerificationKey
 
 __all__ = ["KeyCache"]
 

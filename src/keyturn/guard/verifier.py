@@ -24,9 +24,7 @@ from typing import Self
 import anyio
 
 from keyturn.core.errors import InvalidTokenError, OAuthError, TemporarilyUnavailableError
-from keyturn.guard import _http
-from keyturn.guard._http import FetchError, Flow
-from keyturn.guard._jose import (
+from keyturn.core.jose import (
     CompactJWS,
     JoseFailure,
     VerificationKey,
@@ -34,6 +32,8 @@ from keyturn.guard._jose import (
     signing_registry,
     verify_signature,
 )
+from keyturn.guard import _http
+from keyturn.guard._http import FetchError, Flow
 from keyturn.guard.claims import AccessTokenClaims, check_header, validate_claims
 from keyturn.guard.discovery import (
     IssuerMetadata,

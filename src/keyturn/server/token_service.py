@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
-from keyturn.keys.jwt import unverified_jti
+from keyturn.core.jwt_claims import unverified_jti
 from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import ServerContext
 from keyturn.server.issuance import IssuedToken, TokenDecision

@@ -1,20 +1,25 @@
-"""The joserfc boundary: which key may verify which algorithm is decided at import."""
+"""The joserfc boundary: which key may verify which algorithm is decided at import,
+and the signer that the server (with orjson) and anyone else (without) share."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from joserfc.jwk import ECKey, OKPKey
 
-from keyturn.guard._jose import (
+from keyturn.core import jose
+from keyturn.core.jose import (
+    SUPPORTED_ALGS,
     JoseFailure,
     import_jwks,
     parse_compact,
     signing_registry,
     verify_signature,
 )
+from keyturn.keys.jwt import Signer, generate_private_key, public_jwk
 from tests.guard.guard_support import new_key, sign
 
 
@@ -63,3 +68,49 @@ def test_signature_that_is_not_base64() -> None:
     parsed = parse_compact(f"{header}.{payload}.%%%", registry)
     with pytest.raises(JoseFailure):
         verify_signature(parsed, import_jwks({"keys": [key.as_dict(private=False)]})["r"], registry)
+
+
+# -- signing: the core Signer needs no orjson, and the core verifier accepts it ----------
+
+CLAIMS = {"iss": "https://issuer.test", "sub": "kt_1", "aud": "https://api.test", "exp": 2**31}
+
+
+@pytest.mark.parametrize("alg", SUPPORTED_ALGS)
+def test_core_signer_round_trips_through_the_core_verifier(alg: str) -> None:
+    private_key = generate_private_key(alg)
+    jwk = public_jwk(private_key, alg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no SecurityWarning for EdDSA, per signer or token
+        token = jose.Signer(private_key, alg, jwk["kid"]).sign(CLAIMS)
+        keys = import_jwks({"keys": [jwk]})
+        registry = signing_registry([alg])
+        parsed = parse_compact(token, registry)
+        verify_signature(parsed, keys[jwk["kid"]], registry)
+    assert parsed.header == {"typ": "at+jwt", "alg": alg, "kid": jwk["kid"]}
+    assert parsed.payload() == CLAIMS
+
+
+def test_core_and_server_signers_write_the_same_token() -> None:
+    """The server's orjson fast path is an encoding choice only: same bytes signed."""
+    private_key = generate_private_key("EdDSA")  # deterministic signatures
+    core = jose.Signer(private_key, "EdDSA", "k").sign(CLAIMS)
+    server = Signer(private_key, "EdDSA", "k").sign(CLAIMS)
+    assert core == server
+
+
+def test_core_signer_takes_any_encoder() -> None:
+    calls: list[object] = []
+
+    def dumps(value: object) -> bytes:
+        calls.append(value)
+        return jose.compact_json(value)
+
+    signer = jose.Signer(generate_private_key("ES256"), "ES256", "k", dumps=dumps)
+    signer.sign(CLAIMS)
+    signer.sign(CLAIMS)
+    assert calls == [{"typ": "at+jwt", "alg": "ES256", "kid": "k"}, CLAIMS, CLAIMS]
+
+
+def test_signer_refuses_an_algorithm_keyturn_does_not_sign_with() -> None:
+    with pytest.raises(ValueError, match="unsupported"):
+        jose.Signer(generate_private_key("ES256"), "HS256", "k")
