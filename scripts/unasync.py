@@ -20,12 +20,6 @@ HEADER = "# Generated from ../_async/{name} by scripts/unasync.py: edit that fil
 
 # Applied in order to the whole text of each file.
 SUBS: list[tuple[str, str]] = [
-    # Imports whose names would vanish or fall out of order once ``Async`` is dropped.
-    (r"^from collections\.abc import Awaitable\n", ""),
-    (
-        r"^from collections\.abc import AsyncIterator, Callable, Iterable$",
-        "from collections.abc import Callable, Iterable, Iterator",
-    ),
     # An async generator cannot ``yield from``; a generator should.
     (r"^( *)for (\w+) in (.+):\n\1    yield \2\n", r"\1yield from \3\n"),
     (r"\basync (def|for|with)\b", r"\1"),
@@ -38,13 +32,22 @@ SUBS: list[tuple[str, str]] = [
     (r"\bAsync([A-Z]\w*)", r"\1"),
 ]
 _COMPILED = [(re.compile(pattern, re.MULTILINE), repl) for pattern, repl in SUBS]
+_ABC_IMPORT = re.compile(r"^from collections\.abc import (.+)$", re.MULTILINE)
 
 
 def unasync(text: str) -> str:
     """The blocking twin of one async module's source."""
     for pattern, repl in _COMPILED:
         text = pattern.sub(repl, text)
-    return text
+    return _ABC_IMPORT.sub(lambda match: _abc_import(match[1], text), text)
+
+
+def _abc_import(names: str, text: str) -> str:
+    """``collections.abc`` names re-sorted once renamed, ``Awaitable`` dropped if unused."""
+    kept = {name.strip() for name in names.split(",")}
+    if len(re.findall(r"\bAwaitable\b", text)) == 1:
+        kept.discard("Awaitable")
+    return f"from collections.abc import {', '.join(sorted(kept))}" if kept else ""
 
 
 def expected(async_dir: Path) -> dict[str, str]:
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stale: {path} (run scripts/unasync.py)", file=sys.stderr)
         return 1 if outdated else 0
     for path in write(args.async_dir):
-        print(f"wrote {path}")
+        print(f"updated {path}")
     return 0
 
 

@@ -45,24 +45,24 @@ def test_check_fails_on_an_edited_a_missing_or_an_extra_generated_file(tmp_path:
     shutil.copytree(API / "_sync", sync_dir)
     assert _run("--check", "--async-dir", str(async_dir)).returncode == 0
 
-    tokens = sync_dir / "tokens.py"
-    tokens.write_text(tokens.read_text().replace("def purge(", "def purge_all("))
-    (sync_dir / "client.py").unlink()
+    client = sync_dir / "client.py"
+    client.write_text(client.read_text().replace("def purge(", "def purge_all("))
+    (sync_dir / "__init__.py").unlink()
     (sync_dir / "leftover.py").write_text("x = 1\n")
     result = _run("--check", "--async-dir", str(async_dir))
     assert result.returncode == 1
     stale = {line.split()[1].rsplit("/", 1)[-1] for line in result.stderr.splitlines()}
-    assert stale == {"tokens.py", "client.py", "leftover.py"}
+    assert stale == {"client.py", "__init__.py", "leftover.py"}
 
     assert _run("--async-dir", str(async_dir)).returncode == 0
     assert _run("--check", "--async-dir", str(async_dir)).returncode == 0
     assert not (sync_dir / "leftover.py").exists()
-    assert (sync_dir / "client.py").read_text() == (API / "_sync" / "client.py").read_text()
+    assert client.read_text() == (API / "_sync" / "client.py").read_text()
 
 
 def test_the_substitutions_turn_asyncio_code_into_blocking_code() -> None:
-    source = '''\
-from collections.abc import AsyncIterator, Callable, Iterable
+    source = """\
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from keyturn.client.api._async.tokens import AsyncTokens
 
 
@@ -76,8 +76,10 @@ class AsyncPager:
         async with self._lock:
             await self._http.aclose()
         return await send_async(self._http, request)
-'''
-    assert _script().unasync(source) == '''\
+"""
+    assert (
+        _script().unasync(source)
+        == """\
 from collections.abc import Callable, Iterable, Iterator
 from keyturn.client.api._sync.tokens import Tokens
 
@@ -91,4 +93,5 @@ class Pager:
         with self._lock:
             self._http.close()
         return send_sync(self._http, request)
-'''
+"""
+    )

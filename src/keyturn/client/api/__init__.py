@@ -10,12 +10,13 @@ written by hand (``_async``); the blocking one (``_sync``) is generated from it
 by ``scripts/unasync.py``.
 """
 
-from keyturn.client.api._async.client import AsyncKeyturnClient
-from keyturn.client.api._async.clients import AsyncClients
-from keyturn.client.api._async.tokens import AsyncTokenPager, AsyncTokens
-from keyturn.client.api._sync.client import KeyturnClient
-from keyturn.client.api._sync.clients import Clients
-from keyturn.client.api._sync.tokens import TokenPager, Tokens
+from keyturn.client.api._async.client import (
+    AsyncClients,
+    AsyncKeyturnClient,
+    AsyncTokenPager,
+    AsyncTokens,
+)
+from keyturn.client.api._sync.client import Clients, KeyturnClient, TokenPager, Tokens
 from keyturn.client.api._wire import RequestOptions
 from keyturn.client.api.errors import (
     ApiError,
