@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from keyturn.core.discovery import metadata_url, process_metadata_response
+from keyturn.core.discovery import metadata_request, metadata_url, process_metadata_response
 from keyturn.core.errors import InvalidResponseError
 from keyturn.core.http import HttpResponse
 
@@ -34,3 +34,34 @@ def test_metadata_is_checked() -> None:
         process_metadata_response(_resp({"issuer": "https://a", "token_endpoint": 3}), "https://a")
     with pytest.raises(InvalidResponseError, match="JSON"):
         process_metadata_response(HttpResponse(200, {}, b"<html>"), "https://a")
+
+
+PATH_ISSUER = "https://idp.example/tenant/a"
+
+
+def test_issuer_with_a_path_per_rfc_8414() -> None:
+    """§3.1: well-known between host and path (a terminating slash dropped first)."""
+    expected = "https://idp.example/.well-known/oauth-authorization-server/tenant/a"
+    assert metadata_url(PATH_ISSUER) == expected
+    assert metadata_url(PATH_ISSUER + "/") == expected
+    assert metadata_request(PATH_ISSUER).url == expected
+    assert metadata_url("https://idp.example:8443/") == (
+        "https://idp.example:8443/.well-known/oauth-authorization-server"
+    )
+    md = process_metadata_response(_resp({"issuer": PATH_ISSUER}), PATH_ISSUER)
+    assert md.issuer == PATH_ISSUER
+
+
+@pytest.mark.parametrize(
+    ("published", "configured"),
+    [
+        (PATH_ISSUER, PATH_ISSUER + "/"),
+        (PATH_ISSUER + "/", PATH_ISSUER),
+        ("https://IDP.example/tenant/a", PATH_ISSUER),
+        ("https://idp.example", PATH_ISSUER),
+    ],
+)
+def test_metadata_issuer_must_be_identical(published: str, configured: str) -> None:
+    """§3.3: identical, so a trailing slash is a different issuer (it was accepted before)."""
+    with pytest.raises(InvalidResponseError, match="issuer"):
+        process_metadata_response(_resp({"issuer": published}), configured)

@@ -15,6 +15,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 from joserfc import jwt
@@ -102,10 +103,20 @@ def hs256_with(secret: bytes, header: Mapping[str, Any], claims: Mapping[str, An
 
 
 class FakeIssuer:
-    """Serves RFC 8414 metadata, the JWKS and RFC 7662 introspection; counts requests."""
+    """Serves RFC 8414 metadata, the JWKS and RFC 7662 introspection; counts requests.
 
-    def __init__(self, *keys: Key, issuer: str = ISSUER) -> None:
+    The metadata is served at ``metadata_path`` only; the JWKS and the
+    introspection endpoint below the issuer's own path.
+    """
+
+    def __init__(
+        self, *keys: Key, issuer: str = ISSUER, metadata_path: str = METADATA_PATH
+    ) -> None:
         self.issuer = issuer
+        self.metadata_path = metadata_path
+        base = urlsplit(issuer).path.rstrip("/")
+        self.jwks_path = base + JWKS_PATH
+        self.introspect_path = base + INTROSPECT_PATH
         self.keys: list[Key] = list(keys)
         self.hits: Counter[str] = Counter()
         self.down = False
@@ -124,7 +135,7 @@ class FakeIssuer:
             self.on_request(request)
         if self.down:
             return httpx2.Response(503, text="down")
-        if path == METADATA_PATH:
+        if path == self.metadata_path:
             return httpx2.Response(
                 200,
                 json={
@@ -133,9 +144,9 @@ class FakeIssuer:
                     "introspection_endpoint": self.issuer + INTROSPECT_PATH,
                 },
             )
-        if path == JWKS_PATH:
+        if path == self.jwks_path:
             return httpx2.Response(200, json=self.jwks())
-        if path == INTROSPECT_PATH and request.method == "POST":
+        if path == self.introspect_path and request.method == "POST":
             self.introspection_auth.append(request.headers.get("authorization", ""))
             form = dict(pair.split("=", 1) for pair in request.content.decode().split("&") if pair)
             token = form.get("token", "")

@@ -376,3 +376,43 @@ def test_given_client_is_left_open(issuer: FakeIssuer) -> None:
         with TokenVerifier(ISSUER, AUDIENCE, http_client=client):
             pass
         assert not client.is_closed
+
+
+PATH_ISSUER = "https://idp.example/tenant/a"
+PATH_METADATA = "/.well-known/oauth-authorization-server/tenant/a"  # RFC 8414 §3.1
+
+
+def test_issuer_with_a_path_is_discovered_where_rfc_8414_puts_it(
+    rsa_key: Key, clock: Clock
+) -> None:
+    issuer = FakeIssuer(rsa_key, issuer=PATH_ISSUER, metadata_path=PATH_METADATA)
+    token = sign(rsa_key, claims_for(iss=PATH_ISSUER))
+    with issuer.client() as client:
+        verifier = TokenVerifier(PATH_ISSUER, AUDIENCE, http_client=client, clock=clock)
+        assert verifier.verify(token).subject == "user-42"
+    assert issuer.hits == {PATH_METADATA: 1, "/tenant/a" + JWKS_PATH: 1}
+
+
+@pytest.mark.anyio
+async def test_issuer_with_a_path_is_discovered_the_same_way_async(
+    rsa_key: Key, clock: Clock
+) -> None:
+    issuer = FakeIssuer(rsa_key, issuer=PATH_ISSUER, metadata_path=PATH_METADATA)
+    token = sign(rsa_key, claims_for(iss=PATH_ISSUER))
+    async with issuer.async_client() as client:
+        verifier = TokenVerifier(PATH_ISSUER, AUDIENCE, async_http_client=client, clock=clock)
+        assert (await verifier.averify(token)).subject == "user-42"
+    assert issuer.hits == {PATH_METADATA: 1, "/tenant/a" + JWKS_PATH: 1}
+
+
+@pytest.mark.parametrize("published", [PATH_ISSUER + "/", "https://IDP.example/tenant/a"])
+def test_metadata_issuer_must_be_identical_not_similar(
+    rsa_key: Key, clock: Clock, published: str
+) -> None:
+    issuer = FakeIssuer(rsa_key, issuer=PATH_ISSUER, metadata_path=PATH_METADATA)
+    issuer.metadata_issuer = published
+    with issuer.client() as client:
+        verifier = TokenVerifier(PATH_ISSUER, AUDIENCE, http_client=client, clock=clock)
+        with pytest.raises(TemporarilyUnavailableError):
+            verifier.verify(sign(rsa_key, claims_for(iss=PATH_ISSUER)))
+    assert issuer.hits == {PATH_METADATA: 1}

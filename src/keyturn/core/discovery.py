@@ -1,7 +1,10 @@
-"""RFC 8414 authorization-server metadata: the request and the checked answer.
+"""RFC 8414 authorization-server metadata: where it lives, and whose it is.
 
-The ``issuer`` in the document must equal the one asked for (§3.3), otherwise
-an attacker-controlled document could redirect tokens elsewhere.
+The two rules, shared by the client and the guard: the document lives at the
+issuer's host with ``/.well-known/oauth-authorization-server`` inserted before
+the issuer's path (§3.1), and the ``issuer`` in it must be identical to the
+configured one (§3.3), not just similar: otherwise an attacker-controlled
+document could redirect tokens, or the guard's trust, elsewhere.
 """
 
 from __future__ import annotations
@@ -11,12 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from keyturn.core.errors import InvalidResponseError
 from keyturn.core.grants import raise_for_error_response
 from keyturn.core.http import HttpRequest, HttpResponse
 
-__all__ = ["ServerMetadata", "metadata_request", "metadata_url", "process_metadata_response"]
+__all__ = [
+    "WELL_KNOWN",
+    "ServerMetadata",
+    "metadata_request",
+    "metadata_url",
+    "process_metadata_response",
+    "same_issuer",
+]
 
 WELL_KNOWN = "/.well-known/oauth-authorization-server"
 
@@ -36,11 +47,22 @@ class ServerMetadata:
 
 
 def metadata_url(issuer: str) -> str:
-    """RFC 8414 §3.1: the well-known suffix goes between host and issuer path."""
-    scheme, rest = issuer.split("://", 1)
-    host, _, path = rest.partition("/")
-    path = path.rstrip("/")
-    return f"{scheme}://{host}{WELL_KNOWN}" + (f"/{path}" if path else "")
+    """RFC 8414 §3.1: the well-known suffix goes between host and issuer path.
+
+    ``https://idp.example/tenant/a`` has its metadata at
+    ``https://idp.example/.well-known/oauth-authorization-server/tenant/a``; a
+    terminating ``/`` of the path is removed first.
+    """
+    scheme, host, path, _, _ = urlsplit(issuer)
+    return urlunsplit((scheme, host, WELL_KNOWN + path.rstrip("/"), "", ""))
+
+
+def same_issuer(published: object, configured: str) -> bool:
+    """RFC 8414 §3.3: the document's ``issuer`` is identical to the configured one.
+
+    Character for character: no trailing-slash, case or default-port leniency.
+    """
+    return isinstance(published, str) and published == configured
 
 
 def metadata_request(issuer: str, timeout: float | None = None) -> HttpRequest:
@@ -57,7 +79,7 @@ def process_metadata_response(response: HttpResponse, issuer: str) -> ServerMeta
         raise InvalidResponseError(
             "metadata endpoint did not answer a JSON object", status_code=response.status_code
         )
-    if data.get("issuer") != issuer.rstrip("/") and data.get("issuer") != issuer:
+    if not same_issuer(data.get("issuer"), issuer):
         raise InvalidResponseError("metadata issuer does not match the configured issuer")
     endpoints: dict[str, str | None] = {}
     for name in (

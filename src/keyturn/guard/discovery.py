@@ -4,16 +4,18 @@ Request/process pairs (oauth4webapi style): each ``*_request`` builds the HTTP
 request, each ``process_*`` validates the answer field by field and raises
 `FetchError` for anything unusable. The I/O happens in `_http`'s drivers.
 
-The metadata lives at ``{issuer}/.well-known/oauth-authorization-server`` (the
-Keyturn server's contract; it equals RFC 8414 §3's URL for issuers without a
-path). Its ``issuer`` must equal the configured one exactly (RFC 8414 §3.3),
-so a metadata document cannot point the guard at someone else's keys.
+Where the metadata lives and whose it is are the client's rules too
+(`keyturn.core.discovery`): RFC 8414 §3.1's URL, which for an issuer with a
+path puts the well-known segment before that path, and an ``issuer`` identical
+to the configured one (§3.3), so a metadata document cannot point the guard at
+someone else's keys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keyturn.core.discovery import metadata_url, same_issuer
 from keyturn.core.jose import JoseFailure, VerificationKey, import_jwks
 from keyturn.guard._http import FetchError, Request, Response, get_request, json_body
 
@@ -36,10 +38,6 @@ class IssuerMetadata:
     introspection_endpoint: str | None = None
 
 
-def metadata_url(issuer: str) -> str:
-    return issuer.rstrip("/") + "/.well-known/oauth-authorization-server"
-
-
 def metadata_request(url: str) -> Request:
     return get_request(url)
 
@@ -48,7 +46,7 @@ def process_metadata_response(response: Response, issuer: str) -> IssuerMetadata
     body = json_body(response)
     if not isinstance(body, dict):
         raise FetchError("issuer metadata is not a JSON object")
-    if body.get("issuer") != issuer:
+    if not same_issuer(body.get("issuer"), issuer):
         raise FetchError(f"metadata issuer {body.get('issuer')!r} is not {issuer!r}")
     jwks_uri = body.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not jwks_uri:
