@@ -9,6 +9,9 @@ client) and the manager's own calls (which send them with its own client).
 
 Every store lock a command took is released when the operation ends, however
 it ends; the core cannot do that itself when its generator is being closed.
+
+The shells ask only for an `Environment` (what `TokenManager` offers them), so
+this module imports neither the manager nor the ``Auth`` classes built on it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import ModuleType
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
 
+from keyturn.client._http import from_response, is_replayable, to_request
 from keyturn.client.stores.base import AsyncTokenStore, TokenStore
+from keyturn.core.clock import Clock
 from keyturn.core.commands import (
     CallProvider,
     CallUpdate,
@@ -41,20 +47,58 @@ from keyturn.core.commands import (
     StoreUnlock,
     WaitFlight,
 )
+from keyturn.core.credentials import Credentials
 from keyturn.core.events import EventKind, TokenEvent
 from keyturn.core.flight import Flight
+from keyturn.core.manager import TokenCore
+from keyturn.core.token import OAuthToken
 
-if TYPE_CHECKING:
-    from keyturn.client.manager import TokenManager
-
-__all__ = ["AsyncEffects", "SyncEffects", "drive_async", "drive_sync", "run_async", "run_sync"]
+__all__ = [
+    "AsyncEffects",
+    "Environment",
+    "SyncEffects",
+    "async_flow",
+    "drive_async",
+    "drive_sync",
+    "run_async",
+    "run_sync",
+    "sync_flow",
+]
 
 T = TypeVar("T")
 Outbound = Send | SendApi
 log = logging.getLogger("keyturn.client")
 
 
-def _hook_failed(manager: TokenManager, exc: BaseException) -> None:
+class Environment(Protocol):
+    """What the shells use of their manager; `TokenManager` is the one there is.
+
+    ``token_provider`` is called with the environment itself as its second
+    argument (the manager, for the user's provider).
+    """
+
+    @property
+    def core(self) -> TokenCore: ...
+
+    @property
+    def credentials(self) -> Credentials: ...
+
+    @property
+    def store(self) -> TokenStore | AsyncTokenStore: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def token_provider(self) -> Callable[[OAuthToken | None, Any], object] | None: ...
+
+    @property
+    def on_token_update(self) -> Callable[[OAuthToken], object] | None: ...
+
+    def emit(self, event: TokenEvent) -> None: ...
+
+
+def _hook_failed(manager: Environment, exc: BaseException) -> None:
     log.error("keyturn: on_token_update raised %s; the token is still used", type(exc).__name__)
     manager.emit(
         TokenEvent(EventKind.HOOK_FAILED, manager.credentials.grant_type, type(exc).__name__)
@@ -65,7 +109,7 @@ def _hook_failed(manager: TokenManager, exc: BaseException) -> None:
 class SyncEffects:
     """Carries out non-HTTP commands by blocking the calling thread."""
 
-    manager: TokenManager
+    manager: Environment
     locks: dict[str, AbstractContextManager[object]] = field(default_factory=dict)
 
     def _store(self) -> TokenStore:
@@ -123,7 +167,7 @@ class SyncEffects:
 class AsyncEffects:
     """Carries out non-HTTP commands without blocking the event loop."""
 
-    manager: TokenManager
+    manager: Environment
     locks: dict[str, AbstractContextManager[object] | AbstractAsyncContextManager[object]] = field(
         default_factory=dict
     )
@@ -335,5 +379,80 @@ async def run_async(
                 reply = await send(cmd)
             except Exception as exc:
                 error = exc
+    finally:
+        await flow.aclose()
+
+
+def _attach(request: Any, token: OAuthToken) -> None:
+    request.headers["Authorization"] = token.authorization
+
+
+def sync_flow(manager: Environment, request: Any, lib: ModuleType) -> Generator[Any, Any, None]:
+    """The httpx ``Auth`` flow (httpx2 or plain httpx, as ``lib``): attach, renew on a 401.
+
+    It reads the bodies of token-endpoint responses only, never the API's own,
+    so streaming keeps working; token requests go through the caller's client.
+    """
+    core = manager.core
+    replayable = is_replayable(request, lib)
+    token = core.fresh_token()
+    if token is not None:
+        # Fast path, the common case: no generator machinery unless the API says 401.
+        _attach(request, token)
+        response = yield request
+        if response.status_code != 401:
+            return
+        op = core.after_401(request, token, _attach, replayable)
+    else:
+        op = core.request_flow(request, _attach, replayable)
+    flow = drive_sync(op, SyncEffects(manager))
+    reply: Any = None
+    try:
+        while True:
+            try:
+                cmd = flow.send(reply)
+            except StopIteration:
+                return
+            if isinstance(cmd, SendApi):
+                response = yield cmd.request
+                reply = response.status_code
+            else:
+                response = yield to_request(cmd.request, lib)
+                response.read()
+                reply = from_response(response)
+    finally:
+        flow.close()
+
+
+async def async_flow(
+    manager: Environment, request: Any, lib: ModuleType
+) -> AsyncGenerator[Any, Any]:
+    """The async driver: the same flow, awaiting only where the shell must."""
+    core = manager.core
+    replayable = is_replayable(request, lib)
+    token = core.fresh_token()
+    if token is not None:
+        _attach(request, token)
+        response = yield request
+        if response.status_code != 401:
+            return
+        op = core.after_401(request, token, _attach, replayable)
+    else:
+        op = core.request_flow(request, _attach, replayable)
+    flow = drive_async(op, AsyncEffects(manager), [])
+    reply: Any = None
+    try:
+        while True:
+            try:
+                cmd = await flow.asend(reply)
+            except StopAsyncIteration:
+                return
+            if isinstance(cmd, SendApi):
+                response = yield cmd.request
+                reply = response.status_code
+            else:
+                response = yield to_request(cmd.request, lib)
+                await response.aread()
+                reply = from_response(response)
     finally:
         await flow.aclose()

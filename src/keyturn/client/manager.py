@@ -1,4 +1,4 @@
-"""`TokenManager` (alias `AuthManager`): the SDK's public face for one set of credentials.
+"""`TokenManager` (alias `AuthManager`) and its httpx2 ``Auth``, `OAuth2Auth`.
 
 Every method is two or three lines: build the core operation, run it with the
 sync or the async shell. The ``a``-prefixed methods are the async variants of
@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from typing import Any, Self, TypeVar
 
-from keyturn.client._drivers import AsyncEffects, Outbound, SyncEffects, run_async, run_sync
+from keyturn.client._drivers import (
+    AsyncEffects,
+    Outbound,
+    SyncEffects,
+    async_flow,
+    run_async,
+    run_sync,
+    sync_flow,
+)
 from keyturn.client._http import httpx2, send_async, send_sync
 from keyturn.client.stores.base import AsyncTokenStore, TokenStore
 from keyturn.client.stores.memory import MemoryTokenStore
@@ -26,10 +34,7 @@ from keyturn.core.grants import DEFAULT_LIFETIME
 from keyturn.core.manager import ManagerSettings, TokenCore
 from keyturn.core.token import OAuthToken
 
-if TYPE_CHECKING:
-    from keyturn.client.auth import OAuth2Auth
-
-__all__ = ["AuthManager", "TokenManager", "TokenProvider", "TokenUpdateHook"]
+__all__ = ["AuthManager", "OAuth2Auth", "TokenManager", "TokenProvider", "TokenUpdateHook"]
 
 log = logging.getLogger("keyturn.client")
 T = TypeVar("T")
@@ -153,8 +158,6 @@ class TokenManager:
 
     def auth(self) -> OAuth2Auth:
         """An httpx2 ``Auth`` for this manager: ``httpx2.Client(auth=manager.auth())``."""
-        from keyturn.client.auth import OAuth2Auth
-
         return OAuth2Auth(self)
 
     # -- running core operations ------------------------------------------------
@@ -263,6 +266,45 @@ class TokenManager:
 
     def __repr__(self) -> str:
         return f"TokenManager({self.credentials!r}, store={type(self.store).__name__})"
+
+
+class OAuth2Auth(httpx2.Auth):
+    """``httpx2.Client(auth=OAuth2Auth(ClientCredentials(...)))`` - and every request has a token.
+
+    Pass a `TokenManager` to share it (and its token) between clients, or
+    credentials plus any `TokenManager` keyword arguments. One flow serves
+    ``httpx2.Client`` and ``httpx2.AsyncClient`` (`keyturn.client._drivers`).
+
+    If the caller's client raises while sending a token request (connection
+    refused, timeout), that caller sees the client's own exception and everyone
+    waiting on the same exchange gets a `keyturn.core.errors.TransportError`.
+    """
+
+    def __init__(self, manager: TokenManager | Credentials, **options: Any) -> None:
+        if isinstance(manager, Credentials):
+            manager = TokenManager(manager, **options)
+        elif options:
+            raise TypeError("options are given to the TokenManager, not with one")
+        self.manager = manager
+
+    def sync_auth_flow(
+        self, request: httpx2.Request
+    ) -> Generator[httpx2.Request, httpx2.Response, None]:
+        return sync_flow(self.manager, request, httpx2)
+
+    def async_auth_flow(
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        return async_flow(self.manager, request, httpx2)
+
+    def auth_flow(
+        self, request: httpx2.Request
+    ) -> Generator[httpx2.Request, httpx2.Response, None]:
+        # Only reached by code that drives Auth by hand: same as the sync driver.
+        return sync_flow(self.manager, request, httpx2)
+
+    def __repr__(self) -> str:
+        return f"OAuth2Auth({self.manager!r})"
 
 
 AuthManager = TokenManager
