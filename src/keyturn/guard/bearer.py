@@ -14,10 +14,10 @@ attribute; a malformed header is ``invalid_request`` (400); a bad token is
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+from keyturn.core.bearer import MalformedAuthorizationError, bearer_credentials, www_authenticate
 from keyturn.core.errors import (
     InsufficientScopeError,
     InvalidRequestError,
@@ -34,11 +34,6 @@ __all__ = [
     "challenge",
     "check_scopes",
 ]
-
-# RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-# RFC 6750 §3: error_description and scope values are %x20-21 / %x23-5B / %x5D-7E
-_NOT_QUOTABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 class MissingTokenError(InvalidTokenError):
@@ -63,20 +58,13 @@ def bearer_token(authorization: str | Iterable[str] | None) -> str:
     Raises `MissingTokenError` when there is none (or another scheme is used)
     and `InvalidRequestError` when the header is malformed or repeated.
     """
-    if authorization is None:
+    try:
+        token = bearer_credentials(authorization)
+    except MalformedAuthorizationError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    if token is None:
         raise MissingTokenError()
-    values = [authorization] if isinstance(authorization, str) else list(authorization)
-    if not values:
-        raise MissingTokenError()
-    if len(values) > 1:
-        raise InvalidRequestError("Send exactly one Authorization header")
-    scheme, _, credentials = values[0].strip().partition(" ")
-    if scheme.lower() != "bearer":
-        raise MissingTokenError()
-    credentials = credentials.strip(" ")
-    if not _B64TOKEN.fullmatch(credentials):
-        raise InvalidRequestError("The Authorization header is not 'Bearer <token>'")
-    return credentials
+    return token
 
 
 def check_scopes(claims: AccessTokenClaims, scopes: Collection[str]) -> None:
@@ -98,23 +86,14 @@ class Challenge:
 def challenge(error: OAuthError, *, realm: str | None = None) -> Challenge:
     """The RFC 6750 §3 answer for a guard error."""
     headers = dict(error.headers)
-    params: list[tuple[str, str]] = []
-    if realm:
-        params.append(("realm", realm))
-    body: dict[str, str] = {}
-    if not isinstance(error, MissingTokenError):
+    if isinstance(error, MissingTokenError):
+        attributes: dict[str, str | None] = {}
+        body: dict[str, str] = {}
+    else:
+        scope = " ".join(error.scopes) if isinstance(error, MissingScopeError) else None
+        attributes = {"error": error.error, "error_description": error.description, "scope": scope}
         body = error.to_dict()
-        params.append(("error", error.error))
-        if error.description:
-            params.append(("error_description", error.description))
-        if isinstance(error, MissingScopeError):
-            params.append(("scope", " ".join(error.scopes)))
     if error.status_code in (400, 401, 403):
-        rendered = ", ".join(f'{name}="{_quotable(value)}"' for name, value in params)
-        headers["WWW-Authenticate"] = f"Bearer {rendered}" if rendered else "Bearer"
+        headers["WWW-Authenticate"] = www_authenticate(realm=realm, **attributes)
     headers.setdefault("Cache-Control", "no-store")
     return Challenge(error.status_code, headers, body)
-
-
-def _quotable(value: str) -> str:
-    return _NOT_QUOTABLE.sub("", value)

@@ -1,13 +1,15 @@
 """Bearer access tokens presented to Keyturn's own resources (admin API, userinfo).
 
 The token is looked up by its keyed hash, so expiry and revocation take effect
-at once; failures are RFC 6750 errors with a ``WWW-Authenticate`` challenge.
+at once; failures are RFC 6750 errors with a ``WWW-Authenticate`` challenge,
+read and written by `keyturn.core.bearer` as the guard does.
 """
 
 from __future__ import annotations
 
 from starlette.requests import Request
 
+from keyturn.core.bearer import MalformedAuthorizationError, bearer_credentials, www_authenticate
 from keyturn.core.errors import InsufficientScopeError, InvalidRequestError, InvalidTokenError
 from keyturn.server import token_service
 from keyturn.server.context import ServerContext
@@ -20,13 +22,7 @@ def challenge(
     description: str | None = None,
     scope: str | None = None,
 ) -> dict[str, str]:
-    value = f'Bearer realm="{realm}"'
-    if error:
-        value += f', error="{error}"'
-    if description:
-        value += f', error_description="{description}"'
-    if scope:
-        value += f', scope="{scope}"'
+    value = www_authenticate(realm=realm, error=error, error_description=description, scope=scope)
     return {"WWW-Authenticate": value}
 
 
@@ -40,9 +36,12 @@ async def bearer_token_record(
             f"send an access token with the {scope} scope as a Bearer token",
             headers=challenge(realm),
         )
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
+    try:
+        # Not only b64token: tokens imported from a legacy server may be any string.
+        token = bearer_credentials(header, b64token=False)
+    except MalformedAuthorizationError:
+        token = None
+    if token is None:  # another scheme, or a malformed Bearer header
         raise InvalidRequestError(
             "the Authorization header must be 'Bearer <token>'",
             headers=challenge(realm, "invalid_request", "malformed Authorization header"),
