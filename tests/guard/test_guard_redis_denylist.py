@@ -12,6 +12,7 @@ import redis
 from joserfc.jwk import Key
 
 from keyturn.core.errors import InvalidTokenError, TemporarilyUnavailableError
+from keyturn.core.revocation import revoked_key_prefix
 from keyturn.guard import DenyList, DenyListUnavailableError, TokenVerifier
 from keyturn.guard.redis_denylist import RedisDenyList, revoked_key
 from tests.guard.guard_support import claims_for, sign
@@ -138,3 +139,9 @@ def test_fail_open_accepts_unchecked_and_logs_each_change_once(
 def test_needs_a_url_or_client() -> None:
     with pytest.raises(ValueError, match="URL or a client"):
         RedisDenyList()
+
+
+def test_the_key_is_the_servers_namespace_plus_revoked() -> None:
+    assert revoked_key_prefix("tenant-7:") == "tenant-7:revoked:"
+    assert revoked_key("abc", revoked_key_prefix("tenant-7:")) == "tenant-7:revoked:abc"
+    assert RedisDenyList(REDIS_URL).prefix == revoked_key_prefix()

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis
 
+from keyturn.core.revocation import revoked_key, revoked_key_prefix
+from keyturn.guard.redis_denylist import RedisDenyList
 from keyturn.server.denylist import DenyListPublisher
 from keyturn.server.redis_ratelimit import RedisRateLimiter
 from keyturn.storage.repository import SqlStorage
@@ -218,3 +220,24 @@ async def test_a_hung_redis_costs_one_timeout_then_nothing(
     finally:
         await publisher.close()
         await limiter.close()
+
+
+async def test_the_guard_reads_what_the_publisher_writes(
+    storage: tuple[SqlStorage, str], prefix: str
+) -> None:
+    """The key contract (core/revocation.py) end to end, under a non-default namespace."""
+    db, client_id = storage
+    publisher = DenyListPublisher(REDIS_URL, db, prefix=prefix)
+    guard = RedisDenyList(REDIS_URL, prefix=revoked_key_prefix(prefix))
+    try:
+        now = int(time.time())
+        record = _token(client_id, issued_at=now, expires_at=now + 600)
+        await db.record_token(record)
+        await publisher.add(await db.revoke_token(record.token_id, now))
+        assert await guard.ais_revoked(record.token_id)
+        assert guard.is_revoked(record.token_id)
+        assert not await guard.ais_revoked(secrets.token_hex(8))
+        assert publisher.key(record.token_id) == revoked_key(record.token_id, guard.prefix)
+    finally:
+        await guard.aclose()
+        await publisher.close()

@@ -1,7 +1,7 @@
 """The shared revocation deny-list in Redis, read side.
 
-Contract with the Keyturn server, which writes it: when a token is revoked the
-server sets
+Contract with the Keyturn server, which writes it (`keyturn.core.revocation`):
+when a token is revoked the server sets
 
     keyturn:revoked:{jti} = "1"    with a TTL that ends at the token's ``exp``
 
@@ -31,17 +31,12 @@ import redis.asyncio.retry
 import redis.backoff
 import redis.retry
 
+from keyturn.core.revocation import REVOKED_KEY_PREFIX, revoked_key
 from keyturn.guard.revocation import DenyListUnavailableError
 
 __all__ = ["REVOKED_KEY_PREFIX", "RedisDenyList", "revoked_key"]
 
-REVOKED_KEY_PREFIX = "keyturn:revoked:"
 log = logging.getLogger("keyturn.guard")
-
-
-def revoked_key(jti: str, prefix: str = REVOKED_KEY_PREFIX) -> str:
-    """The Redis key that marks ``jti`` as revoked."""
-    return f"{prefix}{jti}"
 
 
 class RedisDenyList:

@@ -2,8 +2,9 @@
 
 A JWT stays valid by signature until ``exp``; guards that opt into revocation
 awareness check a shared Redis deny-list. The key format is the contract with
-``keyturn.guard``: ``{prefix}revoked:{jti}`` = ``"1"``, expiring with the token
-(``prefix`` is ``keyturn:`` unless ``KEYTURN_REDIS_PREFIX`` says otherwise).
+``keyturn.guard``, kept in `keyturn.core.revocation`: ``{prefix}revoked:{jti}``
+= ``"1"``, expiring with the token (``prefix`` is ``keyturn:`` unless
+``KEYTURN_REDIS_PREFIX`` says otherwise).
 
 The database is the truth and Redis a cache of it. A revocation writes its
 ``denylist`` row in its own transaction (storage), then `add` publishes it at
@@ -25,11 +26,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from keyturn.core.revocation import revoked_key, revoked_key_prefix
 from keyturn.server.redis_client import CircuitBreaker, connect, redis_health
 from keyturn.storage.records import TOKEN_KIND_ACCESS, TokenRecord
 from keyturn.storage.repository import Storage
 
-DENYLIST_PREFIX = "keyturn:revoked:"
 log = logging.getLogger("keyturn.server")
 BATCH = 1000
 
@@ -78,7 +79,7 @@ class DenyListPublisher:
         # path, may wait longer for a large rebuild.
         self._redis: Any = connect(url, timeout)
         self._bulk: Any = connect(url, max(timeout, 2.0))
-        self._keys = prefix + "revoked:"
+        self._keys = revoked_key_prefix(prefix)
         self._synced_key = prefix + "denylist:synced"
         self._interval = interval
         self._wake = asyncio.Event()
@@ -91,7 +92,7 @@ class DenyListPublisher:
         """When this process last republished the whole deny-list (Unix time)."""
 
     def key(self, jti: str) -> str:
-        return self._keys + jti
+        return revoked_key(jti, self._keys)
 
     async def add(self, records: Sequence[TokenRecord]) -> None:
         now = int(time.time())
@@ -176,7 +177,7 @@ class DenyListPublisher:
         async with client.pipeline(transaction=False) as pipe:
             for jti, expires_at in entries:
                 if expires_at > now:
-                    pipe.set(self._keys + jti, "1", ex=expires_at - now)
+                    pipe.set(revoked_key(jti, self._keys), "1", ex=expires_at - now)
             await pipe.execute()
 
     async def close(self) -> None:
