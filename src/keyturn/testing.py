@@ -22,7 +22,6 @@ Faults are scripted with `FakeTokenServer.enqueue` (e.g. a 429 with
 from __future__ import annotations
 
 import base64
-import hashlib
 import itertools
 import json
 import threading
@@ -34,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from keyturn.client._http import httpx2
+from keyturn.core import pkce
 from keyturn.core.credentials import (
     AuthorizationCodeCredentials,
     ClientCredentials,
@@ -369,9 +369,11 @@ class FakeTokenServer:
         if params.get("redirect_uri") != code.redirect_uri:
             return self._error(400, "invalid_grant", "redirect_uri mismatch")
         if code.challenge is not None:
-            verifier = params.get("code_verifier", "")
-            digest = hashlib.sha256(verifier.encode()).digest()
-            if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != code.challenge:
+            try:
+                verified = pkce.verify(params.get("code_verifier", ""), code.challenge)
+            except ValueError:  # not an RFC 7636 verifier
+                verified = False
+            if not verified:
                 return self._error(400, "invalid_grant", "PKCE verification failed")
         return self._issue(client_id, code.scope, code.subject, refresh=True)
 

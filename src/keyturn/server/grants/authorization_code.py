@@ -10,12 +10,11 @@ token issued from it.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 
+from keyturn.core import pkce
 from keyturn.core.errors import InvalidGrantError, InvalidRequestError
-from keyturn.core.pkce import code_challenge
 from keyturn.server.context import ServerContext
 from keyturn.server.id_tokens import OPENID, make_id_token
 from keyturn.server.issuance import TokenDecision
@@ -34,14 +33,12 @@ def check_pkce(code: AuthorizationCode, verifier: str | None) -> None:
         return
     if verifier is None:
         raise InvalidGrantError("code_verifier is required: the request used PKCE")
-    if code.code_challenge_method == "S256":
-        try:
-            computed = code_challenge(verifier)
-        except ValueError:
-            raise InvalidGrantError("code_verifier is not a valid RFC 7636 verifier") from None
-    else:
-        computed = verifier
-    if not hmac.compare_digest(computed.encode(), code.code_challenge.encode()):
+    method = "S256" if code.code_challenge_method == "S256" else "plain"
+    try:
+        matches = pkce.verify(verifier, code.code_challenge, method)
+    except ValueError:
+        raise InvalidGrantError("code_verifier is not a valid RFC 7636 verifier") from None
+    if not matches:
         raise InvalidGrantError("code_verifier does not match the code_challenge")
 
 
