@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from urllib.parse import parse_qs, unquote_plus
 
 import httpx2
 import pytest
@@ -182,3 +183,17 @@ class TestDenyList:
         deny.down = True
         with pytest.raises(TemporarilyUnavailableError):
             await verifier.averify(sign(rsa_key))
+
+
+@pytest.mark.parametrize("secret", ["p+a%2Fss", "with:colon", "spa ce", "caf\u00e9"])
+def test_introspection_credentials_are_form_encoded_before_basic(secret: str) -> None:
+    """RFC 6749 §2.3.1, as the Keyturn server decodes them (unquote_plus after base64)."""
+    request = Introspection("guard:1", secret).request("https://issuer.test/introspect", "t")
+    scheme, _, value = request.headers["Authorization"].partition(" ")
+    assert scheme == "Basic"
+    client_id, _, encoded_secret = base64.b64decode(value).decode().partition(":")
+    assert (unquote_plus(client_id), unquote_plus(encoded_secret)) == ("guard:1", secret)
+    assert parse_qs(request.body.decode()) == {
+        "token": ["t"],
+        "token_type_hint": ["access_token"],
+    }

@@ -9,12 +9,11 @@ the network failed (`TransportError`).
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from keyturn.core.credentials import (
     AuthorizationCodeCredentials,
@@ -22,7 +21,7 @@ from keyturn.core.credentials import (
     Credentials,
 )
 from keyturn.core.errors import InvalidResponseError, OAuthError, RateLimitedError
-from keyturn.core.http import HttpRequest, HttpResponse
+from keyturn.core.http import HttpRequest, HttpResponse, basic_authorization
 from keyturn.core.jwt_claims import unverified_claims
 from keyturn.core.token import OAuthToken
 
@@ -52,9 +51,7 @@ def _client_auth(
 ) -> tuple[dict[str, str], dict[str, str]]:
     method = creds.effective_auth_method
     if method is ClientAuthMethod.BASIC:
-        # RFC 6749 §2.3.1: each part is form-url-encoded before base64.
-        pair = f"{quote(creds.client_id, safe='')}:{quote(creds.client_secret or '', safe='')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        headers["Authorization"] = basic_authorization(creds.client_id, creds.client_secret or "")
     else:
         params["client_id"] = creds.client_id
         if method is not ClientAuthMethod.NONE:

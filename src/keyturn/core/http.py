@@ -6,10 +6,23 @@ Response header names are lower-cased once, on construction.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
-__all__ = ["HttpRequest", "HttpResponse"]
+__all__ = ["HttpRequest", "HttpResponse", "basic_authorization"]
+
+
+def basic_authorization(client_id: str, client_secret: str) -> str:
+    """The ``Authorization`` value for HTTP Basic client authentication.
+
+    RFC 6749 §2.3.1: id and secret are each form-url-encoded before they are
+    joined and base64-encoded, so a ``:`` or ``%`` in either survives (the
+    Keyturn server decodes them that way).
+    """
+    pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)

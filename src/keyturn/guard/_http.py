@@ -1,27 +1,30 @@
 """The guard's one point of contact with httpx2, and the two drivers of its flows.
 
 The guard's network steps (discovery, JWKS, introspection) are written once as
-generators that yield an `httpx2.Request` and receive the `httpx2.Response`, the
-way httpx's own ``Auth.auth_flow`` works. `drive_sync` and `drive_async` are the
-only code that touches a socket, so sync and async verification share every
-line of logic. A transport failure is thrown *into* the flow as `FetchError`, so
-the flow decides what a failure means (for example: keep the stale JWKS).
+generators that yield a `keyturn.core.http.HttpRequest` and receive an
+`HttpResponse`, the client SDK's currency too, the way httpx's own
+``Auth.auth_flow`` works. `drive_sync` and `drive_async` are the only code that
+touches a socket (and httpx2), so sync and async verification share every line
+of logic. A transport failure is thrown *into* the flow as `FetchError`, so the
+flow decides what a failure means (for example: keep the stale JWKS).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import httpx2
+
+from keyturn.core.http import HttpRequest, HttpResponse, basic_authorization
 
 __all__ = [
     "AsyncClient",
     "Client",
     "FetchError",
     "Flow",
-    "Request",
-    "Response",
     "drive_async",
     "drive_sync",
     "get_request",
@@ -33,11 +36,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-Request = httpx2.Request
-Response = httpx2.Response
 Client = httpx2.Client
 AsyncClient = httpx2.AsyncClient
-Flow = Generator[httpx2.Request, httpx2.Response, T]
+Flow = Generator[HttpRequest, HttpResponse, T]
 
 _TIMEOUT = httpx2.Timeout(5.0)
 
@@ -55,26 +56,30 @@ def new_async_client() -> httpx2.AsyncClient:
     return httpx2.AsyncClient(timeout=_TIMEOUT, follow_redirects=False)
 
 
-def get_request(url: str) -> httpx2.Request:
-    return httpx2.Request("GET", url, headers={"Accept": "application/json"})
+def get_request(url: str) -> HttpRequest:
+    return HttpRequest("GET", url, {"Accept": "application/json"})
 
 
 def post_form_request(
     url: str, data: dict[str, str], *, username: str, password: str
-) -> httpx2.Request:
+) -> HttpRequest:
     """A form POST with HTTP Basic client authentication (RFC 7662 §2.1, RFC 6749 §2.3.1)."""
-    request = httpx2.Request("POST", url, data=data, headers={"Accept": "application/json"})
-    return next(httpx2.BasicAuth(username, password).auth_flow(request))
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": basic_authorization(username, password),
+    }
+    return HttpRequest("POST", url, headers, urlencode(data).encode())
 
 
-def json_body(response: httpx2.Response) -> Any:
-    """The JSON body of a 2xx answer, else `FetchError`."""
-    if not response.is_success:
-        raise FetchError(f"{response.request.url} answered HTTP {response.status_code}")
+def json_body(response: HttpResponse, url: str) -> Any:
+    """The JSON body of a 2xx answer from ``url``, else `FetchError`."""
+    if not 200 <= response.status_code < 300:
+        raise FetchError(f"{url} answered HTTP {response.status_code}")
     try:
-        return response.json()
-    except ValueError as exc:
-        raise FetchError(f"{response.request.url} answered a body that is not JSON") from exc
+        return json.loads(response.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FetchError(f"{url} answered a body that is not JSON") from exc
 
 
 def drive_sync(flow: Flow[T], client: httpx2.Client) -> T:
@@ -83,11 +88,11 @@ def drive_sync(flow: Flow[T], client: httpx2.Client) -> T:
         request = next(flow)
         while True:
             try:
-                response = client.send(request)
+                response = client.send(_to_httpx(request))
             except httpx2.HTTPError as exc:
                 request = flow.throw(_failure(request, exc))
             else:
-                request = flow.send(response)
+                request = flow.send(_from_httpx(response))
     except StopIteration as stop:
         result: T = stop.value
         return result
@@ -99,17 +104,27 @@ async def drive_async(flow: Flow[T], client: httpx2.AsyncClient) -> T:
         request = next(flow)
         while True:
             try:
-                response = await client.send(request)
+                response = await client.send(_to_httpx(request))
             except httpx2.HTTPError as exc:
                 request = flow.throw(_failure(request, exc))
             else:
-                request = flow.send(response)
+                request = flow.send(_from_httpx(response))
     except StopIteration as stop:
         result: T = stop.value
         return result
 
 
-def _failure(request: httpx2.Request, exc: Exception) -> FetchError:
+def _to_httpx(request: HttpRequest) -> httpx2.Request:
+    return httpx2.Request(
+        request.method, request.url, headers=dict(request.headers), content=request.body
+    )
+
+
+def _from_httpx(response: httpx2.Response) -> HttpResponse:
+    return HttpResponse(response.status_code, response.headers, response.content)
+
+
+def _failure(request: HttpRequest, exc: Exception) -> FetchError:
     error = FetchError(f"{request.method} {request.url} failed: {type(exc).__name__}")
     error.__cause__ = exc
     return error

@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keyturn.core.discovery import metadata_url, same_issuer
+from keyturn.core.http import HttpRequest, HttpResponse
 from keyturn.core.jose import JoseFailure, VerificationKey, import_jwks
-from keyturn.guard._http import FetchError, Request, Response, get_request, json_body
+from keyturn.guard._http import FetchError, get_request, json_body
 
 __all__ = [
     "IssuerMetadata",
@@ -38,12 +39,12 @@ class IssuerMetadata:
     introspection_endpoint: str | None = None
 
 
-def metadata_request(url: str) -> Request:
+def metadata_request(url: str) -> HttpRequest:
     return get_request(url)
 
 
-def process_metadata_response(response: Response, issuer: str) -> IssuerMetadata:
-    body = json_body(response)
+def process_metadata_response(response: HttpResponse, issuer: str) -> IssuerMetadata:
+    body = json_body(response, metadata_url(issuer))
     if not isinstance(body, dict):
         raise FetchError("issuer metadata is not a JSON object")
     if not same_issuer(body.get("issuer"), issuer):
@@ -59,13 +60,13 @@ def process_metadata_response(response: Response, issuer: str) -> IssuerMetadata
     )
 
 
-def jwks_request(jwks_uri: str) -> Request:
+def jwks_request(jwks_uri: str) -> HttpRequest:
     return get_request(jwks_uri)
 
 
-def process_jwks_response(response: Response) -> dict[str, VerificationKey]:
+def process_jwks_response(response: HttpResponse, jwks_uri: str) -> dict[str, VerificationKey]:
     try:
-        keys = import_jwks(json_body(response))
+        keys = import_jwks(json_body(response, jwks_uri))
     except JoseFailure as exc:
         raise FetchError(f"unusable JWKS: {exc}") from exc
     if not keys:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import threading
 from typing import Protocol, runtime_checkable
 
-from keyturn.guard._http import FetchError, Flow, Request, Response, json_body, post_form_request
+from keyturn.core.http import HttpRequest, HttpResponse
+from keyturn.guard._http import FetchError, Flow, json_body, post_form_request
 
 __all__ = [
     "DenyList",
@@ -92,7 +93,7 @@ class Introspection:
                 self._evict(now)
             self._cache[jti] = (active, until)
 
-    def request(self, endpoint: str, token: str) -> Request:
+    def request(self, endpoint: str, token: str) -> HttpRequest:
         return post_form_request(
             endpoint,
             {"token": token, "token_type_hint": "access_token"},
@@ -101,9 +102,9 @@ class Introspection:
         )
 
     @staticmethod
-    def process_response(response: Response) -> bool:
-        """The ``active`` member of an RFC 7662 §2.2 answer."""
-        body = json_body(response)
+    def process_response(response: HttpResponse, endpoint: str) -> bool:
+        """The ``active`` member of an RFC 7662 §2.2 answer from ``endpoint``."""
+        body = json_body(response, endpoint)
         if not isinstance(body, dict) or not isinstance(body.get("active"), bool):
             raise FetchError("introspection answer has no boolean 'active'")
         active: bool = body["active"]
@@ -130,6 +131,6 @@ def introspection_flow(
     active = introspection.cached(jti, now)
     if active is None:
         response = yield introspection.request(endpoint, token)
-        active = introspection.process_response(response)
+        active = introspection.process_response(response, endpoint)
         introspection.remember(jti, active, now=now, expires_at=expires_at)
     return not active

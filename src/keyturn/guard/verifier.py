@@ -208,7 +208,7 @@ class TokenVerifier:
             if jwks_uri is None:
                 jwks_uri = (yield from self._metadata_flow()).jwks_uri
             response = yield jwks_request(jwks_uri)
-            keys = process_jwks_response(response)
+            keys = process_jwks_response(response, jwks_uri)
         except FetchError as exc:
             self._metadata = None  # rediscover next time: the jwks_uri may have moved
             self._keys.fetch_failed()
