@@ -135,7 +135,7 @@ def test_metrics_on_their_own_port(tmp_path: Path) -> None:
             assert issued(r.text) == 5
             # Sampled by each worker for scrapes it does not answer: keys, database.
             assert "keyturn_signing_key_state{" in r.text
-            assert "keyturn_database_up 1.0" in r.text
+            assert 'keyturn_dependency_up{dependency="database"} 1.0' in r.text
     finally:
         stop_server(server)
 

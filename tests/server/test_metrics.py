@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from keyturn.server import metrics
+from keyturn.server.app import purge_once
 from tests.e2e.conftest import free_port
 from tests.server.conftest import Harness, make_settings, run_harness
 
@@ -89,7 +90,7 @@ def test_issued_tokens_signing_and_writes_are_counted(server: Harness) -> None:
         "keyturn_token_write_batch_size_count"
     )
     assert delta("keyturn_request_duration_seconds_count", route="/oauth/token", status="200") == 5
-    assert value(after, "keyturn_database_up") == 1
+    assert value(after, "keyturn_dependency_up", dependency="database") == 1
 
 
 def test_token_errors_by_rfc_code(sqlite_server: Harness) -> None:
@@ -200,9 +201,10 @@ def test_key_states_and_ages(sqlite_server: Harness) -> None:
 
 
 def test_purged_rows_are_counted(tmp_path: Path) -> None:
+    """One round of the purge loop that every process runs (app.purge_forever)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'keyturn.db'}"
     settings = make_settings(
-        tmp_path, url, signing_alg="ES256", purge_interval=0.05, purge_retention=0
+        tmp_path, url, signing_alg="ES256", purge_retention=0, purge_interval=3600
     )
     name = "keyturn_tokens_purged_total"
     for server in run_harness(settings):
@@ -212,10 +214,9 @@ def test_purged_rows_are_counted(tmp_path: Path) -> None:
             access = token(server, cid, secret).json()["access_token"]
             data = {"token": access, "client_id": cid, "client_secret": secret}
             assert server.http.post("/oauth/revoke", data=data).status_code == 200
-        deadline = time.monotonic() + 20
-        while value(scrape(server), name) - before < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert value(scrape(server), name) - before >= 3
+        time.sleep(1.1)  # retention 0: dead once a second has passed (whole seconds)
+        removed = server.call(purge_once, server.ctx)
+        assert value(scrape(server), name) - before == removed >= 3
 
 
 def test_redis_down_and_denylist_backlog(tmp_path: Path) -> None:
@@ -236,7 +237,7 @@ def test_redis_down_and_denylist_backlog(tmp_path: Path) -> None:
             time.sleep(0.05)
             samples = scrape(server)
         assert value(samples, "keyturn_denylist_backlog") == 1
-        assert value(samples, "keyturn_redis_up") == 0
+        assert value(samples, "keyturn_dependency_up", dependency="redis") == 0
         assert ("keyturn_denylist_lag_seconds", frozenset()) in samples
         assert redis_url not in server.http.get("/metrics").text
 
@@ -279,3 +280,11 @@ def test_buffered_observations_land_in_the_same_buckets_as_direct_ones() -> None
     assert buffered_registry.get_sample_value("y_total") == 0
     metrics.flush()  # the module's flush reaches every local buffer
     assert buffered_registry.get_sample_value("y_total") == 7
+
+
+def test_no_redis_series_without_redis(sqlite_server: Harness) -> None:
+    """Without Redis, sampling makes no Redis series (one would read 0: down)."""
+    if ("keyturn_dependency_up", frozenset({("dependency", "redis")})) in scrape(sqlite_server):
+        metrics.DEPENDENCY_UP.remove("redis")  # an earlier app of this test process had one
+    after = scrape(sqlite_server)
+    assert ("keyturn_dependency_up", frozenset({("dependency", "redis")})) not in after

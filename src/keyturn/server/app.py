@@ -54,6 +54,15 @@ from keyturn.storage.health import UNREACHABLE, database_fault
 log = logging.getLogger("keyturn.server")
 
 
+async def purge_once(ctx: ServerContext) -> int:
+    """One round of `purge_forever`: up to 20 batches, counted and logged."""
+    removed = await token_service.purge(ctx, max_batches=20)
+    if removed:
+        metrics.TOKENS_PURGED.inc(removed)
+        log.info("purged %d expired or revoked token rows", removed)
+    return removed
+
+
 async def purge_forever(ctx: ServerContext) -> None:
     """Delete dead token rows in small batches, continuously, in every process.
 
@@ -65,10 +74,7 @@ async def purge_forever(ctx: ServerContext) -> None:
     await anyio.sleep(random.uniform(0, interval))  # noqa: S311 - jitter, not secrecy
     while True:
         try:
-            removed = await token_service.purge(ctx, max_batches=20)
-            if removed:
-                metrics.TOKENS_PURGED.inc(removed)
-                log.info("purged %d expired or revoked token rows", removed)
+            await purge_once(ctx)
         except Exception as exc:
             kind = database_fault(exc)
             if kind is None:

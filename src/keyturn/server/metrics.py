@@ -146,15 +146,11 @@ DENYLIST_LAG = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livemax",
 )
-DATABASE_UP = Gauge(
-    "keyturn_database_up",
-    "1 while the database answers, 0 during an outage (the lowest of the processes).",
-    registry=REGISTRY,
-    multiprocess_mode="livemin",
-)
-REDIS_UP = Gauge(
-    "keyturn_redis_up",
-    "1 while Redis answers, 0 during an outage (when Redis is configured).",
+DEPENDENCY_UP = Gauge(
+    "keyturn_dependency_up",
+    "1 while the database (or Redis, when configured) answers, 0 during an outage; "
+    "the lowest of the processes.",
+    ["dependency"],
     registry=REGISTRY,
     multiprocess_mode="livemin",
 )
@@ -379,11 +375,11 @@ _known_keys: set[tuple[str, str]] = set()
 
 def sample(ctx: ServerContext) -> None:
     """Set the gauges from what this process knows: health, deny-list, keys."""
-    DATABASE_UP.set(0 if ctx.storage.health.down else 1)
-    if ctx.settings.redis_url:
+    DEPENDENCY_UP.labels("database").set(0 if ctx.storage.health.down else 1)
+    if ctx.settings.redis_url:  # else no series: a labelled gauge has none until set
         breakers = [getattr(part, "breaker", None) for part in (ctx.denylist, ctx.limiter)]
         down = any(b is not None and b.health.down for b in breakers)
-        REDIS_UP.set(0 if down else 1)
+        DEPENDENCY_UP.labels("redis").set(0 if down else 1)
     backlog = getattr(ctx.denylist, "backlog", None)
     if backlog is not None:
         DENYLIST_BACKLOG.set(backlog)
