@@ -54,6 +54,17 @@ from keyturn.storage.health import UNREACHABLE, database_fault
 log = logging.getLogger("keyturn.server")
 
 
+BACKGROUND_WORK_LIMIT = 10.0
+"""Background database work is shielded from cancellation for this long at most.
+
+Shutdown cancels the background tasks; a cancellation landing inside a
+database call (an aiosqlite thread hand-off, an asyncpg round trip) could
+leave a connection that ``dispose()`` then waited on for ever (one hang in
+four runs of a fast purge loop). So a batch runs to its end, bounded by the
+database's own 5 s timeouts and this limit, and cancellation is taken at the
+next sleep."""
+
+
 async def purge_once(ctx: ServerContext) -> int:
     """One round of `purge_forever`: up to 20 batches, counted and logged."""
     removed = await token_service.purge(ctx, max_batches=20)
@@ -74,7 +85,8 @@ async def purge_forever(ctx: ServerContext) -> None:
     await anyio.sleep(random.uniform(0, interval))  # noqa: S311 - jitter, not secrecy
     while True:
         try:
-            await purge_once(ctx)
+            with anyio.move_on_after(BACKGROUND_WORK_LIMIT, shield=True):
+                await purge_once(ctx)
         except Exception as exc:
             kind = database_fault(exc)
             if kind is None:
@@ -91,7 +103,10 @@ async def watch_database(ctx: ServerContext, interval: float = 0.5) -> None:
     while True:
         await anyio.sleep(interval)
         if health.down == UNREACHABLE:
-            with contextlib.suppress(Exception):  # a failure is reported by the probe
+            with (
+                contextlib.suppress(Exception),  # a failure is reported by the probe
+                anyio.move_on_after(BACKGROUND_WORK_LIMIT, shield=True),
+            ):
                 await ctx.storage.probe()
 
 

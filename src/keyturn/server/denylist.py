@@ -26,6 +26,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import anyio
+
 from keyturn.core.revocation import revoked_key, revoked_key_prefix
 from keyturn.server.redis_client import CircuitBreaker, connect, redis_health
 from keyturn.storage.records import TOKEN_KIND_ACCESS, TokenRecord
@@ -33,6 +35,7 @@ from keyturn.storage.repository import Storage
 
 log = logging.getLogger("keyturn.server")
 BATCH = 1000
+BACKGROUND_WORK_LIMIT = 10.0
 
 
 class DenyList(Protocol):
@@ -117,7 +120,9 @@ class DenyListPublisher:
     async def run(self) -> None:
         while True:
             try:
-                await self.sync_once()
+                # Shielded: shutdown cancels this loop at its wait, never mid-query.
+                with anyio.move_on_after(BACKGROUND_WORK_LIMIT, shield=True):
+                    await self.sync_once()
             except Exception as exc:
                 if _is_redis_error(exc):
                     self.breaker.failure(exc)
