@@ -12,6 +12,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'keyturn.db'}"
     url: str = request.getfixturevalue("postgres_database_url")
     return url
+
+
+REDIS_URL = os.environ.get("KEYTURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_or_skip() -> Any:
+    """A client of the test Redis; the test is skipped, saying why, when none answers."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        pytest.skip(f"Redis unreachable at {REDIS_URL}: {exc}")
+    return client
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Any]:
+    client = redis_or_skip()
+    yield client
+    client.close()

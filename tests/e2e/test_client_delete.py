@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
-from collections.abc import Iterator
 
 import httpx2
-import pytest
 import redis
 
 from keyturn.core.jwt_claims import unverified_jti
+from tests.conftest import REDIS_URL
 from tests.e2e.conftest import KEYTURN, LiveServer
-
-REDIS_URL = os.environ.get("KEYTURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        pytest.skip(f"Redis unreachable at {REDIS_URL}: {exc}")
-    yield client
-    client.close()
 
 
 def wait_for_key(client: redis.Redis, key: str, seconds: float = 10.0) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,21 +14,15 @@ from keyturn.core.errors import InvalidTokenError, TemporarilyUnavailableError
 from keyturn.core.revocation import revoked_key_prefix
 from keyturn.guard import DenyList, DenyListUnavailableError, TokenVerifier
 from keyturn.guard.redis_denylist import RedisDenyList, revoked_key
+from tests.conftest import REDIS_URL, redis_or_skip
 from tests.guard.guard_support import claims_for, sign
-
-REDIS_URL = os.environ.get("KEYTURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        pytest.skip(f"Redis unreachable at {REDIS_URL}: {exc}")
+    client = redis_or_skip()
     yield client
     client.close()
 

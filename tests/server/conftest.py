@@ -63,3 +63,38 @@ def run_harness(settings: Settings) -> Iterator[Harness]:
 @pytest.fixture
 def server(settings: Settings) -> Iterator[Harness]:
     yield from run_harness(settings)
+
+
+def send_raw(
+    server: Harness,
+    path: str,
+    messages: list[dict[str, Any]],
+    headers: list[tuple[bytes, bytes]],
+) -> list[dict[str, Any]]:
+    """Drive the app with raw ASGI ``messages`` (a body cut short, a disconnect), as a
+    server would; what the app sent back."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    server.call(server.http.app, scope, receive, send)
+    return sent

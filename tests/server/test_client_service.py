@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,22 +12,10 @@ import redis
 
 from keyturn.core.errors import InvalidRequestError
 from keyturn.server import client_service, token_service
+from tests.conftest import REDIS_URL
 from tests.server.conftest import Harness, make_settings, run_harness
 
-REDIS_URL = os.environ.get("KEYTURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CC = "client_credentials"
-
-
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        pytest.skip(f"Redis unreachable at {REDIS_URL}: {exc}")
-    yield client
-    client.close()
 
 
 @pytest.fixture

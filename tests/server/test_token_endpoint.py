@@ -14,7 +14,7 @@ import pytest
 
 from keyturn.server.settings import Settings
 from keyturn.storage.records import AUTH_BASIC
-from tests.server.conftest import ISSUER, Harness, make_settings, run_harness
+from tests.server.conftest import ISSUER, Harness, make_settings, run_harness, send_raw
 
 CC = "client_credentials"
 
@@ -423,34 +423,11 @@ def test_nul_in_the_token_endpoints_query_is_refused(server: Harness) -> None:
 def test_a_client_that_leaves_mid_body_gets_no_answer_and_no_error_log(
     server: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = server.http.app
-    sent: list[dict[str, Any]] = []
     messages = [
         {"type": "http.request", "body": b"grant_type=client_", "more_body": True},
         {"type": "http.disconnect"},
     ]
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0)
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/oauth/token",
-        "raw_path": b"/oauth/token",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-        "state": {},
-    }
-    server.call(app, scope, receive, send)
+    form = [(b"content-type", b"application/x-www-form-urlencoded")]
+    sent = send_raw(server, "/oauth/token", messages, form)
     assert sent == []
     assert "unhandled" not in caplog.text
