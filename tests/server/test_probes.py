@@ -174,6 +174,21 @@ def test_readyz_redis_unreachable(tmp_path: Path) -> None:
         assert_no_configuration(r.text, str(port))
 
 
+def test_readyz_can_stay_ready_without_redis(tmp_path: Path) -> None:
+    """Keyturn serves without Redis; a fleet may not want every backend dropped at once."""
+    settings = make_settings(
+        tmp_path,
+        sqlite_url(tmp_path),
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        ready_requires_redis=False,
+    )
+    for harness in run_harness(settings):
+        r = harness.http.get("/readyz")
+        assert r.status_code == 200
+        assert r.json()["status"] == "ready"
+        assert r.json()["checks"]["redis"] == "unreachable"  # still reported
+
+
 def test_readyz_redis_answers(tmp_path: Path) -> None:
     probe = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
     try:

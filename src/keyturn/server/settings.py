@@ -239,3 +239,9 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    # -- readiness (server/endpoints/health.py) ------------------------------------------
+    ready_requires_redis: bool = True
+    """Whether ``/readyz`` is 503 while Redis is unreachable. Keyturn keeps serving
+    without Redis (per-process limits, revocations published once it is back), so a
+    fleet whose balancer should not drop every backend at once sets it to false."""

@@ -5,8 +5,9 @@ does no I/O, so a slow database never gets a live process killed.
 ``/readyz`` answers whether this process can issue tokens now (readiness: send
 it traffic or not): the database answers, its schema is at this version's
 migration head, an active signing key is loaded, and Redis answers when one is
-configured. Not ready is ``503`` with ``Retry-After`` and the checks that
-failed by name.
+configured (unless ``KEYTURN_READY_REQUIRES_REDIS=false``: then an unreachable
+Redis is reported but the process stays ready). Not ready is ``503`` with
+``Retry-After`` and the checks that failed by name.
 
 Both are unauthenticated, so they say nothing about the configuration: no URL,
 host, version or exception text, only fixed words per check. ``/readyz`` costs
@@ -127,7 +128,9 @@ class Readiness:
             if self._answer is not None and self._clock() - self._answered_at < self._ttl:
                 return self._answer
             checks = await self.check()
-            self._answer = (all(v == OK for v in checks.values()), checks)
+            optional = set() if self._ctx.settings.ready_requires_redis else {"redis"}
+            ready = all(v == OK for k, v in checks.items() if k not in optional)
+            self._answer = (ready, checks)
             self._answered_at = self._clock()
             return self._answer
 
