@@ -20,21 +20,10 @@ from keyturn.storage.records import (
     AUTH_POST,
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
-    GRANT_MIGRATION_TOKEN,
-    GRANT_PASSWORD,
-    GRANT_REFRESH_TOKEN,
     Client,
 )
 from keyturn.storage.repository import Storage
 
-KNOWN_GRANTS = (
-    GRANT_AUTHORIZATION_CODE,
-    GRANT_CLIENT_CREDENTIALS,
-    GRANT_PASSWORD,
-    GRANT_REFRESH_TOKEN,
-    GRANT_MIGRATION_TOKEN,
-)
-PUBLIC_CLIENT_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)
 KNOWN_AUTH_METHODS = (AUTH_BASIC, AUTH_POST, AUTH_NONE)
 
 
@@ -164,6 +153,10 @@ def update_client(client: Client, **changes: Any) -> Client:
 
 def validate_client(client: Client) -> None:
     """Raise `ValueError` naming what is wrong; every front end builds clients through here."""
+    # The grant registry imports the grants, which import the context, which
+    # imports this module: so it is imported when first needed, not at load.
+    from keyturn.server.grants.registry import KNOWN_GRANTS, PUBLIC_CLIENT_GRANTS
+
     check_client(client)  # the sizes every front end shares (server/limits.py)
     unknown = [g for g in client.grant_types if g not in KNOWN_GRANTS]
     if unknown:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keyturn.server.context import get_context
-from keyturn.server.grants import HANDLERS
+from keyturn.server.grants.registry import ADVERTISED_GRANTS
 from keyturn.server.responses import json_response
 
 TOKEN_PATH = "/oauth/token"
@@ -28,7 +28,7 @@ def server_metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
         "issuer": issuer,
         "token_endpoint": issuer + TOKEN_PATH,
         "jwks_uri": issuer + JWKS_PATH,
-        "grant_types_supported": list(HANDLERS),
+        "grant_types_supported": list(ADVERTISED_GRANTS),
         "authorization_endpoint": issuer + AUTHORIZE_PATH,
         "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         "revocation_endpoint": issuer + REVOCATION_PATH,

@@ -14,15 +14,21 @@ import logging
 from typing import Any
 
 from keyturn.core import pkce
-from keyturn.core.errors import InvalidGrantError, InvalidRequestError
+from keyturn.core.errors import InvalidGrantError
 from keyturn.server.context import ServerContext
-from keyturn.server.id_tokens import OPENID, make_id_token
-from keyturn.server.issuance import TokenDecision
-from keyturn.server.refresh_tokens import build_pair
-from keyturn.server.scopes import grant_audience
+from keyturn.server.grants.common import (
+    TokenDecision,
+    access_lifetime,
+    add_id_token,
+    build_pair,
+    grant_audience,
+    require,
+)
 from keyturn.storage.records import GRANT_AUTHORIZATION_CODE, AuthorizationCode, Client
 
 GRANT_TYPE = GRANT_AUTHORIZATION_CODE
+PUBLIC_CLIENTS = True  # with PKCE, the grant RFC 9700 §2.1.1 wants public clients to use
+ADVERTISED = True
 log = logging.getLogger("keyturn.server")
 
 
@@ -62,9 +68,7 @@ def check_redirect_uri(code: AuthorizationCode, client: Client, given: str | Non
 
 
 async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> dict[str, Any]:
-    value = params.get("code")
-    if not value:
-        raise InvalidRequestError("the code parameter is required")
+    value = require(params, "code")
     now = int(ctx.clock())
     code = await ctx.storage.find_code(ctx.hasher.hash(value))
     if code is None:
@@ -88,21 +92,12 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
         scopes=scopes,
         audience=grant_audience(None, client.audiences, ctx.settings.audience),
         grant_type=GRANT_TYPE,
-        lifetime=client.access_token_lifetime or ctx.settings.access_token_lifetime,
+        lifetime=access_lifetime(client, ctx.settings),
         family_id=code.family_id,
         auth_time=code.auth_time,
     )
     response, records, access = await build_pair(ctx, decision)
-    if OPENID in scopes:
-        response["id_token"] = await make_id_token(
-            ctx,
-            client_id=client.client_id,
-            user=user,
-            scopes=scopes,
-            auth_time=code.auth_time,
-            nonce=code.nonce,
-            access_token=access.access_token,
-        )
+    await add_id_token(ctx, response, decision, user, access, nonce=code.nonce)
     if not await ctx.storage.redeem_code(code.code_id, now, records):
         # Another request redeemed it between our read and now: that is a replay.
         await _revoke_replayed(ctx, code, now)

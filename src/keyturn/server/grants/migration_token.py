@@ -10,21 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyturn.core.errors import InvalidGrantError, InvalidRequestError
+from keyturn.core.errors import InvalidGrantError
 from keyturn.server.context import ServerContext
-from keyturn.server.issuance import TokenDecision
-from keyturn.server.refresh_tokens import build_pair
+from keyturn.server.grants.common import TokenDecision, access_lifetime, build_pair, require
 from keyturn.server.secrets import legacy_lookup_value
 from keyturn.server.token_service import regrant_scopes
 from keyturn.storage.records import GRANT_MIGRATION_TOKEN, TOKEN_KIND_LEGACY, Client
 
 GRANT_TYPE = GRANT_MIGRATION_TOKEN
+PUBLIC_CLIENTS = False  # imported tokens belonged to confidential clients
+ADVERTISED = True
 
 
 async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> dict[str, Any]:
-    value = params.get("migration_token")
-    if not value:
-        raise InvalidRequestError("the migration_token parameter is required")
+    value = require(params, "migration_token")
     now = int(ctx.clock())
     record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(legacy_lookup_value(value)))
     if record is None or record.kind != TOKEN_KIND_LEGACY:
@@ -40,7 +39,7 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
         scopes=scopes,
         audience=record.audience or (ctx.settings.audience,),
         grant_type=GRANT_TYPE,
-        lifetime=client.access_token_lifetime or ctx.settings.access_token_lifetime,
+        lifetime=access_lifetime(client, ctx.settings),
     )
     response, records, _ = await build_pair(ctx, decision, parent_id=record.token_id)
     if not await ctx.storage.exchange_token(record.token_id, now, records):

@@ -9,26 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyturn.core.errors import (
-    InvalidGrantError,
-    InvalidRequestError,
-    UnauthorizedClientError,
-)
+from keyturn.core.errors import InvalidGrantError, InvalidRequestError
 from keyturn.server.context import ServerContext
-from keyturn.server.id_tokens import OPENID, make_id_token
-from keyturn.server.issuance import TokenDecision
+from keyturn.server.grants.common import (
+    TokenDecision,
+    access_lifetime,
+    add_id_token,
+    build_pair,
+    grant_audience,
+    grant_scopes,
+    parse_scope,
+    refuse_public,
+    requested_audience,
+)
 from keyturn.server.lockout import SOURCE, Lockout
 from keyturn.server.passwords import verify_password
-from keyturn.server.refresh_tokens import build_pair
-from keyturn.server.scopes import grant_audience, grant_scopes, parse_scope
 from keyturn.storage.records import GRANT_PASSWORD, Client
 
 GRANT_TYPE = GRANT_PASSWORD
+PUBLIC_CLIENTS = False  # a public client could not keep the user's password from others
+ADVERTISED = True
 
 
 async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> dict[str, Any]:
-    if client.is_public:
-        raise UnauthorizedClientError("a public client cannot use the password grant")
+    refuse_public(client, GRANT_TYPE)
     username = params.get("username")
     password = params.get("password")
     if not username or password is None:
@@ -47,23 +51,12 @@ async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> 
         client=client,
         subject=user.user_id,
         scopes=scopes,
-        audience=grant_audience(
-            params.get("audience") or params.get("resource"), client.audiences, settings.audience
-        ),
+        audience=grant_audience(requested_audience(params), client.audiences, settings.audience),
         grant_type=GRANT_TYPE,
-        lifetime=client.access_token_lifetime or settings.access_token_lifetime,
+        lifetime=access_lifetime(client, settings),
         auth_time=int(ctx.clock()),
     )
     response, records, access = await build_pair(ctx, decision)
-    if OPENID in scopes:
-        response["id_token"] = await make_id_token(
-            ctx,
-            client_id=client.client_id,
-            user=user,
-            scopes=scopes,
-            auth_time=int(ctx.clock()),
-            nonce=None,
-            access_token=access.access_token,
-        )
+    await add_id_token(ctx, response, decision, user, access)
     await ctx.storage.record_tokens(records)
     return response

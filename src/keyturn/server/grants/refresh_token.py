@@ -13,20 +13,26 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from keyturn.core.errors import InvalidGrantError, InvalidScopeError
 from keyturn.server.context import ServerContext
-from keyturn.server.id_tokens import OPENID, make_id_token
-from keyturn.server.issuance import TokenDecision
+from keyturn.server.grants.common import (
+    TokenDecision,
+    add_id_token,
+    parse_scope,
+    require,
+    wants_id_token,
+)
 from keyturn.server.refresh_tokens import (
     decrypt_replay,
     encrypt_replay,
     new_refresh_record,
     pair_response,
 )
-from keyturn.server.scopes import parse_scope
 from keyturn.storage.records import GRANT_REFRESH_TOKEN, TOKEN_KIND_REFRESH, Client, TokenRecord
 
 GRANT_TYPE = GRANT_REFRESH_TOKEN
+PUBLIC_CLIENTS = True  # rotated on every use, so a public client may hold one (RFC 9700 §4.14)
+ADVERTISED = True
 log = logging.getLogger("keyturn.server")
 
 
@@ -59,10 +65,7 @@ def decide(
 
 
 async def handle(ctx: ServerContext, client: Client, params: dict[str, str]) -> dict[str, Any]:
-    value = params.get("refresh_token")
-    if not value:
-        raise InvalidRequestError("the refresh_token parameter is required")
-    return await rotate(ctx, client, value, params)
+    return await rotate(ctx, client, require(params, "refresh_token"), params)
 
 
 async def rotate(
@@ -97,18 +100,9 @@ async def rotate(
         now=now,
     )
     response = pair_response(access, next_value)
-    if OPENID in decision.scopes and decision.auth_time is not None:
+    if wants_id_token(decision):
         user = await ctx.storage.get_user(decision.subject)
-        if user is not None:
-            response["id_token"] = await make_id_token(
-                ctx,
-                client_id=client.client_id,
-                user=user,
-                scopes=decision.scopes,
-                auth_time=decision.auth_time,
-                nonce=None,
-                access_token=access.access_token,
-            )
+        await add_id_token(ctx, response, decision, user, access)
     grace = ctx.settings.refresh_grace_period
     replay = (encrypt_replay(ctx, value, response), now + grace) if grace > 0 else None
     if await ctx.storage.exchange_token(record.token_id, now, [access.record, next_record], replay):
