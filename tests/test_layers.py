@@ -3,7 +3,9 @@
 - core imports no I/O library and no other Keyturn package, and only
   ``core/jose.py`` touches the JOSE library;
 - the guard imports only core (its optional modules bring their own framework);
-- keys never imports SQLAlchemy;
+- keys never imports SQLAlchemy, and reaches storage only through its
+  SQL-free contract (``storage/protocol.py``, ``storage/records.py``);
+- ``storage/protocol.py`` imports no SQLAlchemy: only records and stdlib;
 - the client never imports the server, storage or keys.
 
 Each rule is checked twice: on the source (every ``import``, also inside
@@ -135,15 +137,56 @@ def test_base_guard_import_loads_no_framework_store_or_server() -> None:
 # -- keys ------------------------------------------------------------------
 
 
+#: What keys may see of storage: the contract and its records, never the SQL.
+STORAGE_CONTRACT = frozenset({"keyturn.storage.protocol", "keyturn.storage.records"})
+
+
 def test_keys_source_never_imports_sqlalchemy() -> None:
     assert violations("keys", {"core", "keys", "storage"}, frozenset({"sqlalchemy"})) == []
 
 
-def test_signing_modules_load_no_sqlalchemy() -> None:
-    # keyring.py reaches storage's Storage protocol, which still lives beside
-    # the SQLAlchemy code; the signing path itself must not.
-    names = ["keyturn.keys.jwt", "keyturn.keys.signing_pool", "keyturn.keys.signing_processes"]
-    assert "sqlalchemy" not in {top(m) for m in loaded_after_import(names)}
+def test_keys_reach_storage_only_through_its_contract() -> None:
+    found = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in modules("keys")
+        for name in imports(path)
+        if keyturn_package(name) == "storage" and name not in STORAGE_CONTRACT
+    ]
+    assert found == []
+
+
+def test_importing_all_of_keys_loads_no_sqlalchemy() -> None:
+    loaded = loaded_after_import([module_name(p) for p in modules("keys")])
+    assert "sqlalchemy" not in {top(m) for m in loaded}
+    assert {m for m in loaded if keyturn_package(m) == "storage"} <= {
+        "keyturn.storage",
+        *STORAGE_CONTRACT,
+    }
+
+
+# -- storage ---------------------------------------------------------------
+
+
+def test_storage_protocol_imports_only_records_and_stdlib() -> None:
+    path = SRC / "storage" / "protocol.py"
+    outside = {
+        name
+        for name in imports(path)
+        if name != "__future__" and top(name) not in sys.stdlib_module_names
+    }
+    assert outside == {"keyturn.storage.records"}
+
+
+def test_importing_the_storage_protocol_loads_no_sqlalchemy() -> None:
+    loaded = loaded_after_import(["keyturn.storage.protocol"])
+    assert "sqlalchemy" not in {top(m) for m in loaded}
+
+
+def test_repository_still_exports_the_contract() -> None:
+    from keyturn.storage import protocol, repository
+
+    for name in ("Storage", "TokenFilter", "ClientExistsError", "UserExistsError"):
+        assert getattr(repository, name) is getattr(protocol, name)
 
 
 # -- client ----------------------------------------------------------------

@@ -35,8 +35,8 @@ from keyturn.keys.jwt import (
 )
 from keyturn.keys.signing_pool import SigningPool
 from keyturn.keys.signing_processes import SigningProcesses
+from keyturn.storage.protocol import SigningKeyStore
 from keyturn.storage.records import SigningKeyRecord
-from keyturn.storage.repository import Storage
 
 log = logging.getLogger("keyturn.keys")
 
@@ -60,7 +60,7 @@ class KeyStatus:
 class KeyRing:
     def __init__(
         self,
-        storage: Storage,
+        storage: SigningKeyStore,
         password: bytes,
         *,
         alg: str = "RS256",

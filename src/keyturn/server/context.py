@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from keyturn.keys.keyring import KeyRing
@@ -15,13 +17,31 @@ from keyturn.server.issuance import TokenIssuer
 from keyturn.server.ratelimit import RateLimiter
 from keyturn.server.secrets import Hasher
 from keyturn.server.settings import Settings
-from keyturn.storage.repository import SqlStorage
+from keyturn.storage.health import ServiceHealth
+from keyturn.storage.protocol import Storage
+
+
+class ServerStorage(Storage, Protocol):
+    """The storage contract plus what the running process itself needs of it.
+
+    ``health``, ``probe`` and ``close`` serve readiness, metrics, errors and
+    shutdown. ``engine`` is here, not in `keyturn.storage.protocol`, because
+    migrations (``keyturn db upgrade``, the readiness check's schema revision)
+    are SQL by nature and the contract module must not load SQLAlchemy.
+    `keyturn.storage.repository.SqlStorage` is the one implementation.
+    """
+
+    engine: AsyncEngine
+    health: ServiceHealth
+
+    async def probe(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 @dataclass
 class ServerContext:
     settings: Settings
-    storage: SqlStorage
+    storage: ServerStorage
     hasher: Hasher
     keyring: KeyRing
     issuer: TokenIssuer
