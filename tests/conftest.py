@@ -80,6 +80,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 REDIS_URL = os.environ.get("KEYTURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_PREFIX = f"kt-test-{secrets.token_hex(4)}:"
+"""This run's Redis namespace (KEYTURN_REDIS_PREFIX): deleted when the run ends."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis_namespace() -> Iterator[None]:
+    """Leave nothing in the shared Redis: every key this run wrote under its prefix goes."""
+    yield
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
+        keys = list(client.scan_iter(REDIS_PREFIX + "*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+        client.close()
+    except Exception:
+        pass
 
 
 def redis_or_skip() -> Any:

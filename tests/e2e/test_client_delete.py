@@ -10,7 +10,7 @@ import httpx2
 import redis
 
 from keyturn.core.jwt_claims import unverified_jti
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_PREFIX, REDIS_URL
 from tests.e2e.conftest import KEYTURN, LiveServer
 
 
@@ -36,14 +36,18 @@ def test_cli_delete_revokes_live_tokens_and_refuses_the_client(
     token = got.json()["access_token"]
     jti = unverified_jti(token)
     assert jti
-    key = f"keyturn:revoked:{jti}"
+    key = f"{REDIS_PREFIX}revoked:{jti}"
     introspect = live_server.url + "/oauth/introspect"
     assert httpx2.post(introspect, data={"token": token}, auth=reader_auth).json()["active"]
 
     # The CLI process publishes to the same Redis a fleet's guards read.
     done = subprocess.run(
         [*KEYTURN, "clients", "delete", victim["client_id"], "--yes", "--json"],
-        env={**live_server.env, "KEYTURN_REDIS_URL": REDIS_URL},
+        env={
+            **live_server.env,
+            "KEYTURN_REDIS_URL": REDIS_URL,
+            "KEYTURN_REDIS_PREFIX": REDIS_PREFIX,
+        },
         capture_output=True,
         text=True,
         timeout=60,

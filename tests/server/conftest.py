@@ -14,7 +14,7 @@ from keyturn.server.app import create_app
 from keyturn.server.clients import build_client
 from keyturn.server.context import ServerContext
 from keyturn.server.settings import Settings
-from tests.conftest import TEST_PEPPER
+from tests.conftest import REDIS_PREFIX, TEST_PEPPER
 
 ISSUER = "http://testserver"
 
@@ -43,6 +43,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "pepper": TEST_PEPPER,
         "client_cache_ttl": 0,
         "sign_processes": 0,  # signing helpers have their own tests (tests/keys)
+        "redis_prefix": REDIS_PREFIX,  # this run's namespace in the shared Redis
     }
     values.update(overrides)
     return Settings(**values)

@@ -12,7 +12,7 @@ import redis
 
 from keyturn.core.errors import InvalidRequestError
 from keyturn.server import client_service, token_service
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_PREFIX, REDIS_URL
 from tests.server.conftest import Harness, make_settings, run_harness
 
 CC = "client_credentials"
@@ -34,7 +34,7 @@ def token_for(server: Harness, cid: str, secret: str | None, scope: str = "read"
 
 def on_denylist(client: redis.Redis, jti: str, seconds: float = 10.0) -> bool:
     """Published now by the revocation, or soon by a reconciler: either way within bound."""
-    key = f"keyturn:revoked:{jti}"
+    key = f"{REDIS_PREFIX}revoked:{jti}"
     deadline = time.monotonic() + seconds
     while not client.exists(key) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -67,7 +67,7 @@ def test_delete_revokes_live_tokens_then_refuses_the_client(
         delete(server, cid)
         assert all(on_denylist(redis_client, jti) for jti in jtis)
     finally:
-        redis_client.delete(*(f"keyturn:revoked:{jti}" for jti in jtis))
+        redis_client.delete(*(f"{REDIS_PREFIX}revoked:{jti}" for jti in jtis))
     for token in tokens:
         r = server.http.post(
             "/oauth/introspect",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from keyturn.server.redis_ratelimit import RedisRateLimiter
+from tests.conftest import REDIS_PREFIX
 from tests.server.conftest import make_settings, run_harness
 
 REDIS_URL = os.environ.get("KEYTURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -27,7 +28,8 @@ def redis_url() -> str:
 
 @pytest.mark.anyio
 async def test_two_limiters_share_one_bucket(redis_url: str) -> None:
-    a, b = RedisRateLimiter(redis_url), RedisRateLimiter(redis_url)
+    a = RedisRateLimiter(redis_url, prefix=REDIS_PREFIX)
+    b = RedisRateLimiter(redis_url, prefix=REDIS_PREFIX)
     key = "test:" + secrets.token_hex(6)
     try:
         assert await a.acquire(key, 3, 60) is None
