@@ -111,16 +111,26 @@ def fake_world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeTokenServ
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[f"example{i}" for i in range(len(EXAMPLES))])
 def test_readme_example_runs(example: str, fake_world: FakeTokenServer) -> None:
+    stored_before: set[bytes] | None = None
     if "redis" in example:
         redis = pytest.importorskip("redis")
         probe = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2)
         try:
             probe.ping()
+            # The example uses the store's default prefix: remember what was there.
+            stored_before = set(probe.scan_iter("keyturn:token:*"))
         except redis.ConnectionError as exc:
             pytest.skip(f"Redis is not reachable: {exc}")
         finally:
             probe.close()
     namespace: dict[str, Any] = {"__name__": "__readme__"}
-    exec(compile(example, "README.md", "exec"), namespace)
+    try:
+        exec(compile(example, "README.md", "exec"), namespace)
+    finally:
+        if stored_before is not None:  # leave nothing behind in the shared Redis
+            with redis.Redis.from_url("redis://127.0.0.1:6379/0") as client:
+                left = set(client.scan_iter("keyturn:token:*")) - stored_before
+                if left:
+                    client.delete(*left)
     if "FakeTokenServer(" not in example:  # that one checks its own server
         assert fake_world.token_requests >= 1
