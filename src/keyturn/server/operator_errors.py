@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from keyturn.storage.health import causes
 
 if TYPE_CHECKING:
     from keyturn.server.settings import Settings
@@ -56,29 +58,12 @@ def setting_name(field: str) -> str:
 
 def explain(exc: BaseException, settings: Settings | None = None) -> OperatorError | None:
     """The operator's message for ``exc``, or None when it is not an operator error."""
-    for link in _chain(exc):
+    for link in causes(exc):
         for rule in _RULES:
             found = rule(link, settings)
             if found is not None:
                 return found
     return None
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc``, its causes and contexts, and the members of exception groups."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        current = stack.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        for nxt in (current.__cause__, current.__context__):
-            if nxt is not None:
-                stack.append(nxt)
 
 
 def _from_module(exc: BaseException, prefix: str) -> bool:

@@ -40,8 +40,9 @@ _SQLSTATE_FULL = {"53100", "53200"}  # disk_full, out_of_memory
 _SQLSTATE_CLASSES = ("08", "53", "57")  # connection exception, resources, operator intervention
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc``, then what it wraps (SQLAlchemy's ``orig``, ``__cause__``, ``__context__``)."""
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then what it wraps (SQLAlchemy's ``orig``, ``__cause__``, ``__context__``,
+    the members of an exception group), each once, at most 16."""
     seen: set[int] = set()
     todo = [exc]
     while todo and len(seen) < 16:
@@ -59,7 +60,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 def database_fault(exc: BaseException) -> str | None:
     """`UNREACHABLE` or `FULL` when ``exc`` is the database failing, else None (a bug)."""
-    for cause in _causes(exc):
+    for cause in causes(exc):
         kind = _one_fault(cause)
         if kind is not None:
             return kind
@@ -108,7 +109,7 @@ def _asyncpg_fault(exc: BaseException) -> str | None:
 def describe(exc: BaseException) -> str:
     """One line about the deepest cause, for the log: never a traceback, never a value."""
     deepest = exc
-    for cause in _causes(exc):
+    for cause in causes(exc):
         deepest = cause
     text = str(deepest).strip().splitlines()[0] if str(deepest).strip() else ""
     return f"{type(deepest).__name__}: {text[:200]}" if text else type(deepest).__name__
@@ -188,7 +189,7 @@ def missing_reference(exc: BaseException) -> bool:
     A client deleted by another process while this one still had it cached
     shows up here, when its new token is recorded.
     """
-    for cause in _causes(exc):
+    for cause in causes(exc):
         if isinstance(cause, sqlite3.IntegrityError):
             if getattr(cause, "sqlite_errorcode", None) == _SQLITE_CONSTRAINT_FOREIGNKEY:
                 return True
