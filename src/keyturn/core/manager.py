@@ -260,7 +260,7 @@ class TokenCore:
         if token is None:
             token = yield from self.acquire()
         attach(request, token)
-        status = yield SendApi(request)
+        status = yield from SendApi(request)
         if status == 401:
             yield from self.after_401(request, token, attach, replayable)
 
@@ -280,7 +280,7 @@ class TokenCore:
             return
         token = yield from self.acquire()
         attach(request, token)
-        yield SendApi(request)
+        yield from SendApi(request)
 
     # -- acquire: single flight + stale-while-revalidate ------------------------
 
@@ -304,7 +304,7 @@ class TokenCore:
                     flight = self._flight = Flight()
                     break
             self._emit(EventKind.WAITING)
-            yield WaitFlight(flight)
+            yield from WaitFlight(flight)
             if flight.retry:
                 continue
             if flight.error is not None:
@@ -340,7 +340,7 @@ class TokenCore:
         try:
             token, fresh = yield from work()
             if fresh:
-                yield CallUpdate(token)
+                yield from CallUpdate(token)
         except Exception as exc:
             with self._mutex:
                 if self._flight is flight:
@@ -370,26 +370,26 @@ class TokenCore:
         """Under the store lock: adopt a newer stored token, else refresh or fetch, then save."""
         yield from self._wait_cooldown(background)
         key = self.store_key
-        yield StoreLock(key)
+        yield from StoreLock(key)
         try:
-            stored: OAuthToken | None = yield StoreLoad(key)
+            stored: OAuthToken | None = yield from StoreLoad(key)
             if stored is not None and not stored.same_grant(last) and self._usable_stored(stored):
                 self._emit(EventKind.STORE_HIT)
-                yield StoreUnlock(key)
+                yield from StoreUnlock(key)
                 return stored, False
             base = stored if stored is not None else last
             token, fresh = yield from self._renew(base, background)
-            yield StoreSave(key, token)
+            yield from StoreSave(key, token)
         except Exception:
-            yield StoreUnlock(key)
+            yield from StoreUnlock(key)
             raise
-        yield StoreUnlock(key)
+        yield from StoreUnlock(key)
         return token, fresh
 
     def _renew(self, base: OAuthToken | None, background: bool) -> Op[tuple[OAuthToken, bool]]:
         if self.has_provider:
             with in_provider() as scope:
-                raw = yield CallProvider(base)
+                raw = yield from CallProvider(base)
             token = self._coerce(raw)
             return token, any(t is token for t in scope.obtained)
         if base is not None and base.refresh_token:
@@ -398,7 +398,7 @@ class TokenCore:
             except InvalidGrantError:
                 # The refresh token is dead (revoked, or rotated by someone else):
                 # forget it here and in the store, unless the store has moved on.
-                yield StoreClear(self.store_key, base)
+                yield from StoreClear(self.store_key, base)
                 with self._mutex:
                     if self._held is not None and self._held.token.same_grant(base):
                         self._held = replace(
@@ -460,7 +460,7 @@ class TokenCore:
         s = self.settings
         attempts = 1 if background else 1 + s.max_retries
         for attempt in range(attempts):
-            response = yield Send(request)
+            response = yield from Send(request)
             now = self.clock.time()
             skew = estimate_clock_skew(response, now)
             if skew is not None:
@@ -479,7 +479,7 @@ class TokenCore:
                 self._emit(EventKind.THROTTLED, exc, remaining)
                 if attempt + 1 >= attempts or remaining > s.max_retry_wait:
                     raise
-                yield Sleep(remaining)
+                yield from Sleep(remaining)
             except (OAuthError, InvalidResponseError) as exc:
                 if not _is_server_failure(exc):
                     raise
@@ -488,7 +488,7 @@ class TokenCore:
                     self._start_cooldown(wait)
                     self._emit(EventKind.THROTTLED, exc, wait)
                     raise
-                yield Sleep(wait)
+                yield from Sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _backoff(self, attempt: int) -> float:
@@ -511,7 +511,7 @@ class TokenCore:
                 "the token endpoint asked to slow down; cooldown in progress",
                 retry_after=remaining,
             )
-        yield Sleep(remaining)
+        yield from Sleep(remaining)
 
     # -- endpoints --------------------------------------------------------------
 
@@ -520,7 +520,7 @@ class TokenCore:
         issuer = self.credentials.issuer
         if self._metadata is not None or issuer is None:
             return self._metadata
-        response = yield Send(metadata_request(issuer, self.credentials.timeout))
+        response = yield from Send(metadata_request(issuer, self.credentials.timeout))
         self._metadata = process_metadata_response(response, issuer)
         return self._metadata
 
@@ -590,7 +590,7 @@ class TokenCore:
                     flight = self._flight = Flight()
                     break
                 flight.waiters += 1
-            yield WaitFlight(flight)
+            yield from WaitFlight(flight)
             if flight.retry:
                 continue
             if flight.error is not None:
@@ -599,14 +599,14 @@ class TokenCore:
             return flight.token
 
         def locked() -> Op[tuple[OAuthToken, bool]]:
-            yield StoreLock(self.store_key)
+            yield from StoreLock(self.store_key)
             try:
                 token = yield from work()
-                yield StoreSave(self.store_key, token)
+                yield from StoreSave(self.store_key, token)
             except Exception:
-                yield StoreUnlock(self.store_key)
+                yield from StoreUnlock(self.store_key)
                 raise
-            yield StoreUnlock(self.store_key)
+            yield from StoreUnlock(self.store_key)
             return token, True
 
         return (yield from self._lead(flight, locked))
@@ -616,7 +616,7 @@ class TokenCore:
         held = self._held
         token = held.token if held is not None else None
         if token is None:
-            token = yield StoreLoad(self.store_key)
+            token = yield from StoreLoad(self.store_key)
         if token is None:
             return
         endpoint = yield from self._endpoint(self.credentials.revocation_url, "revocation_endpoint")
@@ -624,14 +624,14 @@ class TokenCore:
         for value, hint in pairs:
             if value:
                 request = revocation_request(self.credentials, endpoint, value, hint)
-                process_revocation_response((yield Send(request)))
-        yield StoreLock(self.store_key)
+                process_revocation_response((yield from Send(request)))
+        yield from StoreLock(self.store_key)
         try:
-            yield StoreClear(self.store_key, token)
+            yield from StoreClear(self.store_key, token)
         except Exception:
-            yield StoreUnlock(self.store_key)
+            yield from StoreUnlock(self.store_key)
             raise
-        yield StoreUnlock(self.store_key)
+        yield from StoreUnlock(self.store_key)
         with self._mutex:
             if self._held is not None and self._held.token.same_grant(token):
                 self._held = None
