@@ -31,6 +31,7 @@ import anyio.to_thread
 
 from keyturn.client._http import from_response, is_replayable, to_request
 from keyturn.client.stores.base import AsyncTokenStore, TokenStore
+from keyturn.core import flows
 from keyturn.core.clock import Clock
 from keyturn.core.commands import (
     CallProvider,
@@ -342,22 +343,7 @@ def _cancelling() -> bool:
 
 def run_sync(op: Op[T], effects: SyncEffects, send: Callable[[Outbound], Any]) -> T:
     """Run ``op`` to completion, sending its HTTP commands with ``send``."""
-    flow = drive_sync(op, effects)
-    reply: Any = None
-    error: Exception | None = None
-    try:
-        while True:
-            try:
-                cmd = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            reply, error = None, None
-            try:
-                reply = send(cmd)
-            except Exception as exc:
-                error = exc
-    finally:
-        flow.close()
+    return flows.drive(drive_sync(op, effects), send)
 
 
 async def run_async(

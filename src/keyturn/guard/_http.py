@@ -3,10 +3,11 @@
 The guard's network steps (discovery, JWKS, introspection) are written once as
 generators that yield a `keyturn.core.http.HttpRequest` and receive an
 `HttpResponse`, the client SDK's currency too, the way httpx's own
-``Auth.auth_flow`` works. `drive_sync` and `drive_async` are the only code that
-touches a socket (and httpx2), so sync and async verification share every line
-of logic. A transport failure is thrown *into* the flow as `FetchError`, so the
-flow decides what a failure means (for example: keep the stale JWKS).
+``Auth.auth_flow`` works. `drive_sync` and `drive_async` (core's one driver
+pair with an httpx2 ``send``) are the only code that touches a socket, so
+sync and async verification share every line of logic. A transport failure
+is thrown *into* the flow as `FetchError`, so the flow decides
+what a failure means (for example: keep the stale JWKS).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import urlencode
 
 import httpx2
 
+from keyturn.core import flows
 from keyturn.core.http import HttpRequest, HttpResponse, basic_authorization
 
 __all__ = [
@@ -84,34 +86,26 @@ def json_body(response: HttpResponse, url: str) -> Any:
 
 def drive_sync(flow: Flow[T], client: httpx2.Client) -> T:
     """Run a flow to completion with a blocking client."""
-    try:
-        request = next(flow)
-        while True:
-            try:
-                response = client.send(_to_httpx(request))
-            except httpx2.HTTPError as exc:
-                request = flow.throw(_failure(request, exc))
-            else:
-                request = flow.send(_from_httpx(response))
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
+
+    def send(request: HttpRequest) -> HttpResponse:
+        try:
+            return _from_httpx(client.send(_to_httpx(request)))
+        except httpx2.HTTPError as exc:
+            raise _failure(request, exc) from exc
+
+    return flows.drive(flow, send)
 
 
 async def drive_async(flow: Flow[T], client: httpx2.AsyncClient) -> T:
     """Run a flow to completion with an async client."""
-    try:
-        request = next(flow)
-        while True:
-            try:
-                response = await client.send(_to_httpx(request))
-            except httpx2.HTTPError as exc:
-                request = flow.throw(_failure(request, exc))
-            else:
-                request = flow.send(_from_httpx(response))
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
+
+    async def send(request: HttpRequest) -> HttpResponse:
+        try:
+            return _from_httpx(await client.send(_to_httpx(request)))
+        except httpx2.HTTPError as exc:
+            raise _failure(request, exc) from exc
+
+    return await flows.drive_async(flow, send)
 
 
 def _to_httpx(request: HttpRequest) -> httpx2.Request:
