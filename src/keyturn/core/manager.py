@@ -304,13 +304,9 @@ class TokenCore:
                     flight = self._flight = Flight()
                     break
             self._emit(EventKind.WAITING)
-            yield from WaitFlight(flight)
-            if flight.retry:
-                continue
-            if flight.error is not None:
-                raise flight.error
-            assert flight.token is not None
-            return flight.token
+            joined = yield from self._join(flight)
+            if joined is not None:
+                return joined
 
         last = held.token if held is not None else None
         background = usable is not None
@@ -332,6 +328,17 @@ class TokenCore:
             )
             self._emit(EventKind.STALE_SERVED, exc)
             return usable.token
+
+    @staticmethod
+    def _join(flight: Flight) -> Op[OAuthToken | None]:
+        """Wait out another caller's flight: its token, its error raised, or None to retry."""
+        yield from WaitFlight(flight)
+        if flight.retry:
+            return None
+        if flight.error is not None:
+            raise flight.error
+        assert flight.token is not None
+        return flight.token
 
     def _lead(
         self, flight: Flight, work: Callable[[], Op[tuple[OAuthToken, bool]]]
@@ -590,13 +597,9 @@ class TokenCore:
                     flight = self._flight = Flight()
                     break
                 flight.waiters += 1
-            yield from WaitFlight(flight)
-            if flight.retry:
-                continue
-            if flight.error is not None:
-                raise flight.error
-            assert flight.token is not None
-            return flight.token
+            joined = yield from self._join(flight)
+            if joined is not None:
+                return joined
 
         def locked() -> Op[tuple[OAuthToken, bool]]:
             yield from StoreLock(self.store_key)
