@@ -33,6 +33,9 @@ __all__ = [
 # Response headers worth keeping: the challenge and the back-off hint, nothing else.
 _KEPT_HEADERS = ("www-authenticate", "retry-after")
 
+# Filled as the subclasses below are declared: each names its status once, in its header.
+_BY_STATUS: dict[int, type[ApiError]] = {}
+
 
 class ApiError(KeyturnError):
     """The admin API answered with an error status.
@@ -43,6 +46,14 @@ class ApiError(KeyturnError):
     """
 
     default_status: ClassVar[int] = 0
+
+    def __init_subclass__(cls, *, status: int | None = None, **kwargs: Any) -> None:
+        """``class XError(ApiError, status=404)`` sets `default_status` and registers the class,
+        so `error_for_status` knows it without a second list to keep in step."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.default_status = status
+            _BY_STATUS[status] = cls
 
     def __init__(
         self,
@@ -78,70 +89,37 @@ class ApiError(KeyturnError):
         )
 
 
-class BadRequestError(ApiError):
+class BadRequestError(ApiError, status=400):
     """400: the request is malformed, or names a scope or value the server refuses."""
 
-    default_status = 400
 
-
-class AuthenticationError(ApiError):
+class AuthenticationError(ApiError, status=401):
     """401: no admin token, or it is unknown, expired or revoked (RFC 6750 ``invalid_token``)."""
 
-    default_status = 401
 
-
-class PermissionDeniedError(ApiError):
+class PermissionDeniedError(ApiError, status=403):
     """403: the token is valid but lacks the ``keyturn:admin`` scope."""
 
-    default_status = 403
 
-
-class NotFoundError(ApiError):
+class NotFoundError(ApiError, status=404):
     """404: no token or client with that identifier."""
 
-    default_status = 404
 
-
-class ConflictError(ApiError):
+class ConflictError(ApiError, status=409):
     """409: it exists already (a client id, an imported token)."""
 
-    default_status = 409
 
-
-class TooManyRequestsError(ApiError):
+class TooManyRequestsError(ApiError, status=429):
     """429: wait ``retry_after`` seconds (from ``Retry-After``; ``None`` when absent)."""
 
-    default_status = 429
-
-    def __init__(
-        self,
-        status_code: int,
-        error: str | None = None,
-        description: str | None = None,
-        *,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(status_code, error, description, headers=headers)
-        self.retry_after = _retry_after(self.headers)
+    @property
+    def retry_after(self) -> float | None:
+        """Read from the kept headers, so the status classes share one constructor."""
+        return _retry_after(self.headers)
 
 
-class InternalServerError(ApiError):
+class InternalServerError(ApiError, status=500):
     """5xx: the server (or a proxy in front of it) failed; retrying later may help."""
-
-    default_status = 500
-
-
-_BY_STATUS: dict[int, type[ApiError]] = {
-    klass.default_status: klass
-    for klass in (
-        BadRequestError,
-        AuthenticationError,
-        PermissionDeniedError,
-        NotFoundError,
-        ConflictError,
-        TooManyRequestsError,
-    )
-}
 
 
 def error_for_status(status: int) -> type[ApiError]:
