@@ -1,5 +1,9 @@
 """The Keyturn client SDK: give credentials once, every request carries a valid token.
 
+Every error the SDK may raise is importable from here (one class per RFC 6749
+code, `InvalidResponseError`, `TransportError`, ...); the admin API's own
+errors are in `keyturn.client.api`.
+
 >>> auth = OAuth2Auth(ClientCredentials(client_id="...", client_secret="...", token_url="..."))
 >>> client = httpx2.Client(auth=auth)
 """
@@ -19,11 +23,27 @@ from keyturn.core.credentials import (
 )
 from keyturn.core.errors import (
     AccessDeniedError,
+    InsufficientScopeError,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
     InvalidResponseError,
+    InvalidScopeError,
+    InvalidTargetError,
+    InvalidTokenError,
     KeyturnError,
+    LoginRequiredError,
     OAuthError,
+    PayloadTooLargeError,
     RateLimitedError,
+    ServerError,
+    TemporarilyUnavailableError,
     TransportError,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+    UnsupportedMediaTypeError,
+    UnsupportedResponseTypeError,
+    UnsupportedTokenTypeError,
 )
 from keyturn.core.events import EventKind, TokenEvent, TokenMetrics
 from keyturn.core.manager import AuthorizationRequiredError
@@ -40,16 +60,27 @@ __all__ = [
     "Clock",
     "Credentials",
     "EventKind",
+    "InsufficientScopeError",
+    "InvalidClientError",
+    "InvalidGrantError",
+    "InvalidRequestError",
     "InvalidResponseError",
+    "InvalidScopeError",
+    "InvalidTargetError",
+    "InvalidTokenError",
     "KeyturnError",
+    "LoginRequiredError",
     "MemoryTokenStore",
     "OAuth2Auth",
     "OAuthError",
     "OAuthToken",
     "PasswordCredentials",
+    "PayloadTooLargeError",
     "RateLimitedError",
+    "ServerError",
     "StateMismatchError",
     "SystemClock",
+    "TemporarilyUnavailableError",
     "TokenEvent",
     "TokenManager",
     "TokenMetrics",
@@ -57,4 +88,9 @@ __all__ = [
     "TokenStore",
     "TokenUpdateHook",
     "TransportError",
+    "UnauthorizedClientError",
+    "UnsupportedGrantTypeError",
+    "UnsupportedMediaTypeError",
+    "UnsupportedResponseTypeError",
+    "UnsupportedTokenTypeError",
 ]
