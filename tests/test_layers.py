@@ -6,6 +6,9 @@
 - keys never imports SQLAlchemy, and reaches storage only through its
   SQL-free contract (``storage/protocol.py``, ``storage/records.py``);
 - ``storage/protocol.py`` imports no SQLAlchemy: only records and stdlib;
+- storage never imports the server, the client or the guard;
+- the services under every front end (tokens, clients, users) import no web
+  framework, so the CLI, the admin API and the vendor routes share them;
 - the client never imports the server, storage or keys.
 
 Each rule is checked twice: on the source (every ``import``, also inside
@@ -182,11 +185,26 @@ def test_importing_the_storage_protocol_loads_no_sqlalchemy() -> None:
     assert "sqlalchemy" not in {top(m) for m in loaded}
 
 
+def test_storage_imports_no_package_above_it() -> None:
+    assert violations("storage", {"core", "storage"}, frozenset({"starlette", "fastapi"})) == []
+
+
 def test_repository_still_exports_the_contract() -> None:
     from keyturn.storage import protocol, repository
 
     for name in ("Storage", "TokenFilter", "ClientExistsError", "UserExistsError"):
         assert getattr(repository, name) is getattr(protocol, name)
+
+
+# -- server services ---------------------------------------------------------
+
+SERVICES = ["token_service.py", "client_service.py", "users.py"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_services_import_no_web_framework(service: str) -> None:
+    path = SRC / "server" / service
+    assert {top(name) for name in imports(path)} & {"starlette", "fastapi", "uvicorn"} == set()
 
 
 # -- client ----------------------------------------------------------------

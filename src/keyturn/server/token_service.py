@@ -14,14 +14,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from starlette.requests import Request
-
 from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from keyturn.core.jwt_claims import unverified_jti
-from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import ServerContext
 from keyturn.server.issuance import IssuedToken, TokenDecision
-from keyturn.server.request_body import is_storable, parse_params
+from keyturn.server.request_body import is_storable
 from keyturn.server.scopes import grant_audience, grant_scopes
 from keyturn.server.secrets import generate_token_id, legacy_lookup_value
 from keyturn.storage.records import (
@@ -115,19 +112,6 @@ async def find_by_value(ctx: ServerContext, token: str) -> TokenRecord | None:
     if record is None:
         record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(legacy_lookup_value(token)))
     return record
-
-
-async def presented_token(
-    ctx: ServerContext, request: Request
-) -> tuple[Client, TokenRecord | None]:
-    """Revocation and introspection (RFC 7009 §2.1, RFC 7662 §2.1) start alike:
-    parse the body, authenticate the client, require ``token``, look it up."""
-    params = await parse_params(request, ctx.settings.max_body_bytes)
-    client = await authenticate_client(ctx, request, params)
-    token = params.get("token")
-    if not token:
-        raise InvalidRequestError("the token parameter is required")
-    return client, await find_by_value(ctx, token)
 
 
 def regrant_scopes(record: TokenRecord, client: Client) -> tuple[str, ...]:

@@ -13,8 +13,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from keyturn.server import token_service
 from keyturn.server.context import get_context
+from keyturn.server.endpoints.presented_token import presented_token
 from keyturn.server.responses import json_response
 from keyturn.storage.records import TOKEN_KIND_ACCESS
 
@@ -23,7 +23,7 @@ INACTIVE = {"active": False}
 
 async def introspection_endpoint(request: Request) -> Response:
     ctx = get_context(request)
-    client, record = await token_service.presented_token(ctx, request)
+    client, record = await presented_token(ctx, request)
     if (
         record is None
         or not record.is_active(ctx.clock())

@@ -14,12 +14,13 @@ from starlette.responses import Response
 from keyturn.core.errors import UnauthorizedClientError
 from keyturn.server import token_service
 from keyturn.server.context import get_context
+from keyturn.server.endpoints.presented_token import presented_token
 from keyturn.server.responses import NO_STORE
 
 
 async def revocation_endpoint(request: Request) -> Response:
     ctx = get_context(request)
-    client, record = await token_service.presented_token(ctx, request)
+    client, record = await presented_token(ctx, request)
     if record is not None:
         if record.client_id != client.client_id:
             raise UnauthorizedClientError("this token was not issued to this client")
