@@ -10,10 +10,10 @@ values and client secrets never appear in a ``repr``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Self
+from typing import Any, ClassVar, Self, cast
 
 from keyturn.core.errors import InvalidResponseError
 
@@ -90,10 +90,46 @@ class _Reader:
         return MappingProxyType({k: v for k, v in self.data.items() if k not in self.read})
 
 
+# How a field is read, by its annotation (a string: this module postpones annotations);
+# ``extra``, declared last, takes what is left.
+_READERS: dict[str, Callable[[_Reader, str], Any]] = {
+    "str": _Reader.text,
+    "str | None": _Reader.opt_text,
+    "int": _Reader.integer,
+    "int | None": _Reader.opt_integer,
+    "bool": _Reader.flag,
+    "tuple[str, ...]": _Reader.texts,
+    "Mapping[str, Any]": lambda r, _name: r.extra(),
+}
+
+
+class _Model:
+    """``from_json`` for the models: every field read as its annotation says, in the order
+    declared, so a model's fields are written once, in its class."""
+
+    __slots__ = ()
+    _what: ClassVar[str]
+    """What the object is called in an `InvalidResponseError`."""
+
+    @classmethod
+    def from_json(cls, data: Any) -> Self:
+        return cls._read(_Reader(data, cls._what))
+
+    @classmethod
+    def _read(cls, r: _Reader, **special: Callable[[], Any]) -> Self:
+        """``special`` reads, at their place in the order, the fields no annotation says how to."""
+        values: dict[str, Any] = {}
+        for f in fields(cast(Any, cls)):
+            read = special.get(f.name)
+            values[f.name] = read() if read else _READERS[str(f.type)](r, f.name)
+        return cast(Callable[..., Self], cls)(**values)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Token:
+class Token(_Model):
     """A token as the admin API shows it: what it is, never its value."""
 
+    _what = "token"
     token_id: str
     kind: str
     """``access_token``, ``refresh_token`` or ``legacy`` (imported, not yet exchanged)."""
@@ -109,49 +145,29 @@ class Token:
     active: bool
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        r = _Reader(data, "token")
-        return cls(
-            token_id=r.text("token_id"),
-            kind=r.text("kind"),
-            client_id=r.text("client_id"),
-            subject=r.opt_text("subject"),
-            scopes=r.texts("scopes"),
-            audience=r.texts("audience"),
-            grant_type=r.text("grant_type"),
-            issued_at=r.integer("issued_at"),
-            expires_at=r.integer("expires_at"),
-            revoked_at=r.opt_integer("revoked_at"),
-            family_id=r.opt_text("family_id"),
-            active=r.flag("active"),
-            extra=r.extra(),
-        )
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TokenPage:
+class TokenPage(_Model):
     """One page of a token listing; ``next_cursor`` is ``None`` on the last page."""
 
+    _what = "token page"
     items: tuple[Token, ...]
     next_cursor: str | None
 
     @classmethod
     def from_json(cls, data: Any) -> Self:
-        r = _Reader(data, "token page")
+        r = _Reader(data, cls._what)
         items = r.raw("items")
         if not isinstance(items, list):
             raise InvalidResponseError("token page: field 'items' must be a list")
-        return cls(
-            items=tuple(Token.from_json(item) for item in items),
-            next_cursor=r.opt_text("next_cursor"),
-        )
+        return cls._read(r, items=lambda: tuple(Token.from_json(item) for item in items))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IssuedToken:
+class IssuedToken(_Model):
     """A token just minted (create, renew): the value is shown this once."""
 
+    _what = "issued token"
     token: Token
     access_token: str = field(repr=False)
     token_type: str
@@ -165,49 +181,38 @@ class IssuedToken:
 
     @classmethod
     def from_json(cls, data: Any) -> Self:
-        r = _Reader(data, "issued token")
+        r = _Reader(data, cls._what)
         access_token = r.text("access_token")
         if not access_token:
             raise InvalidResponseError("issued token: field 'access_token' is empty")
-        return cls(
-            token=Token.from_json(r.raw("token")),
-            access_token=access_token,
-            token_type=r.text("token_type"),
-            expires_in=r.integer("expires_in"),
-            scope=r.text("scope"),
+        return cls._read(
+            r, token=lambda: Token.from_json(r.raw("token")), access_token=lambda: access_token
         )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RevokeResult:
+class RevokeResult(_Model):
     """How many tokens a revocation took with it (a refresh token takes its family)."""
 
+    _what = "revocation result"
     revoked: int
     token_ids: tuple[str, ...]
 
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        r = _Reader(data, "revocation result")
-        return cls(revoked=r.integer("revoked"), token_ids=r.texts("token_ids"))
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ImportResult:
+class ImportResult(_Model):
     """The identifiers given to imported legacy tokens, in the order sent."""
 
+    _what = "import result"
     imported: int
     token_ids: tuple[str, ...]
 
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        r = _Reader(data, "import result")
-        return cls(imported=r.integer("imported"), token_ids=r.texts("token_ids"))
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ClientSecretInfo:
+class ClientSecretInfo(_Model):
     """A secret that works now, named by its label and dates (never its value)."""
 
+    _what = "client secret"
     label: str
     """``current``, or ``previous`` during a rotation's overlap."""
     created_at: int | None
@@ -215,20 +220,12 @@ class ClientSecretInfo:
     expires_at: int | None
     """When a previous secret stops working; ``None`` for the current one."""
 
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        r = _Reader(data, "client secret")
-        return cls(
-            label=r.text("label"),
-            created_at=r.opt_integer("created_at"),
-            expires_at=r.opt_integer("expires_at"),
-        )
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Client:
+class Client(_Model):
     """A registered client, without its secret (only its hash is kept)."""
 
+    _what = "client"
     client_id: str
     name: str
     is_public: bool
@@ -249,49 +246,35 @@ class Client:
 
     @classmethod
     def from_json(cls, data: Any) -> Self:
-        r = _Reader(data, "client")
+        r = _Reader(data, cls._what)
         secrets = r.raw("secrets", required=False)
         if secrets is not None and not isinstance(secrets, list):
             raise InvalidResponseError("client: field 'secrets' must be a list")
-        return cls(
-            client_id=r.text("client_id"),
-            name=r.text("name"),
-            is_public=r.flag("is_public"),
-            grant_types=r.texts("grant_types"),
-            scopes=r.texts("scopes"),
-            audiences=r.texts("audiences"),
-            redirect_uris=r.texts("redirect_uris"),
-            token_endpoint_auth_methods=r.texts("token_endpoint_auth_methods"),
-            access_token_lifetime=r.opt_integer("access_token_lifetime"),
-            rate_limit=r.opt_integer("rate_limit"),
-            can_introspect=r.flag("can_introspect"),
-            created_at=r.integer("created_at"),
-            updated_at=r.integer("updated_at"),
-            secrets=tuple(ClientSecretInfo.from_json(item) for item in secrets or ()),
-            extra=r.extra(),
+        return cls._read(
+            r, secrets=lambda: tuple(ClientSecretInfo.from_json(item) for item in secrets or ())
         )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ClientWithSecret:
+class ClientWithSecret(_Model):
     """A client just created or given a new secret: the secret is shown this once."""
 
+    _what = "client with secret"
     client: Client
     client_secret: str | None = field(repr=False)
     """``None`` for a public client."""
 
     @classmethod
     def from_json(cls, data: Any) -> Self:
-        r = _Reader(data, "client with secret")
-        return cls(
-            client=Client.from_json(r.raw("client")), client_secret=r.opt_text("client_secret")
-        )
+        r = _Reader(data, cls._what)
+        return cls._read(r, client=lambda: Client.from_json(r.raw("client")))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Introspection:
+class Introspection(_Model):
     """An RFC 7662 answer. Inactive tokens say nothing else, by design (§2.2)."""
 
+    _what = "introspection response"
     active: bool
     scope: str | None = None
     client_id: str | None = None
@@ -310,7 +293,7 @@ class Introspection:
 
     @classmethod
     def from_json(cls, data: Any) -> Self:
-        r = _Reader(data, "introspection response")
+        r = _Reader(data, cls._what)
         aud = r.raw("aud", required=False)
         if isinstance(aud, str):
             audience: tuple[str, ...] = (aud,)
@@ -318,19 +301,7 @@ class Introspection:
             audience = ()
         else:
             audience = r.texts("aud")
-        return cls(
-            active=r.flag("active"),
-            scope=r.opt_text("scope"),
-            client_id=r.opt_text("client_id"),
-            sub=r.opt_text("sub"),
-            exp=r.opt_integer("exp"),
-            iat=r.opt_integer("iat"),
-            jti=r.opt_text("jti"),
-            iss=r.opt_text("iss"),
-            token_type=r.opt_text("token_type"),
-            aud=audience,
-            extra=r.extra(),
-        )
+        return cls._read(r, aud=lambda: audience)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
