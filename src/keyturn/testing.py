@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from keyturn.client._http import httpx2
@@ -44,7 +44,12 @@ __all__ = ["FakeClock", "FakeTokenServer", "IssuedToken"]
 
 
 class FakeClock:
-    """A clock that moves only when told to; ``sleep`` advances it instead of waiting."""
+    """A clock that moves only when told to; ``sleep`` advances it instead of waiting.
+
+    One fake for every clock Keyturn takes: the SDK's `keyturn.core.clock.Clock`
+    (``time``, ``monotonic``, ``sleep``) and the plain wall-clock callables of the
+    guard and the key ring (calling it, or reading and setting ``now``).
+    """
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._lock = threading.Lock()
@@ -59,6 +64,20 @@ class FakeClock:
     def time(self) -> float:
         with self._lock:
             return self._wall
+
+    def __call__(self) -> float:
+        return self.time()
+
+    @property
+    def now(self) -> float:
+        """The wall clock; setting it moves monotonic time by as much (never back)."""
+        return self.time()
+
+    @now.setter
+    def now(self, value: float) -> None:
+        with self._lock:
+            self._mono += max(0.0, value - self._wall)
+            self._wall = value
 
     def advance(self, seconds: float) -> None:
         with self._lock:
@@ -117,6 +136,7 @@ class FakeTokenServer:
         rotate_refresh_tokens: bool = True,
         redirect_uri: str = "https://app.example/callback",
         server_clock_skew: float = 0.0,
+        revoke_access_tokens: bool = True,
     ) -> None:
         self.issuer = issuer
         self.clock = clock or FakeClock()
@@ -126,6 +146,9 @@ class FakeTokenServer:
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.redirect_uri = redirect_uri
         self.server_clock_skew = server_clock_skew
+        self.revoke_access_tokens = revoke_access_tokens
+        """False: answer ``unsupported_token_type`` for access tokens (RFC 7009 §2.2.1),
+        as providers with self-contained JWT access tokens do."""
         self.token_requests = 0
         self.api_requests = 0
         self.grants: Counter[str] = Counter()
@@ -136,6 +159,7 @@ class FakeTokenServer:
         self.before_token: Callable[[httpx2.Request], None] | None = None
         self._codes: dict[str, _Code] = {}
         self._script: list[_Scripted] = []
+        self._revocation_script: list[_Scripted] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -197,8 +221,9 @@ class FakeTokenServer:
         *,
         text: str | None = None,
         headers: Mapping[str, str] | None = None,
+        endpoint: Literal["token", "revocation"] = "token",
     ) -> None:
-        """Answer the next token request with this instead of a token."""
+        """Answer the next request to ``endpoint`` with this instead of the real answer."""
         hdrs = dict(headers or {})
         if text is not None:
             body = text.encode()
@@ -206,8 +231,9 @@ class FakeTokenServer:
         else:
             body = json.dumps(json_body).encode()
             hdrs.setdefault("Content-Type", "application/json")
+        script = self._script if endpoint == "token" else self._revocation_script
         with self._lock:
-            self._script.append(_Scripted(status, body, hdrs))
+            script.append(_Scripted(status, body, hdrs))
 
     def rate_limit(self, retry_after: float | None = 30, times: int = 1) -> None:
         headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else {}
@@ -391,16 +417,25 @@ class FakeTokenServer:
         return response
 
     def _revoke(self, request: httpx2.Request) -> httpx2.Response:
+        with self._lock:
+            scripted = self._revocation_script.pop(0) if self._revocation_script else None
+        if scripted is not None:
+            return httpx2.Response(scripted.status, content=scripted.body, headers=scripted.headers)
         params = self._params(request)
         if self._client_id(request, params) is None:
             return self._error(401, "invalid_client", "client authentication failed")
         token = params.get("token", "")
+        if not self.revoke_access_tokens and token in self.access_tokens:
+            return self._error(400, "unsupported_token_type", "access tokens cannot be revoked")
         with self._lock:
             self.revoked.append(token)
             record = self.refresh_tokens.pop(token, None) or self.access_tokens.pop(token, None)
             if record is not None:
                 # Revoking one token of a grant revokes the whole family (RFC 7009 §2.1).
-                for table in (self.access_tokens, self.refresh_tokens):
+                tables = [self.refresh_tokens]
+                if self.revoke_access_tokens:  # else they live until they expire
+                    tables.append(self.access_tokens)
+                for table in tables:
                     for key in [k for k, v in table.items() if v.family == record.family]:
                         del table[key]
         return httpx2.Response(200)

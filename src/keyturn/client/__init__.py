@@ -47,6 +47,12 @@ from keyturn.core.errors import (
 )
 from keyturn.core.events import EventKind, TokenEvent, TokenMetrics
 from keyturn.core.manager import AuthorizationRequiredError
+from keyturn.core.revoke import (
+    RevocationError,
+    RevocationResult,
+    RevocationStatus,
+    TokenRevocation,
+)
 from keyturn.core.token import OAuthToken
 
 __all__ = [
@@ -77,6 +83,9 @@ __all__ = [
     "PasswordCredentials",
     "PayloadTooLargeError",
     "RateLimitedError",
+    "RevocationError",
+    "RevocationResult",
+    "RevocationStatus",
     "ServerError",
     "StateMismatchError",
     "SystemClock",
@@ -85,6 +94,7 @@ __all__ = [
     "TokenManager",
     "TokenMetrics",
     "TokenProvider",
+    "TokenRevocation",
     "TokenStore",
     "TokenUpdateHook",
     "TransportError",

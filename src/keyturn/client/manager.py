@@ -32,6 +32,7 @@ from keyturn.core.credentials import Credentials
 from keyturn.core.events import TokenEvent, TokenMetrics
 from keyturn.core.grants import DEFAULT_LIFETIME
 from keyturn.core.manager import ManagerSettings, TokenCore
+from keyturn.core.revoke import RevocationResult
 from keyturn.core.token import OAuthToken
 
 __all__ = ["AuthManager", "OAuth2Auth", "TokenManager", "TokenProvider", "TokenUpdateHook"]
@@ -229,12 +230,18 @@ class TokenManager:
     async def arefresh_token(self) -> OAuthToken:
         return await self.arun(self.core.refresh())
 
-    def revoke(self) -> None:
-        """RFC 7009: revoke the current tokens at the server and forget them."""
-        self.run(self.core.revoke())
+    def revoke(self, *, refresh_only: bool = False) -> RevocationResult:
+        """RFC 7009 logout: forget the tokens (memory and store), then revoke them.
 
-    async def arevoke(self) -> None:
-        await self.arun(self.core.revoke())
+        The refresh token goes first, then the access token unless
+        ``refresh_only``. The result says what the provider did with each;
+        `RevocationError` means the grant may still be alive there (the tokens
+        are forgotten here all the same).
+        """
+        return self.run(self.core.revoke(refresh_only))
+
+    async def arevoke(self, *, refresh_only: bool = False) -> RevocationResult:
+        return await self.arun(self.core.revoke(refresh_only))
 
     def get_authorization_url(
         self, state: str | None = None, additional_params: Mapping[str, str] | None = None

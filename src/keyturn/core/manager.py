@@ -69,6 +69,7 @@ from keyturn.core.errors import (
     OAuthError,
     RateLimitedError,
     TransportError,
+    UnsupportedTokenTypeError,
 )
 from keyturn.core.events import EventKind, TokenEvent
 from keyturn.core.flight import Flight
@@ -81,6 +82,12 @@ from keyturn.core.grants import (
     process_token_response,
     refresh_request,
     revocation_request,
+)
+from keyturn.core.revoke import (
+    RevocationError,
+    RevocationResult,
+    RevocationStatus,
+    TokenRevocation,
 )
 from keyturn.core.token import OAuthToken
 
@@ -614,30 +621,58 @@ class TokenCore:
 
         return (yield from self._lead(flight, locked))
 
-    def revoke(self) -> Op[None]:
-        """RFC 7009: revoke the refresh token (its family) and the access token; forget them."""
-        held = self._held
-        token = held.token if held is not None else None
+    def revoke(self, refresh_only: bool = False) -> Op[RevocationResult]:
+        """RFC 7009 logout: forget the tokens here and in the store, then revoke them.
+
+        Forgetting comes first and happens whatever the provider answers (see
+        `keyturn.core.revoke`); the refresh token is revoked before the access
+        token, which ``refresh_only`` leaves alone. Raises `RevocationError`
+        only when the grant may still be alive at the provider.
+        """
+        token = yield from self._forget()
         if token is None:
-            token = yield from StoreLoad(self.store_key)
-        if token is None:
-            return
+            return RevocationResult()
         endpoint = yield from self._endpoint(self.credentials.revocation_url, "revocation_endpoint")
-        pairs = [(token.refresh_token, "refresh_token"), (token.access_token, "access_token")]
-        for value, hint in pairs:
-            if value:
-                request = revocation_request(self.credentials, endpoint, value, hint)
-                process_revocation_response((yield from Send(request)))
-        yield from StoreLock(self.store_key)
-        try:
-            yield from StoreClear(self.store_key, token)
-        except Exception:
-            yield from StoreUnlock(self.store_key)
-            raise
-        yield from StoreUnlock(self.store_key)
+        refresh = None
+        if token.refresh_token:
+            refresh = yield from self._revoke_one(endpoint, token.refresh_token, "refresh_token")
+        if refresh_only:
+            access = TokenRevocation(RevocationStatus.SKIPPED)
+        else:
+            access = yield from self._revoke_one(endpoint, token.access_token, "access_token")
+        result = RevocationResult(refresh, access)
+        fatal = result.fatal_error()
+        if fatal is not None:
+            raise RevocationError(result, fatal) from fatal
+        return result
+
+    def _forget(self) -> Op[OAuthToken | None]:
+        """Drop the current token and the stored one; the newest of them is to be revoked."""
         with self._mutex:
-            if self._held is not None and self._held.token.same_grant(token):
-                self._held = None
+            held, self._held = self._held, None
+        key = self.store_key
+        yield from StoreLock(key)
+        try:
+            stored: OAuthToken | None = yield from StoreLoad(key)
+            if stored is not None:
+                yield from StoreClear(key, stored)
+        except Exception:
+            yield from StoreUnlock(key)
+            raise
+        yield from StoreUnlock(key)
+        if stored is not None:
+            return stored  # another process may have rotated the pair since
+        return held.token if held is not None else None
+
+    def _revoke_one(self, endpoint: str, value: str, hint: str) -> Op[TokenRevocation]:
+        request = revocation_request(self.credentials, endpoint, value, hint)
+        try:
+            process_revocation_response((yield from Send(request)))
+        except UnsupportedTokenTypeError as exc:
+            return TokenRevocation(RevocationStatus.UNSUPPORTED, exc)
+        except KeyturnError as exc:  # the provider said no, misbehaved, or was unreachable
+            return TokenRevocation(RevocationStatus.FAILED, exc)
+        return TokenRevocation(RevocationStatus.REVOKED)
 
     # -- authorization-code front channel ----------------------------------------
 
