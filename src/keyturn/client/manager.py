@@ -9,6 +9,7 @@ the same operations, not copies of their logic. The manager's own calls
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
@@ -101,6 +102,7 @@ class TokenManager:
         self._http_client = http_client
         self._owns_client = http_client is None
         self._async_http_client = async_http_client
+        self._pooled: tuple[httpx2.AsyncClient, asyncio.AbstractEventLoop | None] | None = None
 
     # -- state ----------------------------------------------------------------
 
@@ -178,13 +180,9 @@ class TokenManager:
         return run_sync(op, SyncEffects(self), self._send)
 
     async def arun(self, op: Op[T]) -> T:
-        """Run a core operation with the async shell.
-
-        Without an ``async_http_client`` a short-lived one is opened per call:
-        an ``AsyncClient`` belongs to one event loop, and token calls are rare.
-        """
-        if self._async_http_client is not None:
-            client = self._async_http_client
+        """Run a core operation with the async shell and this manager's async client."""
+        client, own = self._async_client()
+        try:
 
             async def send(cmd: Outbound) -> Any:
                 if not isinstance(cmd, Send):
@@ -192,14 +190,34 @@ class TokenManager:
                 return await send_async(client, cmd.request)
 
             return await run_async(op, AsyncEffects(self), send)
-        async with httpx2.AsyncClient() as own:
+        finally:
+            if own:
+                await client.aclose()
 
-            async def send_own(cmd: Outbound) -> Any:
-                if not isinstance(cmd, Send):
-                    raise TypeError("the manager sends token-endpoint requests only")
-                return await send_async(own, cmd.request)
+    def _async_client(self) -> tuple[httpx2.AsyncClient, bool]:
+        """The client for this call, and whether the call must close it itself.
 
-            return await run_async(op, AsyncEffects(self), send_own)
+        Without an ``async_http_client`` the manager pools one, closed by
+        `aclose`. An ``AsyncClient``'s connections belong to the event loop
+        that opened them, so the pool is bound to one loop: when that loop has
+        been closed (``asyncio.run`` called again) a new client replaces it,
+        and a call from a second loop running at the same time gets a
+        client of its own for that call only.
+        """
+        if self._async_http_client is not None:
+            return self._async_http_client, False
+        loop = _running_loop()
+        pooled = self._pooled
+        if pooled is not None:
+            client, owner = pooled
+            if owner is loop:
+                return client, False
+            if owner is not None and not owner.is_closed():
+                return httpx2.AsyncClient(), True
+            # Its loop is gone and its connections with it: nothing left to close.
+        client = httpx2.AsyncClient()
+        self._pooled = (client, loop)
+        return client, False
 
     # -- the auth-manager API -----------------------------------------------------
 
@@ -261,15 +279,32 @@ class TokenManager:
     # -- lifecycle --------------------------------------------------------------
 
     def close(self) -> None:
+        """Close the clients the manager opened itself (not those it was given).
+
+        In async code use `aclose` (or ``async with manager``), which also
+        closes the pooled ``AsyncClient``.
+        """
         if self._owns_client and self._http_client is not None:
             self._http_client.close()
             self._http_client = None
+
+    async def aclose(self) -> None:
+        pooled, self._pooled = self._pooled, None
+        if pooled is not None:
+            await pooled[0].aclose()
+        self.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def __repr__(self) -> str:
         return f"TokenManager({self.credentials!r}, store={type(self.store).__name__})"
@@ -315,3 +350,10 @@ class OAuth2Auth(httpx2.Auth):
 
 
 AuthManager = TokenManager
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # another async library (trio, through anyio)
+        return None
