@@ -28,7 +28,8 @@ def test_explicit_fetch_refresh_and_expiry(
     assert refreshed.access_token != first.access_token
     assert server.grants == {"password": 1, "refresh_token": 1}
     clock.advance(3600 - 59)
-    assert manager.is_token_expired()  # within the 60 s leeway
+    assert manager.is_refresh_due()  # within the 60 s leeway: the manager renews...
+    assert not manager.is_token_expired()  # ...a token that is not yet expired
 
 
 def test_authorization_code_flow_with_pkce_and_extra_params(
@@ -146,3 +147,21 @@ def test_missing_expires_in_gets_the_default_lifetime(
     assert manager.get_token() is token
     clock.advance(2)
     assert manager.get_token() is not token
+
+
+def test_expired_means_the_same_for_the_token_and_the_manager(
+    make_manager: MakeManager, clock: FakeClock
+) -> None:
+    """Issue 17, item 6: ``is_token_expired`` agrees with ``OAuthToken.is_expired``."""
+    manager = make_manager(leeway=120.0, jitter=0.5)
+    token = manager.fetch_token()  # expires_in 3600
+    for elapsed in (0, 3000, 3419, 3481, 3539, 3540, 3599, 3600, 4000):
+        clock.advance(elapsed - (clock.time() - 1_700_000_000.0))
+        for leeway in (0.0, 60.0):
+            assert manager.is_token_expired(leeway) == token.is_expired(leeway, clock=clock), (
+                elapsed,
+                leeway,
+            )
+        # The refresh point comes first: leeway 120 s (plus up to half of it), never later.
+        assert manager.is_refresh_due() >= manager.is_token_expired()
+    assert manager.is_refresh_due()

@@ -112,7 +112,7 @@ class TokenManager:
 
     @property
     def token(self) -> OAuthToken | None:
-        """The token in use now (may be expired; see `is_token_expired`)."""
+        """The token in use now (may be expired: see `is_token_expired`, `is_refresh_due`)."""
         return self.core.token
 
     @property
@@ -120,9 +120,23 @@ class TokenManager:
         """Server minus local time, estimated from the last token response's ``Date``."""
         return self.core.clock_skew
 
-    def is_token_expired(self) -> bool:
-        """True when there is no token or it is within ``leeway`` of expiry."""
-        return self.core.is_token_expired()
+    def is_token_expired(self, leeway: float = 0.0) -> bool:
+        """True when there is no token, the API rejected it, or it expires within ``leeway`` s.
+
+        "Expired" means what `OAuthToken.is_expired` means: past the token's
+        lifetime. It is measured on the monotonic clock from the moment the
+        token arrived, so a wall-clock jump does not change it. The manager
+        renews earlier than that: see `is_refresh_due`.
+        """
+        return self.core.is_token_expired(leeway)
+
+    def is_refresh_due(self) -> bool:
+        """True when the next request would renew the token: it is past its refresh point.
+
+        That point is ``leeway`` (the manager's option, default 60 s, at most half
+        the lifetime) plus up to ``jitter`` of it before expiry.
+        """
+        return self.core.is_refresh_due()
 
     def set_token(self, token: OAuthToken | None) -> None:
         """Use ``token`` from now on (not saved to the store, no hooks called)."""

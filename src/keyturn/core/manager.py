@@ -12,7 +12,10 @@ Policy, in one place:
 * **Expiry** is tracked on the monotonic clock. A token is *fresh* until its
   refresh point ``deadline - leeway * (1 + U(0, jitter))`` (the leeway is
   capped at half the lifetime so short-lived tokens are not refreshed on every
-  call), *usable* until its deadline.
+  call), *usable* until its deadline. Two names, two questions:
+  `is_refresh_due` (past the refresh point: the manager will renew) and
+  `is_token_expired` (past the deadline: the token is dead, the same answer as
+  `OAuthToken.is_expired` gives on the wall clock).
 * **Single flight**: a caller without a usable token either leads the exchange
   or waits on the one in flight; all waiters get its token or its error, and
   the next call after a failure tries again.
@@ -199,8 +202,22 @@ class TokenCore:
         held = self._held
         return held.token if held is not None else None
 
-    def is_token_expired(self) -> bool:
-        """True when there is no token, it was rejected, or it is past its refresh point."""
+    def is_token_expired(self, leeway: float = 0.0) -> bool:
+        """True when there is no token, the API rejected it, or it dies within ``leeway`` s.
+
+        The same question as `OAuthToken.is_expired`, asked of the monotonic
+        deadline fixed when the token arrived (so a wall-clock jump does not
+        change the answer). Not the refresh point: see `is_refresh_due`.
+        """
+        held = self._held
+        return held is None or held.rejected or self.clock.monotonic() >= held.deadline - leeway
+
+    def is_refresh_due(self) -> bool:
+        """True when the next call would renew: no token, rejected, or past the refresh point.
+
+        The refresh point is ``leeway * (1 + U(0, jitter))`` before the deadline
+        (module docstring), so this turns true before `is_token_expired` does.
+        """
         return self.fresh_token() is None
 
     def cooldown_remaining(self) -> float:

@@ -55,7 +55,12 @@ class OAuthToken:
     # -- expiry -------------------------------------------------------------
 
     def is_expired(self, leeway: float = 0.0, *, clock: Clock | None = None) -> bool:
-        """True when the token expires within ``leeway`` seconds.
+        """True when the token expires within ``leeway`` seconds, by the wall clock.
+
+        Wall-clock time, because ``expires_at`` is absolute and survives a
+        restart: the question to ask of a token loaded from a database. A live
+        `TokenManager` asks the same question with ``is_token_expired(leeway)``
+        on its monotonic clock, and renews earlier (``is_refresh_due()``).
 
         A token with no known expiry (``expires_at`` is ``None``) is not
         expired; the token manager gives such tokens a default lifetime on
