@@ -9,7 +9,8 @@ import pytest
 from joserfc.jwk import Key
 
 from keyturn.guard import TokenVerifier
-from tests.guard.guard_support import AUDIENCE, ISSUER, Clock, FakeIssuer, new_key
+from keyturn.testing import FakeClock
+from tests.guard.guard_support import AUDIENCE, ISSUER, NOW, FakeIssuer, new_key
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +34,8 @@ def ed_key() -> Key:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(NOW)
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def issuer(rsa_key: Key) -> FakeIssuer:
 
 
 @pytest.fixture
-def make_verifier(issuer: FakeIssuer, clock: Clock) -> Iterator[Callable[..., TokenVerifier]]:
+def make_verifier(issuer: FakeIssuer, clock: FakeClock) -> Iterator[Callable[..., TokenVerifier]]:
     """Build verifiers wired to the fake issuer; their clients are closed afterwards."""
     made: list[TokenVerifier] = []
 

@@ -42,19 +42,6 @@ def new_key(kind: str = "RSA", kid: str | None = None) -> Key:
 ALG_FOR = {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}
 
 
-class Clock:
-    """A settable clock: tests move time, the verifier reads it."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def claims_for(now: float = NOW, **overrides: Any) -> dict[str, Any]:
     claims: dict[str, Any] = {
         "iss": ISSUER,

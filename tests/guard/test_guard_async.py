@@ -11,12 +11,12 @@ from joserfc.jwk import Key
 
 from keyturn.core.errors import InvalidTokenError, TemporarilyUnavailableError
 from keyturn.guard import TokenVerifier
+from keyturn.testing import FakeClock
 from tests.guard.guard_support import (
     AUDIENCE,
     ISSUER,
     JWKS_PATH,
     METADATA_PATH,
-    Clock,
     FakeIssuer,
     claims_for,
     new_key,
@@ -46,7 +46,7 @@ async def test_averify_rejects_like_verify(verifier: TokenVerifier, rsa_key: Key
 
 
 async def test_concurrent_cold_start_fetches_once(
-    issuer: FakeIssuer, rsa_key: Key, clock: Clock
+    issuer: FakeIssuer, rsa_key: Key, clock: FakeClock
 ) -> None:
     async def slow(request: httpx2.Request) -> httpx2.Response:
         await anyio.sleep(0.05)  # every request waits while the others pile up
@@ -67,7 +67,7 @@ async def test_concurrent_cold_start_fetches_once(
 
 
 async def test_concurrent_unknown_kid_flood_is_bounded(
-    verifier: TokenVerifier, issuer: FakeIssuer, rsa_key: Key, clock: Clock
+    verifier: TokenVerifier, issuer: FakeIssuer, rsa_key: Key, clock: FakeClock
 ) -> None:
     await verifier.averify(sign(rsa_key))
     clock.advance(verifier._keys.min_refetch_interval)

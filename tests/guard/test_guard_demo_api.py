@@ -9,7 +9,8 @@ from types import ModuleType
 import pytest
 from joserfc.jwk import Key
 
-from tests.guard.guard_support import NOW, Clock, claims_for, sign
+from keyturn.testing import FakeClock
+from tests.guard.guard_support import NOW, claims_for, sign
 
 pytest.importorskip("uvicorn", reason="the server extra is not installed")
 
@@ -31,7 +32,7 @@ def demo() -> ModuleType:
 
 
 def test_demo_loop_in_process(
-    demo: ModuleType, verifier: TokenVerifier, rsa_key: Key, clock: Clock
+    demo: ModuleType, verifier: TokenVerifier, rsa_key: Key, clock: FakeClock
 ) -> None:
     with TestClient(demo.build_app(verifier)) as client:
         assert client.get("/health").json() == {"status": "ok"}

@@ -12,6 +12,7 @@ from joserfc.jwk import Key
 
 from keyturn.core.errors import InvalidTokenError, TemporarilyUnavailableError
 from keyturn.guard import DenyList, DenyListUnavailableError, Introspection, TokenVerifier
+from keyturn.testing import FakeClock
 from tests.guard.guard_support import (
     AUDIENCE,
     INTROSPECT_PATH,
@@ -19,7 +20,6 @@ from tests.guard.guard_support import (
     JWKS_PATH,
     METADATA_PATH,
     NOW,
-    Clock,
     FakeIssuer,
     claims_for,
     sign,
@@ -59,7 +59,7 @@ class TestIntrospection:
         assert issuer.introspection_auth == [expected]
 
     def test_active_answer_is_cached_for_cache_ttl(
-        self, make_verifier: MakeVerifier, issuer: FakeIssuer, rsa_key: Key, clock: Clock
+        self, make_verifier: MakeVerifier, issuer: FakeIssuer, rsa_key: Key, clock: FakeClock
     ) -> None:
         verifier = make_verifier(revocation=Introspection("guard", "s", cache_ttl=5))
         payload = claims_for()
@@ -104,7 +104,7 @@ class TestIntrospection:
 
     @pytest.mark.parametrize("body", [{"active": "yes"}, {}, ["active"]])
     def test_malformed_introspection_answer_fails_closed(
-        self, rsa_key: Key, issuer: FakeIssuer, clock: Clock, body: object
+        self, rsa_key: Key, issuer: FakeIssuer, clock: FakeClock, body: object
     ) -> None:
         def handler(request: httpx2.Request) -> httpx2.Response:
             if request.url.path == INTROSPECT_PATH:

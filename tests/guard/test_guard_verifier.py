@@ -13,13 +13,13 @@ from joserfc.jwk import Key, RSAKey
 
 from keyturn.core.errors import InvalidTokenError, TemporarilyUnavailableError
 from keyturn.guard import AccessTokenClaims, TokenVerifier
+from keyturn.testing import FakeClock
 from tests.guard.guard_support import (
     AUDIENCE,
     ISSUER,
     JWKS_PATH,
     METADATA_PATH,
     NOW,
-    Clock,
     FakeIssuer,
     b64,
     claims_for,
@@ -66,7 +66,7 @@ def test_explicit_jwks_uri_skips_discovery(
 
 
 class TestFailureModes:
-    def test_expired(self, verifier: TokenVerifier, rsa_key: Key, clock: Clock) -> None:
+    def test_expired(self, verifier: TokenVerifier, rsa_key: Key, clock: FakeClock) -> None:
         token = sign(rsa_key, claims_for(exp=int(NOW) + 60))
         verifier.verify(token)
         clock.advance(60 + verifier.leeway)
@@ -181,7 +181,7 @@ class TestConfiguration:
 
 class TestKeyRefresh:
     def test_unknown_kid_flood_fetches_the_jwks_a_bounded_number_of_times(
-        self, make_verifier: MakeVerifier, issuer: FakeIssuer, rsa_key: Key, clock: Clock
+        self, make_verifier: MakeVerifier, issuer: FakeIssuer, rsa_key: Key, clock: FakeClock
     ) -> None:
         verifier = make_verifier(jwks_min_refetch_interval=30)
         verifier.verify(sign(rsa_key))
@@ -199,7 +199,7 @@ class TestKeyRefresh:
         assert issuer.hits[JWKS_PATH] == before
 
     def test_flood_within_one_interval_causes_one_refetch(
-        self, verifier: TokenVerifier, issuer: FakeIssuer, rsa_key: Key, clock: Clock
+        self, verifier: TokenVerifier, issuer: FakeIssuer, rsa_key: Key, clock: FakeClock
     ) -> None:
         verifier.verify(sign(rsa_key))
         clock.advance(verifier._keys.min_refetch_interval)
@@ -209,7 +209,7 @@ class TestKeyRefresh:
         assert issuer.hits[JWKS_PATH] == 2
 
     def test_rotation_publish_then_sign(
-        self, verifier: TokenVerifier, issuer: FakeIssuer, rsa_key: Key, clock: Clock
+        self, verifier: TokenVerifier, issuer: FakeIssuer, rsa_key: Key, clock: FakeClock
     ) -> None:
         verifier.verify(sign(rsa_key))
         successor = new_key("RSA", kid="rsa-next")
@@ -226,7 +226,7 @@ class TestKeyRefresh:
         issuer: FakeIssuer,
         rsa_key: Key,
         other_rsa_key: Key,
-        clock: Clock,
+        clock: FakeClock,
     ) -> None:
         verifier = make_verifier(jwks_max_age=60)
         issuer.keys.append(other_rsa_key)
@@ -238,7 +238,7 @@ class TestKeyRefresh:
         assert issuer.hits[JWKS_PATH] == 2
 
     def test_stale_keys_keep_serving_when_the_refresh_fails(
-        self, make_verifier: MakeVerifier, issuer: FakeIssuer, rsa_key: Key, clock: Clock
+        self, make_verifier: MakeVerifier, issuer: FakeIssuer, rsa_key: Key, clock: FakeClock
     ) -> None:
         verifier = make_verifier(jwks_max_age=60)
         verifier.verify(sign(rsa_key))
@@ -255,7 +255,7 @@ class TestKeyRefresh:
         assert issuer.hits == {METADATA_PATH: 2, JWKS_PATH: 3}  # rediscovered after the failure
 
     def test_issuer_down_at_start_is_503_not_401_and_is_rate_limited(
-        self, verifier: TokenVerifier, issuer: FakeIssuer, rsa_key: Key, clock: Clock
+        self, verifier: TokenVerifier, issuer: FakeIssuer, rsa_key: Key, clock: FakeClock
     ) -> None:
         issuer.down = True
         for _ in range(20):
@@ -268,7 +268,7 @@ class TestKeyRefresh:
         clock.advance(verifier._keys.min_refetch_interval)
         assert verifier.verify(sign(rsa_key, claims_for(clock.now))).subject == "user-42"
 
-    def test_unreachable_issuer_is_503(self, clock: Clock, rsa_key: Key) -> None:
+    def test_unreachable_issuer_is_503(self, clock: FakeClock, rsa_key: Key) -> None:
         def refuse(request: httpx2.Request) -> httpx2.Response:
             raise httpx2.ConnectError("refused", request=request)
 
@@ -340,7 +340,7 @@ class TestKeyRefresh:
         assert JWKS_PATH not in issuer.hits
 
     def test_concurrent_threads_at_cold_start_fetch_once(
-        self, issuer: FakeIssuer, rsa_key: Key, clock: Clock
+        self, issuer: FakeIssuer, rsa_key: Key, clock: FakeClock
     ) -> None:
         issuer.on_request = lambda request: time.sleep(0.05)  # hold the fetch open
         tokens = [sign(rsa_key) for _ in range(8)]
@@ -383,7 +383,7 @@ PATH_METADATA = "/.well-known/oauth-authorization-server/tenant/a"  # RFC 8414 Â
 
 
 def test_issuer_with_a_path_is_discovered_where_rfc_8414_puts_it(
-    rsa_key: Key, clock: Clock
+    rsa_key: Key, clock: FakeClock
 ) -> None:
     issuer = FakeIssuer(rsa_key, issuer=PATH_ISSUER, metadata_path=PATH_METADATA)
     token = sign(rsa_key, claims_for(iss=PATH_ISSUER))
@@ -395,7 +395,7 @@ def test_issuer_with_a_path_is_discovered_where_rfc_8414_puts_it(
 
 @pytest.mark.anyio
 async def test_issuer_with_a_path_is_discovered_the_same_way_async(
-    rsa_key: Key, clock: Clock
+    rsa_key: Key, clock: FakeClock
 ) -> None:
     issuer = FakeIssuer(rsa_key, issuer=PATH_ISSUER, metadata_path=PATH_METADATA)
     token = sign(rsa_key, claims_for(iss=PATH_ISSUER))
@@ -407,7 +407,7 @@ async def test_issuer_with_a_path_is_discovered_the_same_way_async(
 
 @pytest.mark.parametrize("published", [PATH_ISSUER + "/", "https://IDP.example/tenant/a"])
 def test_metadata_issuer_must_be_identical_not_similar(
-    rsa_key: Key, clock: Clock, published: str
+    rsa_key: Key, clock: FakeClock, published: str
 ) -> None:
     issuer = FakeIssuer(rsa_key, issuer=PATH_ISSUER, metadata_path=PATH_METADATA)
     issuer.metadata_issuer = published

@@ -16,16 +16,12 @@ from keyturn.keys.keyring import KeyRing
 from keyturn.storage import database
 from keyturn.storage.records import TokenRecord
 from keyturn.storage.repository import SqlStorage
+from keyturn.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+START = 1_800_000_000.0
 
 
 @pytest.fixture
@@ -39,7 +35,7 @@ async def storage(own_database_url: str) -> AsyncIterator[SqlStorage]:
     await store.close()
 
 
-def ring(storage: SqlStorage, clock: Clock, **kw: object) -> KeyRing:
+def ring(storage: SqlStorage, clock: FakeClock, **kw: object) -> KeyRing:
     return KeyRing(storage, b"p" * 32, clock=clock, refresh_interval=10, activation_delay=600, **kw)  # type: ignore[arg-type]
 
 
@@ -95,7 +91,7 @@ async def record_token(storage: SqlStorage, kid: str, expires_at: int) -> None:
 
 
 async def test_first_key_signs_at_once(storage: SqlStorage) -> None:
-    clock = Clock()
+    clock = FakeClock(START)
     keyring = ring(storage, clock)
     await keyring.ensure_key()
     token, kid = await keyring.sign({"sub": "x"})
@@ -107,7 +103,7 @@ async def test_first_key_signs_at_once(storage: SqlStorage) -> None:
 
 
 async def test_rotation_publishes_then_signs_then_retires(storage: SqlStorage) -> None:
-    clock = Clock()
+    clock = FakeClock(START)
     keyring = ring(storage, clock)
     await keyring.ensure_key()
     old_kid = keyring.signer().kid
@@ -141,7 +137,7 @@ async def test_rotation_publishes_then_signs_then_retires(storage: SqlStorage) -
 
 
 async def test_other_processes_pick_up_rotation_after_refresh(storage: SqlStorage) -> None:
-    clock = Clock()
+    clock = FakeClock(START)
     a = ring(storage, clock)
     await a.ensure_key()
     b = ring(storage, clock)
@@ -155,7 +151,7 @@ async def test_other_processes_pick_up_rotation_after_refresh(storage: SqlStorag
 
 
 async def test_private_keys_are_stored_encrypted(storage: SqlStorage) -> None:
-    keyring = ring(storage, Clock())
+    keyring = ring(storage, FakeClock(START))
     await keyring.ensure_key()
     (record,) = await storage.list_signing_keys()
     assert "ENCRYPTED PRIVATE KEY" in record.private_key
@@ -164,7 +160,7 @@ async def test_private_keys_are_stored_encrypted(storage: SqlStorage) -> None:
 
 
 async def test_close_stops_the_signing_threads(storage: SqlStorage) -> None:
-    keyring = ring(storage, Clock())
+    keyring = ring(storage, FakeClock(START))
     await keyring.ensure_key()
     await keyring.sign({"sub": "x"})  # RS256: signed on the keyring's own threads
     pool = keyring._sign_pool
@@ -193,7 +189,7 @@ async def test_where_a_token_is_signed(
     on_pool: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    keyring = ring(storage, Clock(), alg=alg)
+    keyring = ring(storage, FakeClock(START), alg=alg)
     threads = spy_on_inline_signing(monkeypatch)
     try:
         await keyring.ensure_key()
@@ -213,7 +209,7 @@ async def test_helper_processes_sign_rsa_under_load(
     in_helper: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    keyring = ring(storage, Clock(), alg="RS256")
+    keyring = ring(storage, FakeClock(START), alg="RS256")
     local = spy_on_inline_signing(monkeypatch)
     try:
         await keyring.ensure_key()
@@ -235,7 +231,7 @@ async def test_helper_processes_sign_rsa_under_load(
 async def test_helpers_start_only_once_an_rsa_key_is_in_the_ring(
     storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keyring = ring(storage, Clock(), alg="ES256")
+    keyring = ring(storage, FakeClock(START), alg="ES256")
     local = spy_on_inline_signing(monkeypatch)
     try:
         await keyring.ensure_key()
@@ -257,7 +253,7 @@ async def test_helpers_that_cannot_start_leave_signing_to_the_threads(
 ) -> None:
     import sys
 
-    keyring = ring(storage, Clock(), alg="RS256")
+    keyring = ring(storage, FakeClock(START), alg="RS256")
     try:
         await keyring.ensure_key()
         monkeypatch.setattr(sys, "executable", "/nonexistent/python")
