@@ -72,6 +72,7 @@ def build_authorization_request(
         params[key] = value
     parts = urlsplit(endpoint)
     query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    query += [("resource", uri) for uri in creds.resources]  # RFC 8707 §2.1
     url = urlunsplit(parts._replace(query=urlencode(query)))
     return AuthorizationRequest(url, state, verifier)
 

@@ -59,6 +59,10 @@ class Credentials:
     revocation_url: str | None = None
     scopes: tuple[str, ...] = ()
     audience: str | None = None
+    """Auth0's name for the API the token is for; standard providers use ``resource``."""
+    resource: str | tuple[str, ...] = ()
+    """RFC 8707 resource indicators, one or many absolute URIs: sent with the
+    authorization request and every token request, refreshes included."""
     auth_method: ClientAuthMethod | None = None
     """Defaults to Basic with a secret and ``none`` without one."""
     extra_params: Mapping[str, str] = field(default_factory=dict)
@@ -77,6 +81,10 @@ class Credentials:
             raise ValueError("client_id is required")
         scopes: Iterable[str] = self.scopes.split() if isinstance(self.scopes, str) else self.scopes
         object.__setattr__(self, "scopes", tuple(dict.fromkeys(scopes)))
+        resources = (self.resource,) if isinstance(self.resource, str) else self.resource
+        object.__setattr__(self, "resource", tuple(dict.fromkeys(resources)))
+        for uri in self.resources:
+            _check_resource(uri)
         object.__setattr__(self, "extra_params", MappingProxyType(dict(self.extra_params)))
         if self.auth_method is not None:
             object.__setattr__(self, "auth_method", ClientAuthMethod(self.auth_method))
@@ -109,6 +117,11 @@ class Credentials:
         return " ".join(self.scopes) or None
 
     @property
+    def resources(self) -> tuple[str, ...]:
+        """``resource`` as a tuple (it is normalised to one on construction)."""
+        return self.resource if isinstance(self.resource, tuple) else (self.resource,)
+
+    @property
     def can_fetch_unattended(self) -> bool:
         """Whether a token can be obtained without a user in a browser."""
         return True
@@ -129,6 +142,7 @@ class Credentials:
             "client_id": self.client_id,
             "scopes": sorted(self.scopes),
             "audience": self.audience,
+            "resource": sorted(self.resources),
             "extra": sorted(self.extra_params.items()),
             "key": self.store_key,
         }
@@ -156,6 +170,15 @@ class Credentials:
         return f"{type(self).__name__}({', '.join(shown)})"
 
     __str__ = __repr__
+
+
+def _check_resource(uri: object) -> None:
+    """RFC 8707 §2: an absolute URI without a fragment."""
+    if not isinstance(uri, str):
+        raise TypeError("resource must be a string or a tuple of strings")
+    parts = urlsplit(uri)
+    if not parts.scheme or "#" in uri:
+        raise ValueError(f"resource must be an absolute URI without a fragment: {uri!r}")
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)

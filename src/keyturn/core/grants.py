@@ -59,16 +59,23 @@ def _client_auth(
     return params, headers
 
 
-def _token_request(creds: Credentials, endpoint: str, params: dict[str, str]) -> HttpRequest:
+def _token_request(
+    creds: Credentials, endpoint: str, params: dict[str, str], resources: tuple[str, ...] = ()
+) -> HttpRequest:
+    """``resources``: RFC 8707 ``resource`` values, one parameter each (a list in JSON)."""
     body_params = {**creds.extra_params, **params}
     headers = {"Accept": "application/json"}
     body_params, headers = _client_auth(creds, body_params, headers)
     if creds.effective_auth_method is ClientAuthMethod.JSON:
         headers["Content-Type"] = "application/json"
-        body = json.dumps(body_params).encode()
+        data: dict[str, str | list[str]] = dict(body_params)
+        if resources:
+            data["resource"] = resources[0] if len(resources) == 1 else list(resources)
+        body = json.dumps(data).encode()
     else:
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-        body = urlencode(body_params).encode()
+        pairs = [*body_params.items(), *(("resource", r) for r in resources)]
+        body = urlencode(pairs).encode()
     return HttpRequest("POST", endpoint, headers, body, creds.timeout)
 
 
@@ -76,7 +83,7 @@ def grant_request(creds: Credentials, endpoint: str) -> HttpRequest:
     """Client credentials (§4.4.2) or password (§4.3.2): everything is in ``creds``."""
     if isinstance(creds, AuthorizationCodeCredentials):
         raise TypeError("the authorization code grant needs a code: use authorization_code_request")
-    return _token_request(creds, endpoint, creds.grant_params())
+    return _token_request(creds, endpoint, creds.grant_params(), creds.resources)
 
 
 def authorization_code_request(
@@ -91,13 +98,16 @@ def authorization_code_request(
         params["code_verifier"] = code_verifier
     elif creds.use_pkce:
         raise ValueError("PKCE is on but no code_verifier is known for this code")
-    return _token_request(creds, endpoint, params)
+    return _token_request(creds, endpoint, params, creds.resources)
 
 
 def refresh_request(creds: Credentials, endpoint: str, refresh_token: str) -> HttpRequest:
-    """RFC 6749 §6. Scope is left out: the server keeps the original grant's scope."""
+    """RFC 6749 §6 with the RFC 8707 §2.2 ``resource`` values (the token's audience).
+
+    Scope is left out: the server keeps the original grant's scope.
+    """
     params = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    return _token_request(creds, endpoint, params)
+    return _token_request(creds, endpoint, params, creds.resources)
 
 
 def revocation_request(
