@@ -49,6 +49,8 @@ from keyturn.server.errors import EXCEPTION_HANDLERS
 from keyturn.server.nul_guard import RejectNulMiddleware, has_nul
 from keyturn.server.request_id import request_ids
 from keyturn.server.settings import Settings
+from keyturn.server.vendors import FAST_PATHS as VENDOR_FAST_PATHS
+from keyturn.server.vendors import routes as vendor_routes
 from keyturn.storage.health import UNREACHABLE, database_fault
 
 log = logging.getLogger("keyturn.server")
@@ -113,7 +115,8 @@ async def watch_database(ctx: ServerContext, interval: float = 0.5) -> None:
 Wrapper = Callable[[ASGIApp], ASGIApp]
 """An ASGI middleware as a function of the app it wraps."""
 
-TOKEN_PATHS = frozenset({TOKEN_PATH, "/auth/v2/token"})
+TOKEN_PATHS: dict[str, ASGIApp] = {TOKEN_PATH: token_app, **VENDOR_FAST_PATHS}
+"""The token fast path: ``POST`` to these paths goes straight to their ASGI app."""
 
 
 class KeyturnApp(Starlette):
@@ -149,7 +152,7 @@ class KeyturnApp(Starlette):
             and not has_nul(scope)
         ):
             scope["app"] = self
-            await token_app(scope, receive, send)
+            await TOKEN_PATHS[scope["path"]](scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -196,7 +199,6 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route(TOKEN_PATH, token_endpoint, methods=token_methods),
-        Route("/auth/v2/token", token_endpoint, methods=token_methods),
         Route(JWKS_PATH, jwks_endpoint, methods=["GET"]),
         Route(PUBLIC_KEY_PATH, public_key_endpoint, methods=["GET"]),
         Route("/.well-known/oauth-authorization-server", metadata_endpoint, methods=["GET"]),
@@ -208,6 +210,7 @@ def create_app(
         Route(USERINFO_PATH, userinfo_endpoint, methods=["GET", "POST"]),
         Route("/.well-known/openid-configuration", openid_configuration_endpoint, methods=["GET"]),
         Mount(ADMIN_PATH, admin),
+        *vendor_routes(),  # Candid, Square and Authlete shapes (server/vendors/)
     ]
     if settings.metrics_port is None:  # else on their own port only (cli.py serve)
         routes.insert(2, Route("/metrics", metrics.metrics_endpoint, methods=["GET"]))

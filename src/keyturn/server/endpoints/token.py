@@ -1,4 +1,4 @@
-"""``POST /oauth/token`` (RFC 6749 §3.2), also served at ``/auth/v2/token``.
+"""``POST /oauth/token`` (RFC 6749 §3.2).
 
 A short list of named steps, each of which may raise the RFC error it maps to:
 parse the body, check the grant type is known, authenticate the client, apply
@@ -6,6 +6,8 @@ its issuance rate limit, check it may use the grant, run the grant.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -37,6 +39,17 @@ ISSUANCE_WINDOW = 60.0
 async def token_endpoint(request: Request) -> Response:
     ctx = get_context(request)
     params = await parse_params(request, ctx.settings.max_body_bytes)
+    return json_response(await grant_tokens(ctx, request, params))
+
+
+async def grant_tokens(
+    ctx: ServerContext, request: Request, params: dict[str, str]
+) -> dict[str, Any]:
+    """Every step after parsing: the RFC 6749 token response for ``params``.
+
+    The vendor-compatible token routes (``server/vendors/``) parse their own
+    bodies and shape their own answers around this one call.
+    """
     grant_type = params.get("grant_type")
     if not grant_type:
         raise InvalidRequestError("the grant_type parameter is required")
@@ -53,7 +66,7 @@ async def token_endpoint(request: Request) -> Response:
     if grant_type not in client.grant_types:
         raise UnauthorizedClientError(f"this client is not allowed the {grant_type} grant")
     try:
-        return json_response(await handler(ctx, client, params))
+        return await handler(ctx, client, params)
     except Exception as exc:
         if not missing_reference(exc):
             raise
