@@ -26,7 +26,7 @@ import itertools
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, Literal
@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from keyturn.client._http import httpx2
 from keyturn.core import pkce
+from keyturn.core.discovery import metadata_urls
 from keyturn.core.credentials import (
     AuthorizationCodeCredentials,
     ClientCredentials,
@@ -137,6 +138,7 @@ class FakeTokenServer:
         redirect_uri: str = "https://app.example/callback",
         server_clock_skew: float = 0.0,
         revoke_access_tokens: bool = True,
+        discovery: Collection[str] = ("oauth-authorization-server", "openid-configuration"),
     ) -> None:
         self.issuer = issuer
         self.clock = clock or FakeClock()
@@ -147,6 +149,8 @@ class FakeTokenServer:
         self.redirect_uri = redirect_uri
         self.server_clock_skew = server_clock_skew
         self.revoke_access_tokens = revoke_access_tokens
+        self.discovery = frozenset(discovery)
+        """Which well-known documents are published (a provider may have only one)."""
         """False: answer ``unsupported_token_type`` for access tokens (RFC 7009 §2.2.1),
         as providers with self-contained JWT access tokens do."""
         self.token_requests = 0
@@ -277,17 +281,23 @@ class FakeTokenServer:
             return self._token(request)
         if url.startswith(self.revocation_url):
             return self._revoke(request)
-        if url.startswith(f"{self.issuer}/.well-known/oauth-authorization-server"):
-            return self._json(
-                200,
-                {
-                    "issuer": self.issuer,
-                    "token_endpoint": self.token_url,
-                    "authorization_endpoint": self.authorization_url,
-                    "revocation_endpoint": self.revocation_url,
-                },
-            )
+        rfc8414, openid = metadata_urls(self.issuer)
+        if url in (rfc8414, openid):
+            if (url == rfc8414 and "oauth-authorization-server" not in self.discovery) or (
+                url == openid and "openid-configuration" not in self.discovery
+            ):
+                return self._error(404, "invalid_request", "no such document")
+            return self._json(200, self.metadata())
         return self._api(request)
+
+    def metadata(self) -> dict[str, Any]:
+        """The discovery document (RFC 8414; OpenID Connect's is the same here)."""
+        return {
+            "issuer": self.issuer,
+            "token_endpoint": self.token_url,
+            "authorization_endpoint": self.authorization_url,
+            "revocation_endpoint": self.revocation_url,
+        }
 
     def _json(
         self, status: int, body: Any, headers: Mapping[str, str] | None = None

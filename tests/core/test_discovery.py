@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from keyturn.core.discovery import metadata_request, metadata_url, process_metadata_response
+from keyturn.core.discovery import (
+    is_absent,
+    metadata_request,
+    metadata_requests,
+    metadata_url,
+    metadata_urls,
+    openid_configuration_url,
+    process_metadata_response,
+)
 from keyturn.core.errors import InvalidResponseError
 from keyturn.core.http import HttpResponse
 
@@ -65,3 +73,20 @@ def test_metadata_issuer_must_be_identical(published: str, configured: str) -> N
     """§3.3: identical, so a trailing slash is a different issuer (it was accepted before)."""
     with pytest.raises(InvalidResponseError, match="issuer"):
         process_metadata_response(_resp({"issuer": published}), configured)
+
+
+def test_openid_configuration_lives_after_the_path() -> None:
+    """OIDC Discovery §4.1 (kept by RFC 8414 §5): appended, a terminating slash dropped."""
+    expected = "https://idp.example/tenant/a/.well-known/openid-configuration"
+    assert openid_configuration_url(PATH_ISSUER) == expected
+    assert openid_configuration_url(PATH_ISSUER + "/") == expected
+    assert metadata_urls(PATH_ISSUER) == (metadata_url(PATH_ISSUER), expected)
+    assert [r.url for r in metadata_requests(PATH_ISSUER)] == list(metadata_urls(PATH_ISSUER))
+
+
+@pytest.mark.parametrize(
+    ("status", "absent"),
+    [(404, True), (400, True), (403, True), (429, False), (500, False), (200, False)],
+)
+def test_only_a_client_error_means_the_document_is_absent(status: int, absent: bool) -> None:
+    assert is_absent(HttpResponse(status, {}, b"")) is absent

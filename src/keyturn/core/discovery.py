@@ -5,6 +5,13 @@ issuer's host with ``/.well-known/oauth-authorization-server`` inserted before
 the issuer's path (§3.1), and the ``issuer`` in it must be identical to the
 configured one (§3.3), not just similar: otherwise an attacker-controlled
 document could redirect tokens, or the guard's trust, elsewhere.
+
+Many providers (Google, Entra, Cognito) publish only OpenID Connect's
+document, which lives *after* the issuer's path (OIDC Discovery 1.0 §4.1; RFC
+8414 §5 keeps that placement for it). `metadata_urls` lists both, RFC 8414's
+first: the second is asked only when the first is absent (`is_absent`: a 4xx
+other than 429), never when it is present but wrong, and the same issuer
+check applies to either document.
 """
 
 from __future__ import annotations
@@ -21,15 +28,21 @@ from keyturn.core.grants import raise_for_error_response
 from keyturn.core.http import HttpRequest, HttpResponse
 
 __all__ = [
+    "OPENID_WELL_KNOWN",
     "WELL_KNOWN",
     "ServerMetadata",
+    "is_absent",
     "metadata_request",
+    "metadata_requests",
     "metadata_url",
+    "metadata_urls",
+    "openid_configuration_url",
     "process_metadata_response",
     "same_issuer",
 ]
 
 WELL_KNOWN = "/.well-known/oauth-authorization-server"
+OPENID_WELL_KNOWN = "/.well-known/openid-configuration"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +70,26 @@ def metadata_url(issuer: str) -> str:
     return urlunsplit((scheme, host, WELL_KNOWN + path.rstrip("/"), "", ""))
 
 
+def openid_configuration_url(issuer: str) -> str:
+    """OIDC Discovery §4.1: the issuer, less a terminating ``/``, plus the well-known path.
+
+    ``https://idp.example/tenant/a`` has it at
+    ``https://idp.example/tenant/a/.well-known/openid-configuration``.
+    """
+    scheme, host, path, _, _ = urlsplit(issuer)
+    return urlunsplit((scheme, host, path.rstrip("/") + OPENID_WELL_KNOWN, "", ""))
+
+
+def metadata_urls(issuer: str) -> tuple[str, str]:
+    """Where to look, in order: RFC 8414's document, then OpenID Connect's."""
+    return metadata_url(issuer), openid_configuration_url(issuer)
+
+
+def is_absent(response: HttpResponse) -> bool:
+    """The document is not there (a 4xx but 429): worth asking for the next one."""
+    return 400 <= response.status_code < 500 and response.status_code != 429
+
+
 def same_issuer(published: object, configured: str) -> bool:
     """RFC 8414 §3.3: the document's ``issuer`` is identical to the configured one.
 
@@ -66,7 +99,13 @@ def same_issuer(published: object, configured: str) -> bool:
 
 
 def metadata_request(issuer: str, timeout: float | None = None) -> HttpRequest:
-    return HttpRequest("GET", metadata_url(issuer), {"Accept": "application/json"}, b"", timeout)
+    return metadata_requests(issuer, timeout)[0]
+
+
+def metadata_requests(issuer: str, timeout: float | None = None) -> list[HttpRequest]:
+    """One request per place in `metadata_urls`, to be tried in order."""
+    headers = {"Accept": "application/json"}
+    return [HttpRequest("GET", url, headers, b"", timeout) for url in metadata_urls(issuer)]
 
 
 def process_metadata_response(response: HttpResponse, issuer: str) -> ServerMetadata:

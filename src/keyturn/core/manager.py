@@ -64,7 +64,12 @@ from keyturn.core.commands import (
     WaitFlight,
 )
 from keyturn.core.credentials import AuthorizationCodeCredentials, Credentials
-from keyturn.core.discovery import ServerMetadata, metadata_request, process_metadata_response
+from keyturn.core.discovery import (
+    ServerMetadata,
+    is_absent,
+    metadata_requests,
+    process_metadata_response,
+)
 from keyturn.core.errors import (
     InvalidGrantError,
     InvalidResponseError,
@@ -547,11 +552,17 @@ class TokenCore:
     # -- endpoints --------------------------------------------------------------
 
     def metadata(self) -> Op[ServerMetadata | None]:
-        """RFC 8414 metadata of ``credentials.issuer``, fetched once."""
+        """Metadata of ``credentials.issuer``, fetched once: RFC 8414's, else OpenID's."""
         issuer = self.credentials.issuer
         if self._metadata is not None or issuer is None:
             return self._metadata
-        response = yield from Send(metadata_request(issuer, self.credentials.timeout))
+        *first, last = metadata_requests(issuer, self.credentials.timeout)
+        for request in first:
+            response = yield from Send(request)
+            if not is_absent(response):
+                break
+        else:
+            response = yield from Send(last)
         self._metadata = process_metadata_response(response, issuer)
         return self._metadata
 
