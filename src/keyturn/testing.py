@@ -34,12 +34,12 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from keyturn.client._http import httpx2
 from keyturn.core import pkce
-from keyturn.core.discovery import metadata_urls
 from keyturn.core.credentials import (
     AuthorizationCodeCredentials,
     ClientCredentials,
     PasswordCredentials,
 )
+from keyturn.core.discovery import metadata_urls
 
 __all__ = ["FakeClock", "FakeTokenServer", "IssuedToken"]
 
