@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import typing
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -19,10 +20,12 @@ from keyturn.client.api import (
     AsyncTokens,
     AuthenticationError,
     Clients,
+    ClientWithSecret,
     KeyturnClient,
     NotFoundError,
     TokenPager,
     Tokens,
+    client_ops,
 )
 from keyturn.core.errors import InvalidScopeError, TransportError
 
@@ -298,6 +301,20 @@ def test_sync_and_async_offer_the_same_calls(sync: type, aio: type) -> None:
             continue
         if callable(member) and aio is not AsyncTokenPager:
             assert inspect.iscoroutinefunction(member), name
+
+
+def test_methods_bound_to_an_operation_show_its_parameters_and_its_result() -> None:
+    """``help()`` and get_type_hints see the operation's parameters less the endpoints the
+    shell supplies, not ``*args, **kwargs``; and the call's result, not the `Call`."""
+    assert str(inspect.signature(AsyncTokens.get)) == (
+        "(self, token_id: 'str', *, request_options: 'RequestOptions | None' = None) -> 'Token'"
+    )
+    assert list(inspect.signature(KeyturnClient.introspect).parameters)[:2] == ["self", "token"]
+    assert typing.get_type_hints(Tokens.list)["return"] is TokenPager
+    assert typing.get_type_hints(AsyncTokens.list)["return"] is AsyncTokenPager
+    assert typing.get_type_hints(Clients.create)["return"] is ClientWithSecret
+    assert typing.get_type_hints(AsyncKeyturnClient.revoke)["return"] is type(None)
+    assert Clients.rotate_secret.__doc__ == client_ops.rotate_secret.__doc__
 
 
 def test_the_request_bodies_are_json_the_server_can_read() -> None:

@@ -32,14 +32,14 @@ def query(request: HttpRequest) -> dict[str, str]:
 
 
 def test_list_query_leaves_out_what_is_not_given() -> None:
-    call = token_ops.list_page(EP, client_id="a&b", active=False, limit=5)
+    call = token_ops.list_pages(EP, client_id="a&b", active=False, limit=5)(None)
     assert call.admin is True
     assert call.request.method == "GET"
     assert call.request.url.startswith("https://auth.example/admin/v1/tokens?")
     assert query(call.request) == {"client_id": "a&b", "active": "false", "limit": "5"}
     assert call.request.timeout == 7.0
     assert call.request.body == b""
-    bare = token_ops.list_page(EP)
+    bare = token_ops.list_pages(EP)(None)
     assert bare.request.url == "https://auth.example/admin/v1/tokens"
 
 
@@ -107,21 +107,23 @@ def test_request_options_reach_every_part_of_the_request() -> None:
         "additional_query_parameters": {"dry_run": "1"},
         "additional_body_parameters": {"note": "hi", "n": 2},
     }
-    call = token_ops.create(EP, client_id="c", options=options)
+    call = token_ops.create(EP, client_id="c", request_options=options)
     assert call.request.timeout == 1.5
     assert call.request.headers["X-Trace"] == "t-1"
     assert query(call.request) == {"dry_run": "1"}
     assert body(call.request) == {"client_id": "c", "note": "hi", "n": 2}
-    listed = token_ops.list_page(EP, limit=2, options={"additional_query_parameters": {"x": "y"}})
-    assert query(listed.request) == {"limit": "2", "x": "y"}
+    listed = token_ops.list_pages(
+        EP, limit=2, request_options={"additional_query_parameters": {"x": "y"}}
+    )("c1")
+    assert query(listed.request) == {"limit": "2", "cursor": "c1", "x": "y"}
     # A POST without a body gets a JSON one for the extra parameters.
-    purge = token_ops.purge(EP, options={"additional_body_parameters": {"dry": True}})
+    purge = token_ops.purge(EP, request_options={"additional_body_parameters": {"dry": True}})
     assert (purge.request.headers["Content-Type"], body(purge.request)) == (
         "application/json",
         {"dry": True},
     )
     with pytest.raises(ValueError, match="GET request has no body"):
-        token_ops.get(EP, "t", options={"additional_body_parameters": {"x": 1}})
+        token_ops.get(EP, "t", request_options={"additional_body_parameters": {"x": 1}})
     unchanged = token_ops.get(EP, "t")
     assert apply_options(unchanged.request, {}) is unchanged.request
 
@@ -135,7 +137,7 @@ def test_get_token_is_the_core_client_credentials_request() -> None:
         client_secret="pw",
         scope=["read", "write"],
         audience="api",
-        options=options,
+        request_options=options,
     )
     request = call.request
     assert (request.method, request.url, call.admin) == ("POST", EP.token_url, False)

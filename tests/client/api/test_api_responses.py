@@ -75,7 +75,7 @@ def answer(status: int, data: Any = None, **headers: str) -> HttpResponse:
 
 
 def test_a_page_of_tokens() -> None:
-    process = token_ops.list_page(EP).process
+    process = token_ops.list_pages(EP)(None).process
     page = process(answer(200, {"items": [TOKEN, {**TOKEN, "token_id": "j2"}], "next_cursor": "c"}))
     assert [t.token_id for t in page.items] == ["j1", "j2"]
     assert page.items[0].audience == ("https://api.example",)

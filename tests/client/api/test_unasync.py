@@ -46,7 +46,9 @@ def test_check_fails_on_an_edited_a_missing_or_an_extra_generated_file(tmp_path:
     assert _run("--check", "--async-dir", str(async_dir)).returncode == 0
 
     client = sync_dir / "client.py"
-    client.write_text(client.read_text().replace("def purge(", "def purge_all("))
+    edited = client.read_text().replace("def close(", "def shut(")
+    assert edited != client.read_text()
+    client.write_text(edited)
     (sync_dir / "__init__.py").unlink()
     (sync_dir / "leftover.py").write_text("x = 1\n")
     result = _run("--check", "--async-dir", str(async_dir))

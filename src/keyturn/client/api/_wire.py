@@ -9,7 +9,9 @@ the whole protocol is tested without a transport.
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypedDict, TypeVar
@@ -20,6 +22,7 @@ from keyturn.core.errors import InvalidResponseError
 from keyturn.core.http import HttpRequest, HttpResponse
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 ADMIN_SCOPE = "keyturn:admin"
 _BODYLESS = frozenset({"GET", "DELETE", "HEAD"})
@@ -76,16 +79,19 @@ class Endpoints:
         return "/".join([self.base_url + "/admin/v1", *(quote(s, safe="") for s in segments)])
 
 
-def admin_request(
+def admin_call(
     ep: Endpoints,
     method: str,
-    url: str,
+    path: tuple[str, ...],
+    process: Callable[[HttpResponse], T],
     *,
     body: Mapping[str, Any] | None = None,
     query: Mapping[str, Any] | None = None,
     options: RequestOptions | None = None,
-) -> HttpRequest:
-    """A JSON request to the admin API; ``None`` query values are left out."""
+) -> Call[T]:
+    """An admin API operation: a JSON request to ``/admin/v1/<path>``, sent with the admin
+    token; ``None`` query values are left out."""
+    url = ep.admin_url(*path)
     headers = {"Accept": "application/json"}
     content = b""
     if body is not None:
@@ -95,7 +101,7 @@ def admin_request(
     if params:
         url += "?" + urlencode(params)
     request = HttpRequest(method, url, headers, content, ep.timeout)
-    return apply_options(request, options)
+    return Call(apply_options(request, options), process, admin=True)
 
 
 def _query_value(value: Any) -> str:
@@ -192,3 +198,32 @@ def no_content(what: str) -> Callable[[HttpResponse], None]:
 def without_none(**fields: Any) -> dict[str, Any]:
     """A JSON body of the fields given: ``None`` means "the server's default"."""
     return {k: v for k, v in fields.items() if v is not None}
+
+
+# -- the shells' methods --------------------------------------------------------------
+
+_CALL_OF = re.compile(r"Call\[(.+)\]")
+
+
+def shell_method(op: Callable[..., Any], method: F, *, supplied: int = 1, result: Any = None) -> F:
+    """``method``, a shell's sender of ``op``, described as ``op`` is, for ``help()``,
+    `inspect.signature` and `typing.get_type_hints`: op's name and docstring, op's
+    parameters after the ``supplied`` ones the shell fills in (``self`` in their place),
+    and what the method returns: ``result``, else what op's `Call` carries."""
+    sig = inspect.signature(op)
+    params = list(sig.parameters.values())[supplied:]
+    if result is None:
+        match = _CALL_OF.fullmatch(str(sig.return_annotation))
+        result = match[1] if match else sig.return_annotation
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__name__ = method.__qualname__ = op.__name__
+    method.__doc__ = op.__doc__
+    method.__wrapped__ = op  # type: ignore[attr-defined]  # get_type_hints reads op's names
+    method.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[this, *params], return_annotation=result
+    )
+    method.__annotations__ = {
+        **{p.name: p.annotation for p in params if p.annotation is not p.empty},
+        "return": result,
+    }
+    return method

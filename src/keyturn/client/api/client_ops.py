@@ -8,7 +8,7 @@ from keyturn.client.api._wire import (
     Call,
     Endpoints,
     RequestOptions,
-    admin_request,
+    admin_call,
     expect_json,
     json_result,
     no_content,
@@ -20,9 +20,8 @@ from keyturn.core.errors import InvalidResponseError
 from keyturn.core.http import HttpResponse
 
 
-def list_all(ep: Endpoints, options: RequestOptions | None = None) -> Call[list[Client]]:
-    request = admin_request(ep, "GET", ep.admin_url("clients"), options=options)
-    return Call(request, _client_list, admin=True)
+def list_all(ep: Endpoints, *, request_options: RequestOptions | None = None) -> Call[list[Client]]:
+    return admin_call(ep, "GET", ("clients",), _client_list, options=request_options)
 
 
 def _client_list(response: HttpResponse) -> list[Client]:
@@ -32,9 +31,11 @@ def _client_list(response: HttpResponse) -> list[Client]:
     return [Client.from_json(item) for item in data]
 
 
-def get(ep: Endpoints, client_id: str, options: RequestOptions | None = None) -> Call[Client]:
-    request = admin_request(ep, "GET", ep.admin_url("clients", client_id), options=options)
-    return Call(request, json_result(Client.from_json, 200, "get client"), admin=True)
+def get(
+    ep: Endpoints, client_id: str, *, request_options: RequestOptions | None = None
+) -> Call[Client]:
+    process = json_result(Client.from_json, 200, "get client")
+    return admin_call(ep, "GET", ("clients", client_id), process, options=request_options)
 
 
 def create(
@@ -51,7 +52,7 @@ def create(
     access_token_lifetime: int | None = None,
     rate_limit: int | None = None,
     can_introspect: bool | None = None,
-    options: RequestOptions | None = None,
+    request_options: RequestOptions | None = None,
 ) -> Call[ClientWithSecret]:
     """Register a client; ``None`` leaves a field to the server's default."""
     body = without_none(
@@ -67,8 +68,8 @@ def create(
         rate_limit=rate_limit,
         can_introspect=can_introspect,
     )
-    request = admin_request(ep, "POST", ep.admin_url("clients"), body=body, options=options)
-    return Call(request, json_result(ClientWithSecret.from_json, 201, "create client"), admin=True)
+    process = json_result(ClientWithSecret.from_json, 201, "create client")
+    return admin_call(ep, "POST", ("clients",), process, body=body, options=request_options)
 
 
 def update(
@@ -83,7 +84,7 @@ def update(
     access_token_lifetime: int | None = None,
     rate_limit: int | None = None,
     can_introspect: bool | None = None,
-    options: RequestOptions | None = None,
+    request_options: RequestOptions | None = None,
 ) -> Call[Client]:
     """Change the fields given; ``None`` keeps a field as it is."""
     body = without_none(
@@ -96,15 +97,17 @@ def update(
         rate_limit=rate_limit,
         can_introspect=can_introspect,
     )
-    url = ep.admin_url("clients", client_id)
-    request = admin_request(ep, "PATCH", url, body=body, options=options)
-    return Call(request, json_result(Client.from_json, 200, "update client"), admin=True)
+    process = json_result(Client.from_json, 200, "update client")
+    path = ("clients", client_id)
+    return admin_call(ep, "PATCH", path, process, body=body, options=request_options)
 
 
-def delete(ep: Endpoints, client_id: str, options: RequestOptions | None = None) -> Call[None]:
+def delete(
+    ep: Endpoints, client_id: str, *, request_options: RequestOptions | None = None
+) -> Call[None]:
     """Delete a client and every token it has (live ones are revoked first)."""
-    request = admin_request(ep, "DELETE", ep.admin_url("clients", client_id), options=options)
-    return Call(request, no_content("delete client"), admin=True)
+    process = no_content("delete client")
+    return admin_call(ep, "DELETE", ("clients", client_id), process, options=request_options)
 
 
 def rotate_secret(
@@ -112,23 +115,23 @@ def rotate_secret(
     client_id: str,
     *,
     overlap: int | None = None,
-    options: RequestOptions | None = None,
+    request_options: RequestOptions | None = None,
 ) -> Call[ClientWithSecret]:
     """A new secret; the old one keeps working for ``overlap`` seconds (``None``: the
     server's ``KEYTURN_SECRET_ROTATION_OVERLAP``; 0: it stops at once)."""
-    url = ep.admin_url("clients", client_id, "rotate-secret")
     body = without_none(overlap=overlap)
-    request = admin_request(ep, "POST", url, body=body or None, options=options)
-    return Call(request, json_result(ClientWithSecret.from_json, 200, "rotate secret"), admin=True)
+    process = json_result(ClientWithSecret.from_json, 200, "rotate secret")
+    path = ("clients", client_id, "rotate-secret")
+    return admin_call(ep, "POST", path, process, body=body or None, options=request_options)
 
 
 def expire_previous_secret(
-    ep: Endpoints, client_id: str, options: RequestOptions | None = None
+    ep: Endpoints, client_id: str, *, request_options: RequestOptions | None = None
 ) -> Call[Client]:
     """End a rotation's overlap now: only the current secret works after it."""
-    url = ep.admin_url("clients", client_id, "previous-secret")
-    request = admin_request(ep, "DELETE", url, options=options)
-    return Call(request, json_result(Client.from_json, 200, "expire previous secret"), admin=True)
+    process = json_result(Client.from_json, 200, "expire previous secret")
+    path = ("clients", client_id, "previous-secret")
+    return admin_call(ep, "DELETE", path, process, options=request_options)
 
 
 def _list(values: Iterable[str] | None) -> list[str] | None:

@@ -43,7 +43,7 @@ def get_token(
     scope: str | Iterable[str] | None = None,
     audience: str | None = None,
     auth_method: ClientAuthMethod | None = None,
-    options: RequestOptions | None = None,
+    request_options: RequestOptions | None = None,
 ) -> Call[OAuthToken]:
     """``POST /oauth/token`` with ``grant_type=client_credentials``, answered as an `OAuthToken`."""
     creds = ClientCredentials(
@@ -55,7 +55,7 @@ def get_token(
         auth_method=auth_method,
         timeout=ep.timeout,
     )
-    request = apply_options(grant_request(creds, ep.token_url), options)
+    request = apply_options(grant_request(creds, ep.token_url), request_options)
     return Call(request, lambda response: process_token_response(response, now=clock.time()))
 
 
@@ -66,11 +66,11 @@ def revoke(
     *,
     token_type_hint: str | None = None,
     client_auth: ClientAuth | None = None,
-    options: RequestOptions | None = None,
+    request_options: RequestOptions | None = None,
 ) -> Call[None]:
     """RFC 7009: revoke one of the client's own tokens (200 even when the server knows none)."""
     request = _token_form(ep.revocation_url, creds, token, token_type_hint, client_auth)
-    return Call(apply_options(request, options), process_revocation_response)
+    return Call(apply_options(request, request_options), process_revocation_response)
 
 
 def introspect(
@@ -80,11 +80,11 @@ def introspect(
     *,
     token_type_hint: str | None = None,
     client_auth: ClientAuth | None = None,
-    options: RequestOptions | None = None,
+    request_options: RequestOptions | None = None,
 ) -> Call[Introspection]:
     """RFC 7662: what the server knows of a token; anything dead is just ``active: false``."""
     request = _token_form(ep.introspection_url, creds, token, token_type_hint, client_auth)
-    return Call(apply_options(request, options), process_introspection_response)
+    return Call(apply_options(request, request_options), process_introspection_response)
 
 
 def process_introspection_response(response: HttpResponse) -> Introspection:

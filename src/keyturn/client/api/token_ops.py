@@ -8,13 +8,13 @@ error, "the caller misused the API", kept apart from what the server says.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from keyturn.client.api._wire import (
     Call,
     Endpoints,
     RequestOptions,
-    admin_request,
+    admin_call,
     expect_json,
     expect_status,
     json_result,
@@ -37,25 +37,28 @@ from keyturn.core.http import HttpResponse
 from keyturn.core.token import OAuthToken
 
 
-def list_page(
+def list_pages(
     ep: Endpoints,
     *,
     client_id: str | None = None,
     subject: str | None = None,
     active: bool | None = None,
     limit: int | None = None,
-    cursor: str | None = None,
-    options: RequestOptions | None = None,
-) -> Call[TokenPage]:
-    query = {
-        "client_id": client_id,
-        "subject": subject,
-        "active": active,
-        "limit": limit,
-        "cursor": cursor,
-    }
-    request = admin_request(ep, "GET", ep.admin_url("tokens"), query=query, options=options)
-    return Call(request, json_result(TokenPage.from_json, 200, "list tokens"), admin=True)
+    request_options: RequestOptions | None = None,
+) -> Callable[[str | None], Call[TokenPage]]:
+    """Tokens newest first, filtered; ``limit`` is the page size (server default 50).
+
+    Nothing is sent here: what comes back makes the call of the page at a cursor
+    (``None``: the first), and the clients' pagers fetch pages as they are iterated.
+    """
+    query = {"client_id": client_id, "subject": subject, "active": active, "limit": limit}
+    process = json_result(TokenPage.from_json, 200, "list tokens")
+
+    def page(cursor: str | None = None) -> Call[TokenPage]:
+        at = {**query, "cursor": cursor}
+        return admin_call(ep, "GET", ("tokens",), process, query=at, options=request_options)
+
+    return page
 
 
 def next_cursor(page: TokenPage, previous: str | None) -> str | None:
@@ -66,9 +69,11 @@ def next_cursor(page: TokenPage, previous: str | None) -> str | None:
     return page.next_cursor
 
 
-def get(ep: Endpoints, token_id: str, options: RequestOptions | None = None) -> Call[Token]:
-    request = admin_request(ep, "GET", ep.admin_url("tokens", token_id), options=options)
-    return Call(request, json_result(Token.from_json, 200, "get token"), admin=True)
+def get(
+    ep: Endpoints, token_id: str, *, request_options: RequestOptions | None = None
+) -> Call[Token]:
+    process = json_result(Token.from_json, 200, "get token")
+    return admin_call(ep, "GET", ("tokens", token_id), process, options=request_options)
 
 
 def create(
@@ -80,7 +85,7 @@ def create(
     audience: Iterable[str] | str | None = None,
     lifetime: int | None = None,
     grant_type: str | None = None,
-    options: RequestOptions | None = None,
+    request_options: RequestOptions | None = None,
 ) -> Call[IssuedToken]:
     body = without_none(
         client_id=client_id,
@@ -90,8 +95,8 @@ def create(
         lifetime=lifetime,
         grant_type=grant_type,
     )
-    request = admin_request(ep, "POST", ep.admin_url("tokens"), body=body, options=options)
-    return Call(request, json_result(IssuedToken.from_json, 201, "create token"), admin=True)
+    process = json_result(IssuedToken.from_json, 201, "create token")
+    return admin_call(ep, "POST", ("tokens",), process, body=body, options=request_options)
 
 
 def update(
@@ -100,18 +105,20 @@ def update(
     *,
     scopes: Iterable[str] | str | None = None,
     expires_at: int | None = None,
-    options: RequestOptions | None = None,
+    request_options: RequestOptions | None = None,
 ) -> Call[Token]:
     """Change what introspection and the admin API report; ``None`` keeps a field."""
     body = without_none(scopes=str_list(scopes), expires_at=expires_at)
-    url = ep.admin_url("tokens", token_id)
-    request = admin_request(ep, "PATCH", url, body=body, options=options)
-    return Call(request, json_result(Token.from_json, 200, "update token"), admin=True)
+    process = json_result(Token.from_json, 200, "update token")
+    path = ("tokens", token_id)
+    return admin_call(ep, "PATCH", path, process, body=body, options=request_options)
 
 
-def delete(ep: Endpoints, token_id: str, options: RequestOptions | None = None) -> Call[None]:
-    request = admin_request(ep, "DELETE", ep.admin_url("tokens", token_id), options=options)
-    return Call(request, no_content("delete token"), admin=True)
+def delete(
+    ep: Endpoints, token_id: str, *, request_options: RequestOptions | None = None
+) -> Call[None]:
+    process = no_content("delete token")
+    return admin_call(ep, "DELETE", ("tokens", token_id), process, options=request_options)
 
 
 def revoke(
@@ -119,15 +126,15 @@ def revoke(
     *,
     token: str | None = None,
     token_id: str | None = None,
-    options: RequestOptions | None = None,
+    request_options: RequestOptions | None = None,
 ) -> Call[RevokeResult]:
     """By the token's value or by its identifier (``jti``): exactly one of them."""
     if (token is None) == (token_id is None):
         raise ValueError("give exactly one of token= and token_id=")
     body = {"token": token} if token is not None else {"token_id": token_id}
-    url = ep.admin_url("tokens", "revoke")
-    request = admin_request(ep, "POST", url, body=body, options=options)
-    return Call(request, json_result(RevokeResult.from_json, 200, "revoke token"), admin=True)
+    process = json_result(RevokeResult.from_json, 200, "revoke token")
+    path = ("tokens", "revoke")
+    return admin_call(ep, "POST", path, process, body=body, options=request_options)
 
 
 def revoke_all(
@@ -136,7 +143,7 @@ def revoke_all(
     client_id: str | None = None,
     subject: str | None = None,
     access_tokens_only: bool = False,
-    options: RequestOptions | None = None,
+    request_options: RequestOptions | None = None,
 ) -> Call[RevokeResult]:
     """Every live token of a client and/or subject; ``access_tokens_only`` keeps refresh
     tokens (Square's ``revoke_only_access_token``)."""
@@ -144,41 +151,45 @@ def revoke_all(
         raise ValueError("give client_id=, subject= or both: revoking everything is not offered")
     body = without_none(client_id=client_id, subject=subject)
     body["access_tokens_only"] = access_tokens_only
-    url = ep.admin_url("tokens", "revoke-all")
-    request = admin_request(ep, "POST", url, body=body, options=options)
-    return Call(request, json_result(RevokeResult.from_json, 200, "revoke all"), admin=True)
+    process = json_result(RevokeResult.from_json, 200, "revoke all")
+    path = ("tokens", "revoke-all")
+    return admin_call(ep, "POST", path, process, body=body, options=request_options)
 
 
-def renew(ep: Endpoints, token_id: str, options: RequestOptions | None = None) -> Call[IssuedToken]:
+def renew(
+    ep: Endpoints, token_id: str, *, request_options: RequestOptions | None = None
+) -> Call[IssuedToken]:
     """A new access token like one in its last ``KEYTURN_RENEW_WINDOW`` seconds (Square's renew)."""
-    url = ep.admin_url("tokens", token_id, "renew")
-    request = admin_request(ep, "POST", url, options=options)
-    return Call(request, json_result(IssuedToken.from_json, 201, "renew token"), admin=True)
+    process = json_result(IssuedToken.from_json, 201, "renew token")
+    path = ("tokens", token_id, "renew")
+    return admin_call(ep, "POST", path, process, options=request_options)
 
 
 def import_(
-    ep: Endpoints, tokens: Iterable[LegacyToken], options: RequestOptions | None = None
+    ep: Endpoints, tokens: Iterable[LegacyToken], *, request_options: RequestOptions | None = None
 ) -> Call[ImportResult]:
     """Record tokens of the server you migrate from; each can later be exchanged once with
     the ``migration_token`` grant."""
     body = {"tokens": [t.to_json() for t in tokens]}
     if not body["tokens"]:
         raise ValueError("give at least one legacy token to import")
-    url = ep.admin_url("tokens", "import")
-    request = admin_request(ep, "POST", url, body=body, options=options)
-    return Call(request, json_result(ImportResult.from_json, 201, "import tokens"), admin=True)
+    process = json_result(ImportResult.from_json, 201, "import tokens")
+    path = ("tokens", "import")
+    return admin_call(ep, "POST", path, process, body=body, options=request_options)
 
 
 def reissue_id_token(
-    ep: Endpoints, clock: Clock, refresh_token: str, options: RequestOptions | None = None
+    ep: Endpoints,
+    clock: Clock,
+    refresh_token: str,
+    *,
+    request_options: RequestOptions | None = None,
 ) -> Call[OAuthToken]:
     """Authlete's reissue: spend a refresh token of an OpenID grant for a new ID token with a
     new access and refresh token. The answer is a token response, read by the core's checks."""
     if not refresh_token:
         raise ValueError("the refresh token is empty")
-    url = ep.admin_url("tokens", "reissue-id-token")
     body = {"refresh_token": refresh_token}
-    request = admin_request(ep, "POST", url, body=body, options=options)
 
     def process(response: HttpResponse) -> OAuthToken:
         expect_status(response, 200, "reissue ID token")
@@ -187,13 +198,13 @@ def reissue_id_token(
             raise InvalidResponseError("reissue ID token: no id_token or refresh_token")
         return token
 
-    return Call(request, process, admin=True)
+    path = ("tokens", "reissue-id-token")
+    return admin_call(ep, "POST", path, process, body=body, options=request_options)
 
 
-def purge(ep: Endpoints, options: RequestOptions | None = None) -> Call[int]:
+def purge(ep: Endpoints, *, request_options: RequestOptions | None = None) -> Call[int]:
     """Delete rows dead for longer than the retention period now; the count deleted."""
-    request = admin_request(ep, "POST", ep.admin_url("tokens", "purge"), options=options)
-    return Call(request, _purged, admin=True)
+    return admin_call(ep, "POST", ("tokens", "purge"), _purged, options=request_options)
 
 
 def _purged(response: HttpResponse) -> int:

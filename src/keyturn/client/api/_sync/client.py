@@ -2,45 +2,78 @@
 """`KeyturnClient`: Keyturn's own API over one httpx2 client.
 
 `KeyturnClient._run` is the only method that sends; every other one
-builds a `Call` with the sans-IO operations and runs it. ``tokens.list``
-sends nothing itself: it returns a pager that fetches pages as it is iterated.
+builds a `Call` with the sans-IO operations and runs it. Most methods *are* an
+operation, bound by `_sends`: its signature, written once in ``*_ops.py``,
+is the method's, less the endpoints the shell supplies. ``tokens.list`` sends
+nothing itself: it returns a pager that fetches pages as it is iterated.
 """
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar
 
 from keyturn.client._http import httpx2, send_sync
 from keyturn.client.api import client_ops, oauth_ops, token_ops
 from keyturn.client.api._admin import AdminSession
-from keyturn.client.api._wire import Call, Endpoints, RequestOptions
-from keyturn.client.api.models import (
-    Client,
-    ClientWithSecret,
-    ImportResult,
-    Introspection,
-    IssuedToken,
-    LegacyToken,
-    RevokeResult,
-    Token,
-    TokenPage,
-)
+from keyturn.client.api._wire import Call, Endpoints, RequestOptions, shell_method
+from keyturn.client.api.models import Token, TokenPage
 from keyturn.client.manager import TokenManager
 from keyturn.core.clock import Clock
-from keyturn.core.credentials import ClientAuthMethod
+from keyturn.core.credentials import ClientAuthMethod, Credentials
 from keyturn.core.token import OAuthToken
 
 __all__ = ["Clients", "KeyturnClient", "TokenPager", "Tokens"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class _Run(Protocol):
     """What the parts hold of their client: the one function that sends a `Call`."""
 
     def __call__(self, call: Call[T], /) -> T: ...
+
+
+class _Part(Protocol):
+    """A part of the client (``tokens``, ``clients``): how it sends, and where to."""
+
+    _run: _Run
+    _ep: Endpoints
+
+
+def _sends(
+    op: Callable[Concatenate[Endpoints, P], Call[T]],
+) -> Callable[Concatenate[_Part, P], T]:
+    """The method that builds ``op``'s call on the part's endpoints and runs it."""
+
+    def method(part: _Part, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return part._run(op(part._ep, *args, **kwargs))
+
+    return shell_method(op, method)
+
+
+def _sends_as_client(
+    op: Callable[Concatenate[Endpoints, Credentials | None, P], Call[T]],
+) -> Callable[Concatenate[KeyturnClient, P], T]:
+    """The same for the standard endpoints, which authenticate with the client's own credentials."""
+
+    def method(client: KeyturnClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        session = client._session
+        return client._run(op(session.endpoints, session.credentials, *args, **kwargs))
+
+    return shell_method(op, method, supplied=2)
+
+
+def _pages(
+    op: Callable[Concatenate[Endpoints, P], Callable[[str | None], Call[TokenPage]]],
+) -> Callable[Concatenate[_Part, P], TokenPager]:
+    """The method that makes a pager of ``op``'s pages on the part's endpoints."""
+
+    def method(part: _Part, /, *args: P.args, **kwargs: P.kwargs) -> TokenPager:
+        return TokenPager(part._run, op(part._ep, *args, **kwargs))
+
+    return shell_method(op, method, result=TokenPager)
 
 
 class TokenPager:
@@ -79,124 +112,25 @@ class Tokens:
         self._ep = ep
         self._clock = clock
 
-    def list(
-        self,
-        *,
-        client_id: str | None = None,
-        subject: str | None = None,
-        active: bool | None = None,
-        limit: int | None = None,
-        request_options: RequestOptions | None = None,
-    ) -> TokenPager:
-        """Tokens newest first, filtered; ``limit`` is the page size (server default 50).
-
-        Nothing is sent here: the pager fetches the pages as it is iterated.
-        """
-
-        def make(cursor: str | None) -> Call[TokenPage]:
-            return token_ops.list_page(
-                self._ep,
-                client_id=client_id,
-                subject=subject,
-                active=active,
-                limit=limit,
-                cursor=cursor,
-                options=request_options,
-            )
-
-        return TokenPager(self._run, make)
-
-    def get(self, token_id: str, *, request_options: RequestOptions | None = None) -> Token:
-        return self._run(token_ops.get(self._ep, token_id, request_options))
-
-    def create(
-        self,
-        *,
-        client_id: str,
-        subject: str | None = None,
-        scopes: Iterable[str] | str | None = None,
-        audience: Iterable[str] | str | None = None,
-        lifetime: int | None = None,
-        grant_type: str | None = None,
-        request_options: RequestOptions | None = None,
-    ) -> IssuedToken:
-        call = token_ops.create(
-            self._ep,
-            client_id=client_id,
-            subject=subject,
-            scopes=scopes,
-            audience=audience,
-            lifetime=lifetime,
-            grant_type=grant_type,
-            options=request_options,
-        )
-        return self._run(call)
-
-    def update(
-        self,
-        token_id: str,
-        *,
-        scopes: Iterable[str] | str | None = None,
-        expires_at: int | None = None,
-        request_options: RequestOptions | None = None,
-    ) -> Token:
-        call = token_ops.update(
-            self._ep, token_id, scopes=scopes, expires_at=expires_at, options=request_options
-        )
-        return self._run(call)
-
-    def delete(self, token_id: str, *, request_options: RequestOptions | None = None) -> None:
-        self._run(token_ops.delete(self._ep, token_id, request_options))
-
-    def revoke(
-        self,
-        *,
-        token: str | None = None,
-        token_id: str | None = None,
-        request_options: RequestOptions | None = None,
-    ) -> RevokeResult:
-        call = token_ops.revoke(self._ep, token=token, token_id=token_id, options=request_options)
-        return self._run(call)
-
-    def revoke_all(
-        self,
-        *,
-        client_id: str | None = None,
-        subject: str | None = None,
-        access_tokens_only: bool = False,
-        request_options: RequestOptions | None = None,
-    ) -> RevokeResult:
-        call = token_ops.revoke_all(
-            self._ep,
-            client_id=client_id,
-            subject=subject,
-            access_tokens_only=access_tokens_only,
-            options=request_options,
-        )
-        return self._run(call)
-
-    def renew(
-        self,
-        token_id: str,
-        *,
-        request_options: RequestOptions | None = None,
-    ) -> IssuedToken:
-        return self._run(token_ops.renew(self._ep, token_id, request_options))
-
-    def import_(
-        self, tokens: Iterable[LegacyToken], *, request_options: RequestOptions | None = None
-    ) -> ImportResult:
-        return self._run(token_ops.import_(self._ep, tokens, request_options))
+    list = _pages(token_ops.list_pages)
+    get = _sends(token_ops.get)
+    create = _sends(token_ops.create)
+    update = _sends(token_ops.update)
+    delete = _sends(token_ops.delete)
+    revoke = _sends(token_ops.revoke)
+    revoke_all = _sends(token_ops.revoke_all)
+    renew = _sends(token_ops.renew)
+    import_ = _sends(token_ops.import_)
+    purge = _sends(token_ops.purge)
 
     def reissue_id_token(
         self, refresh_token: str, *, request_options: RequestOptions | None = None
     ) -> OAuthToken:
         """A new ID token, access token and refresh token for an OpenID grant's refresh token."""
-        call = token_ops.reissue_id_token(self._ep, self._clock, refresh_token, request_options)
+        call = token_ops.reissue_id_token(
+            self._ep, self._clock, refresh_token, request_options=request_options
+        )
         return self._run(call)
-
-    def purge(self, *, request_options: RequestOptions | None = None) -> int:
-        return self._run(token_ops.purge(self._ep, request_options))
 
 
 class Clients:
@@ -206,75 +140,13 @@ class Clients:
         self._run = run
         self._ep = ep
 
-    def list(self, *, request_options: RequestOptions | None = None) -> builtins.list[Client]:
-        return self._run(client_ops.list_all(self._ep, request_options))
-
-    def get(self, client_id: str, *, request_options: RequestOptions | None = None) -> Client:
-        return self._run(client_ops.get(self._ep, client_id, request_options))
-
-    def create(
-        self,
-        *,
-        client_id: str | None = None,
-        name: str | None = None,
-        is_public: bool | None = None,
-        grant_types: Iterable[str] | None = None,
-        scopes: Iterable[str] | str | None = None,
-        audiences: Iterable[str] | str | None = None,
-        redirect_uris: Iterable[str] | None = None,
-        token_endpoint_auth_methods: Iterable[str] | None = None,
-        access_token_lifetime: int | None = None,
-        rate_limit: int | None = None,
-        can_introspect: bool | None = None,
-        request_options: RequestOptions | None = None,
-    ) -> ClientWithSecret:
-        fields = {k: v for k, v in locals().items() if k not in ("self", "request_options")}
-        return self._run(client_ops.create(self._ep, **fields, options=request_options))
-
-    def update(
-        self,
-        client_id: str,
-        *,
-        name: str | None = None,
-        grant_types: Iterable[str] | None = None,
-        scopes: Iterable[str] | str | None = None,
-        audiences: Iterable[str] | str | None = None,
-        redirect_uris: Iterable[str] | None = None,
-        access_token_lifetime: int | None = None,
-        rate_limit: int | None = None,
-        can_introspect: bool | None = None,
-        request_options: RequestOptions | None = None,
-    ) -> Client:
-        fields = {k: v for k, v in locals().items() if k not in ("self", "request_options")}
-        return self._run(client_ops.update(self._ep, **fields, options=request_options))
-
-    def delete(
-        self,
-        client_id: str,
-        *,
-        request_options: RequestOptions | None = None,
-    ) -> None:
-        self._run(client_ops.delete(self._ep, client_id, request_options))
-
-    def rotate_secret(
-        self,
-        client_id: str,
-        *,
-        overlap: int | None = None,
-        request_options: RequestOptions | None = None,
-    ) -> ClientWithSecret:
-        """A new secret (shown once); the old one works for ``overlap`` seconds more."""
-        call = client_ops.rotate_secret(
-            self._ep, client_id, overlap=overlap, options=request_options
-        )
-        return self._run(call)
-
-    def expire_previous_secret(
-        self, client_id: str, *, request_options: RequestOptions | None = None
-    ) -> Client:
-        """Stop the previous secret now (e.g. it leaked); returns the client as it is."""
-        call = client_ops.expire_previous_secret(self._ep, client_id, request_options)
-        return self._run(call)
+    list = _sends(client_ops.list_all)
+    get = _sends(client_ops.get)
+    create = _sends(client_ops.create)
+    update = _sends(client_ops.update)
+    delete = _sends(client_ops.delete)
+    rotate_secret = _sends(client_ops.rotate_secret)
+    expire_previous_secret = _sends(client_ops.expire_previous_secret)
 
 
 class KeyturnClient:
@@ -340,47 +212,12 @@ class KeyturnClient:
             scope=scope,
             audience=audience,
             auth_method=auth_method,
-            options=request_options,
+            request_options=request_options,
         )
         return self._run(call)
 
-    def revoke(
-        self,
-        token: str,
-        *,
-        token_type_hint: str | None = None,
-        client_auth: oauth_ops.ClientAuth | None = None,
-        request_options: RequestOptions | None = None,
-    ) -> None:
-        """RFC 7009: revoke one of this client's tokens (unknown tokens are no error)."""
-        call = oauth_ops.revoke(
-            self._session.endpoints,
-            self._session.credentials,
-            token,
-            token_type_hint=token_type_hint,
-            client_auth=client_auth,
-            options=request_options,
-        )
-        self._run(call)
-
-    def introspect(
-        self,
-        token: str,
-        *,
-        token_type_hint: str | None = None,
-        client_auth: oauth_ops.ClientAuth | None = None,
-        request_options: RequestOptions | None = None,
-    ) -> Introspection:
-        """RFC 7662: whether a token is active, and its claims if it is."""
-        call = oauth_ops.introspect(
-            self._session.endpoints,
-            self._session.credentials,
-            token,
-            token_type_hint=token_type_hint,
-            client_auth=client_auth,
-            options=request_options,
-        )
-        return self._run(call)
+    revoke = _sends_as_client(oauth_ops.revoke)
+    introspect = _sends_as_client(oauth_ops.introspect)
 
     def close(self) -> None:
         if self._owns_http:
