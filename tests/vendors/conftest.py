@@ -34,6 +34,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import candid.client
     import candid.resources.auth.resources.default.client  # noqa: F401
+    import square.client
+    import square.o_auth.client  # noqa: F401
 
 _ADMINS: dict[str, dict[str, Any]] = {}
 

@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     """How often each process publishes pending revocations and checks Redis lost none."""
     renew_window: int = Field(default=3600, ge=0)
     """An access token may be renewed once it has at most this many seconds left."""
+    square_renew_grace: int = Field(default=15 * 24 * 3600, ge=0)
+    """Square's RenewToken: any time before expiry and up to this long after it."""
     purge_retention: int = Field(default=7 * 24 * 3600, ge=0)
     """Expired or revoked token rows are deleted this many seconds later."""
     purge_interval: float = Field(default=60.0, gt=0)

@@ -239,6 +239,12 @@ async def renew(ctx: ServerContext, token_id: str) -> IssuedToken:
         raise InvalidRequestError(
             f"the token has {remaining} s left; it can be renewed in its last {window} s"
         )
+    return await successor(ctx, record)
+
+
+async def successor(ctx: ServerContext, record: TokenRecord) -> IssuedToken:
+    """A fresh access token like ``record`` (same client, subject, scopes, audience,
+    grant and family), for whichever renew policy allowed it."""
     client = await get_client(ctx, record.client_id)
     scopes = regrant_scopes(record, client)
     decision = TokenDecision(

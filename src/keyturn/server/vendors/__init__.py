@@ -12,12 +12,15 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from keyturn.server.vendors import candid
+from keyturn.server.vendors import candid, square
 
 
 def routes() -> list[BaseRoute]:
     """Every vendor route, for `create_app`'s list."""
-    return [Route(path, candid.candid_token_endpoint, methods=["POST"]) for path in candid.PATHS]
+    candid_routes: list[BaseRoute] = [
+        Route(path, candid.candid_token_endpoint, methods=["POST"]) for path in candid.PATHS
+    ]
+    return [*candid_routes, *square.routes()]
 
 
 FAST_PATHS: dict[str, ASGIApp] = dict.fromkeys(candid.PATHS, candid.candid_token_app)
