@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from keyturn.core.errors import InvalidTokenError
 
-__all__ = ["AccessTokenClaims", "check_header", "validate_claims"]
+__all__ = ["AccessTokenClaims", "check_header", "check_time_window", "validate_claims"]
 
 # RFC 9068 §4: "at+jwt", optionally with the "application/" prefix, case-insensitive.
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
@@ -101,18 +101,9 @@ def validate_claims(
         )
 
     exp = _time(payload, "exp")
-    if now >= exp + leeway:
-        raise InvalidTokenError("The access token expired", detail=f"exp {exp} <= now {now:.0f}")
     iat = _time(payload, "iat")
-    if iat > now + leeway:
-        raise InvalidTokenError(
-            "The access token was issued in the future", detail=f"iat {iat} > now {now:.0f}"
-        )
     nbf = _time(payload, "nbf") if "nbf" in payload else None
-    if nbf is not None and nbf > now + leeway:
-        raise InvalidTokenError(
-            "The access token is not valid yet", detail=f"nbf {nbf} > now {now:.0f}"
-        )
+    check_time_window(exp, iat, nbf, now=now, leeway=leeway)
 
     scope = payload.get("scope", "")
     if not isinstance(scope, str):
@@ -131,6 +122,20 @@ def validate_claims(
         nbf,
         MappingProxyType(payload),  # the parsed dict is ours alone: no copy
     )
+
+
+def check_time_window(exp: int, iat: int, nbf: int | None, *, now: float, leeway: float) -> None:
+    """The time claims against ``now``: checked on every use, even of a token seen before."""
+    if now >= exp + leeway:
+        raise InvalidTokenError("The access token expired", detail=f"exp {exp} <= now {now:.0f}")
+    if iat > now + leeway:
+        raise InvalidTokenError(
+            "The access token was issued in the future", detail=f"iat {iat} > now {now:.0f}"
+        )
+    if nbf is not None and nbf > now + leeway:
+        raise InvalidTokenError(
+            "The access token is not valid yet", detail=f"nbf {nbf} > now {now:.0f}"
+        )
 
 
 def _string(payload: dict[str, Any], name: str) -> str:

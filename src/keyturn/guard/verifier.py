@@ -34,7 +34,12 @@ from keyturn.core.jose import (
 )
 from keyturn.guard import _http
 from keyturn.guard._http import FetchError, Flow
-from keyturn.guard.claims import AccessTokenClaims, check_header, validate_claims
+from keyturn.guard.claims import (
+    AccessTokenClaims,
+    check_header,
+    check_time_window,
+    validate_claims,
+)
 from keyturn.guard.discovery import (
     IssuerMetadata,
     jwks_request,
@@ -50,6 +55,7 @@ from keyturn.guard.revocation import (
     Introspection,
     introspection_flow,
 )
+from keyturn.guard.verified import Verified, VerifiedTokens
 
 __all__ = ["DEFAULT_ALGORITHMS", "TokenVerifier"]
 
@@ -68,6 +74,11 @@ class TokenVerifier:
     named by the issuer's metadata unless ``jwks_uri`` is given. Raises
     `InvalidTokenError` (401) for a bad token and `TemporarilyUnavailableError`
     (503) when the issuer's keys or the revocation source cannot be reached.
+
+    Up to ``verified_cache_size`` tokens that passed are remembered, so a token
+    used again skips parsing and the signature check (`keyturn.guard.verified`);
+    its key, time claims and revocation are still checked on every call. 0
+    turns the memory off.
     """
 
     def __init__(
@@ -84,6 +95,7 @@ class TokenVerifier:
         http_client: _http.Client | None = None,
         async_http_client: _http.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
+        verified_cache_size: int = 4096,
     ) -> None:
         audiences = frozenset([audience] if isinstance(audience, str) else audience)
         if not issuer or not audiences or not all(audiences):
@@ -104,6 +116,7 @@ class TokenVerifier:
         self._async_client = async_http_client
         self._owns_client = http_client is None
         self._owns_async_client = async_http_client is None
+        self._verified = VerifiedTokens(verified_cache_size)
         self._thread_lock = threading.Lock()
         self._async_lock: anyio.Lock | None = None
 
@@ -114,12 +127,14 @@ class TokenVerifier:
 
     def verify(self, token: str) -> AccessTokenClaims:
         """Verify ``token`` (blocking); return its claims or raise an `OAuthError`."""
-        parsed, kid = self._parse(token)
-        seen = self._keys.generation
-        if self._keys.wants_refresh(kid, self._clock()):
-            with self._thread_lock:
-                _http.drive_sync(self._refresh_flow(seen), self._sync_client())
-        claims = self._check(parsed, kid, self._clock())
+        claims = self._recall(token)
+        if claims is None:
+            parsed, kid = self._parse(token)
+            seen = self._keys.generation
+            if self._keys.wants_refresh(kid, self._clock()):
+                with self._thread_lock:
+                    _http.drive_sync(self._refresh_flow(seen), self._sync_client())
+            claims = self._check(token, parsed, kid, self._clock())
         revocation = self.revocation
         if isinstance(revocation, Introspection):
             flow = self._introspection_flow(revocation, token, claims)
@@ -134,12 +149,14 @@ class TokenVerifier:
 
     async def averify(self, token: str) -> AccessTokenClaims:
         """Verify ``token`` without blocking the event loop."""
-        parsed, kid = self._parse(token)
-        seen = self._keys.generation
-        if self._keys.wants_refresh(kid, self._clock()):
-            async with self._lock():
-                await _http.drive_async(self._refresh_flow(seen), self._async_http())
-        claims = self._check(parsed, kid, self._clock())
+        claims = self._recall(token)
+        if claims is None:
+            parsed, kid = self._parse(token)
+            seen = self._keys.generation
+            if self._keys.wants_refresh(kid, self._clock()):
+                async with self._lock():
+                    await _http.drive_async(self._refresh_flow(seen), self._async_http())
+            claims = self._check(token, parsed, kid, self._clock())
         revocation = self.revocation
         if isinstance(revocation, Introspection):
             flow = self._introspection_flow(revocation, token, claims)
@@ -161,7 +178,26 @@ class TokenVerifier:
             raise InvalidTokenError("The access token is malformed", detail=str(exc)) from exc
         return parsed, check_header(parsed.header, self.algorithms)
 
-    def _check(self, parsed: CompactJWS, kid: str, now: float) -> AccessTokenClaims:
+    def _recall(self, token: str) -> AccessTokenClaims | None:
+        """The claims of a token verified before, if its key is still the JWKS's own."""
+        entry = self._verified.get(token)
+        if entry is None:
+            return None
+        now = self._clock()
+        if self._keys.get(entry.kid) is not entry.key or self._keys.wants_refresh(entry.kid, now):
+            self._verified.forget(token)  # rotated, dropped or due a refetch: verify again
+            return None
+        claims = entry.claims
+        try:
+            check_time_window(
+                claims.expires_at, claims.issued_at, claims.not_before, now=now, leeway=self.leeway
+            )
+        except InvalidTokenError:
+            self._verified.forget(token)
+            raise
+        return claims
+
+    def _check(self, token: str, parsed: CompactJWS, kid: str, now: float) -> AccessTokenClaims:
         key = self._key(kid, now)
         try:
             verify_signature(parsed, key, self._registry)
@@ -170,9 +206,11 @@ class TokenVerifier:
             raise InvalidTokenError(
                 "The access token signature is invalid", detail=f"kid {kid!r}: {exc}"
             ) from exc
-        return validate_claims(
+        claims = validate_claims(
             payload, issuer=self.issuer, audiences=self.audiences, now=now, leeway=self.leeway
         )
+        self._verified.put(token, Verified(kid, key, claims))
+        return claims
 
     def _key(self, kid: str, now: float) -> VerificationKey:
         key = self._keys.get(kid)
