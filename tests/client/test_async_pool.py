@@ -66,3 +66,24 @@ def test_a_new_event_loop_gets_a_new_client(
     assert len(opened) == 2
     asyncio.run(manager.aclose())
     assert opened[1].is_closed
+
+
+@pytest.mark.anyio
+async def test_a_sync_close_in_async_code_still_closes_the_pooled_client(
+    server: FakeTokenServer, opened: list[httpx2.AsyncClient]
+) -> None:
+    manager = _manager(server)
+    await manager.afetch_token()
+    manager.close()  # cannot await: the event loop closes it
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert opened[0].is_closed
+
+
+def test_the_event_loop_closes_the_pool_when_it_ends(
+    server: FakeTokenServer, opened: list[httpx2.AsyncClient]
+) -> None:
+    manager = _manager(server)
+    asyncio.run(manager.afetch_token())  # and never closed by the caller
+    assert opened[0].is_closed
+    assert manager.token is not None

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 from keyturn.client._drivers import (
@@ -102,7 +103,7 @@ class TokenManager:
         self._http_client = http_client
         self._owns_client = http_client is None
         self._async_http_client = async_http_client
-        self._pooled: tuple[httpx2.AsyncClient, asyncio.AbstractEventLoop | None] | None = None
+        self._pooled: _Pooled | None = None
 
     # -- state ----------------------------------------------------------------
 
@@ -195,7 +196,7 @@ class TokenManager:
 
     async def arun(self, op: Op[T]) -> T:
         """Run a core operation with the async shell and this manager's async client."""
-        client, own = self._async_client()
+        client, own = await self._async_client()
         try:
 
             async def send(cmd: Outbound) -> Any:
@@ -208,29 +209,30 @@ class TokenManager:
             if own:
                 await client.aclose()
 
-    def _async_client(self) -> tuple[httpx2.AsyncClient, bool]:
+    async def _async_client(self) -> tuple[httpx2.AsyncClient, bool]:
         """The client for this call, and whether the call must close it itself.
 
         Without an ``async_http_client`` the manager pools one, closed by
         `aclose`. An ``AsyncClient``'s connections belong to the event loop
         that opened them, so the pool is bound to one loop: when that loop has
         been closed (``asyncio.run`` called again) a new client replaces it,
-        and a call from a second loop running at the same time gets a
-        client of its own for that call only.
+        and a call from a second loop running at the same time gets a client
+        of its own for that call only.
         """
         if self._async_http_client is not None:
             return self._async_http_client, False
         loop = _running_loop()
         pooled = self._pooled
         if pooled is not None:
-            client, owner = pooled
-            if owner is loop:
-                return client, False
-            if owner is not None and not owner.is_closed():
+            if pooled.loop is loop:
+                return pooled.client, False
+            if pooled.loop is not None and not pooled.loop.is_closed():
                 return httpx2.AsyncClient(), True
-            # Its loop is gone and its connections with it: nothing left to close.
+            # Its loop is gone; the loop closed the client on the way out (_Pooled).
         client = httpx2.AsyncClient()
-        self._pooled = (client, loop)
+        keeper = _close_at_exit(client)
+        await keeper.asend(None)
+        self._pooled = _Pooled(client, loop, keeper)
         return client, False
 
     # -- the auth-manager API -----------------------------------------------------
@@ -301,11 +303,13 @@ class TokenManager:
         if self._owns_client and self._http_client is not None:
             self._http_client.close()
             self._http_client = None
+        # Not awaitable here: dropping it lets its event loop close it (_Pooled).
+        self._pooled = None
 
     async def aclose(self) -> None:
         pooled, self._pooled = self._pooled, None
         if pooled is not None:
-            await pooled[0].aclose()
+            await pooled.keeper.aclose()
         self.close()
 
     def __enter__(self) -> Self:
@@ -364,6 +368,30 @@ class OAuth2Auth(httpx2.Auth):
 
 
 AuthManager = TokenManager
+
+
+@dataclass(frozen=True, slots=True)
+class _Pooled:
+    """The manager's own ``AsyncClient``, the loop it belongs to, and its keeper.
+
+    The keeper is an async generator that closes the client when it is closed.
+    Event loops finalize the async generators they started (PEP 525): a loop
+    closes an abandoned keeper when it is garbage-collected and every open one
+    at shutdown (``asyncio.run``'s ``shutdown_asyncgens``). So the client is
+    closed on its own loop even when the manager is only ``close()``d from
+    sync code, or not at all.
+    """
+
+    client: httpx2.AsyncClient
+    loop: asyncio.AbstractEventLoop | None
+    keeper: AsyncGenerator[None, None]
+
+
+async def _close_at_exit(client: httpx2.AsyncClient) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
