@@ -32,6 +32,8 @@ from email.utils import formatdate
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from keyturn.client._http import httpx2
 from keyturn.core import pkce
 from keyturn.core.credentials import (
@@ -40,6 +42,8 @@ from keyturn.core.credentials import (
     PasswordCredentials,
 )
 from keyturn.core.discovery import metadata_urls
+from keyturn.core.id_token import token_hash
+from keyturn.core.jose import Signer, public_jwk
 
 __all__ = ["FakeClock", "FakeTokenServer", "IssuedToken"]
 
@@ -105,6 +109,7 @@ class IssuedToken:
     expires_at: float
     subject: str | None = None
     family: int = 0
+    auth_time: int | None = None
 
 
 @dataclass
@@ -114,6 +119,8 @@ class _Code:
     challenge: str | None
     scope: str | None
     subject: str
+    nonce: str | None = None
+    auth_time: int = 0
 
 
 @dataclass
@@ -166,6 +173,12 @@ class FakeTokenServer:
         self._revocation_script: list[_Scripted] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._signing_key = ec.generate_private_key(ec.SECP256R1())
+        self._kid = "fake-1"
+        self._signer = Signer(self._signing_key, "ES256", self._kid)
+        self.id_token_lifetime = 600
+        self.id_token_claims: dict[str, Any] = {}
+        """Claims to add to (or, set to ``None``, drop from) every ID token: for fault tests."""
 
     # -- endpoints and ready-made credentials -------------------------------------
 
@@ -181,18 +194,33 @@ class FakeTokenServer:
     def revocation_url(self) -> str:
         return f"{self.issuer}/oauth/revoke"
 
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/.well-known/jwks.json"
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [public_jwk(self._signing_key, "ES256") | {"kid": self._kid}]}
+
+    def rotate_signing_key(self) -> None:
+        """Sign ID tokens with a new key (a new ``kid``) from now on."""
+        self._signing_key = ec.generate_private_key(ec.SECP256R1())
+        self._kid = f"fake-{next(self._ids)}"
+        self._signer = Signer(self._signing_key, "ES256", self._kid)
+
     def _first_client(self) -> tuple[str, str]:
         return next(iter(self.clients.items()))
 
     def client_credentials(self, **options: Any) -> ClientCredentials:
         client_id, secret = self._first_client()
         options.setdefault("token_url", self.token_url)
+        options.setdefault("issuer", self.issuer)
         return ClientCredentials(client_id=client_id, client_secret=secret, **options)
 
     def password_credentials(self, **options: Any) -> PasswordCredentials:
         client_id, secret = self._first_client()
         username, password = next(iter(self.users.items()))
         options.setdefault("token_url", self.token_url)
+        options.setdefault("issuer", self.issuer)
         return PasswordCredentials(
             client_id=client_id,
             client_secret=secret,
@@ -204,6 +232,7 @@ class FakeTokenServer:
     def authorization_code_credentials(self, **options: Any) -> AuthorizationCodeCredentials:
         client_id, secret = self._first_client()
         options = {
+            "issuer": self.issuer,
             "token_url": self.token_url,
             "authorization_url": self.authorization_url,
             "revocation_url": self.revocation_url,
@@ -268,6 +297,8 @@ class FakeTokenServer:
                     query.get("code_challenge"),
                     query.get("scope"),
                     username or next(iter(self.users)),
+                    query.get("nonce"),
+                    int(self.clock.time()),
                 )
             params["code"] = code
         params["iss"] = self.issuer
@@ -282,6 +313,8 @@ class FakeTokenServer:
         if url.startswith(self.revocation_url):
             return self._revoke(request)
         rfc8414, openid = metadata_urls(self.issuer)
+        if url == self.jwks_url:
+            return self._json(200, self.jwks())
         if url in (rfc8414, openid):
             if (url == rfc8414 and "oauth-authorization-server" not in self.discovery) or (
                 url == openid and "openid-configuration" not in self.discovery
@@ -297,6 +330,8 @@ class FakeTokenServer:
             "token_endpoint": self.token_url,
             "authorization_endpoint": self.authorization_url,
             "revocation_endpoint": self.revocation_url,
+            "jwks_uri": self.jwks_url,
+            "id_token_signing_alg_values_supported": ["ES256"],
         }
 
     def _json(
@@ -364,7 +399,13 @@ class FakeTokenServer:
             if grant == "password":
                 if self.users.get(params.get("username", "")) != params.get("password"):
                     return self._error(400, "invalid_grant", "wrong username or password")
-                return self._issue(client_id, params.get("scope"), params["username"], refresh=True)
+                return self._issue(
+                    client_id,
+                    params.get("scope"),
+                    params["username"],
+                    refresh=True,
+                    auth_time=int(self.clock.time()),
+                )
             if grant == "authorization_code":
                 return self._redeem(client_id, params)
             if grant == "refresh_token":
@@ -379,11 +420,18 @@ class FakeTokenServer:
         *,
         refresh: bool,
         family: int | None = None,
+        auth_time: int | None = None,
+        nonce: str | None = None,
     ) -> httpx2.Response:
         n = next(self._ids)
         lifetime = self.expires_in if self.expires_in is not None else 3600
         record = IssuedToken(
-            client_id, scope, self.clock.time() + lifetime, subject, family if family else n
+            client_id,
+            scope,
+            self.clock.time() + lifetime,
+            subject,
+            family if family else n,
+            auth_time,
         )
         access = f"at-{n}"
         self.access_tokens[access] = record
@@ -396,7 +444,32 @@ class FakeTokenServer:
             refresh_token = f"rt-{n}"
             self.refresh_tokens[refresh_token] = record
             body["refresh_token"] = refresh_token
+        if subject is not None and auth_time is not None and "openid" in (scope or "").split():
+            body["id_token"] = self._id_token(client_id, subject, auth_time, nonce, access)
         return self._json(200, body)
+
+    def _id_token(
+        self, client_id: str, subject: str, auth_time: int, nonce: str | None, access: str
+    ) -> str:
+        """OIDC Core §2 / §3.1.3.6, as the real server makes them (ES256 here)."""
+        now = int(self.clock.time() + self.server_clock_skew)
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": client_id,
+            "exp": now + self.id_token_lifetime,
+            "iat": now,
+            "auth_time": auth_time,
+            "at_hash": token_hash(access, "ES256"),
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        for name, value in self.id_token_claims.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        return self._signer.sign(claims, typ="JWT")
 
     def _redeem(self, client_id: str, params: dict[str, str]) -> httpx2.Response:
         code = self._codes.pop(params.get("code", ""), None)
@@ -411,7 +484,14 @@ class FakeTokenServer:
                 verified = False
             if not verified:
                 return self._error(400, "invalid_grant", "PKCE verification failed")
-        return self._issue(client_id, code.scope, code.subject, refresh=True)
+        return self._issue(
+            client_id,
+            code.scope,
+            code.subject,
+            refresh=True,
+            auth_time=code.auth_time,
+            nonce=code.nonce,
+        )
 
     def _refresh(self, client_id: str, params: dict[str, str]) -> httpx2.Response:
         refresh_token = params.get("refresh_token", "")
@@ -421,9 +501,16 @@ class FakeTokenServer:
         if self.rotate_refresh_tokens:
             del self.refresh_tokens[refresh_token]
             return self._issue(
-                client_id, record.scope, record.subject, refresh=True, family=record.family
+                client_id,
+                record.scope,
+                record.subject,
+                refresh=True,
+                family=record.family,
+                auth_time=record.auth_time,
             )
-        response = self._issue(client_id, record.scope, record.subject, refresh=False)
+        response = self._issue(
+            client_id, record.scope, record.subject, refresh=False, auth_time=record.auth_time
+        )
         return response
 
     def _revoke(self, request: httpx2.Request) -> httpx2.Response:

@@ -46,6 +46,7 @@ from keyturn.core.errors import (
     UnsupportedTokenTypeError,
 )
 from keyturn.core.events import EventKind, TokenEvent, TokenMetrics
+from keyturn.core.id_token import IdTokenError, UnknownSigningKey
 from keyturn.core.manager import AuthorizationRequiredError
 from keyturn.core.revoke import (
     RevocationError,
@@ -66,6 +67,7 @@ __all__ = [
     "Clock",
     "Credentials",
     "EventKind",
+    "IdTokenError",
     "InsufficientScopeError",
     "InvalidClientError",
     "InvalidGrantError",
@@ -99,6 +101,7 @@ __all__ = [
     "TokenUpdateHook",
     "TransportError",
     "UnauthorizedClientError",
+    "UnknownSigningKey",
     "UnsupportedGrantTypeError",
     "UnsupportedMediaTypeError",
     "UnsupportedResponseTypeError",

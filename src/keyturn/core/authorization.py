@@ -37,6 +37,10 @@ class AuthorizationRequest:
     url: str
     state: str
     code_verifier: str | None
+    nonce: str | None = None
+    """OIDC Core §3.1.2.1: sent when ``openid`` is in scope; the ID token must echo it."""
+    max_age: float | None = None
+    """``max_age`` if the caller asked for one: the ID token must then carry ``auth_time``."""
 
     def __repr__(self) -> str:
         return f"AuthorizationRequest(url={self.url!r})"
@@ -49,7 +53,11 @@ def build_authorization_request(
     state: str | None = None,
     additional_params: Mapping[str, str] | None = None,
 ) -> AuthorizationRequest:
-    """RFC 6749 §4.1.1 plus PKCE S256; a random ``state`` when none is given."""
+    """RFC 6749 §4.1.1 plus PKCE S256; a random ``state`` when none is given.
+
+    With ``openid`` in scope a random ``nonce`` is sent too (OIDC Core
+    §3.1.2.1), which the ID token must carry back.
+    """
     creds.check_url(endpoint)
     state = state or secrets.token_urlsafe(24)
     params = {
@@ -60,6 +68,9 @@ def build_authorization_request(
     }
     if creds.scope:
         params["scope"] = creds.scope
+    nonce = None
+    if "openid" in creds.scopes:
+        nonce = params["nonce"] = secrets.token_urlsafe(24)
     verifier = None
     if creds.use_pkce:
         pkce = Pkce.generate()
@@ -74,7 +85,19 @@ def build_authorization_request(
     query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
     query += [("resource", uri) for uri in creds.resources]  # RFC 8707 §2.1
     url = urlunsplit(parts._replace(query=urlencode(query)))
-    return AuthorizationRequest(url, state, verifier)
+    return AuthorizationRequest(url, state, verifier, nonce, _max_age(params.get("max_age")))
+
+
+def _max_age(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError("max_age must be a number of seconds") from None
+    if not seconds >= 0:
+        raise ValueError("max_age must be a number of seconds")
+    return seconds
 
 
 def parse_redirect(url: str, expected_state: str | None, *, issuer: str | None = None) -> str:

@@ -26,17 +26,20 @@ from urllib.parse import urlsplit, urlunsplit
 from keyturn.core.errors import InvalidResponseError
 from keyturn.core.grants import raise_for_error_response
 from keyturn.core.http import HttpRequest, HttpResponse
+from keyturn.core.jose import JoseFailure, VerificationKey, import_jwks
 
 __all__ = [
     "OPENID_WELL_KNOWN",
     "WELL_KNOWN",
     "ServerMetadata",
     "is_absent",
+    "jwks_request",
     "metadata_request",
     "metadata_requests",
     "metadata_url",
     "metadata_urls",
     "openid_configuration_url",
+    "process_jwks_response",
     "process_metadata_response",
     "same_issuer",
 ]
@@ -133,3 +136,21 @@ def process_metadata_response(response: HttpResponse, issuer: str) -> ServerMeta
             raise InvalidResponseError(f"metadata field {name!r} must be a string")
         endpoints[name] = value
     return ServerMetadata(issuer=str(data["issuer"]), raw=data, **endpoints)
+
+
+def jwks_request(jwks_uri: str, timeout: float | None = None) -> HttpRequest:
+    return HttpRequest("GET", jwks_uri, {"Accept": "application/json"}, b"", timeout)
+
+
+def process_jwks_response(response: HttpResponse) -> dict[str, VerificationKey]:
+    """The provider's signature keys by ``kid`` (RFC 7517), public parts only."""
+    raise_for_error_response(response, "JWKS endpoint")
+    try:
+        keys = import_jwks(json.loads(response.body))
+    except (ValueError, UnicodeDecodeError, JoseFailure) as exc:
+        raise InvalidResponseError(
+            f"the JWKS is unusable: {exc}", status_code=response.status_code
+        ) from None
+    if not keys:
+        raise InvalidResponseError("the JWKS holds no usable signature key")
+    return keys

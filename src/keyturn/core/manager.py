@@ -67,7 +67,9 @@ from keyturn.core.credentials import AuthorizationCodeCredentials, Credentials
 from keyturn.core.discovery import (
     ServerMetadata,
     is_absent,
+    jwks_request,
     metadata_requests,
+    process_jwks_response,
     process_metadata_response,
 )
 from keyturn.core.errors import (
@@ -91,6 +93,13 @@ from keyturn.core.grants import (
     refresh_request,
     revocation_request,
 )
+from keyturn.core.id_token import (
+    IdTokenError,
+    IdTokenExpectations,
+    UnknownSigningKey,
+    validate_id_token,
+)
+from keyturn.core.jose import VerificationKey
 from keyturn.core.revoke import (
     RevocationError,
     RevocationResult,
@@ -152,6 +161,10 @@ class in_provider:
         _PROVIDER_FLIGHT.reset(self._reset)
 
 
+_JWKS_MIN_INTERVAL = 60.0
+"""An unknown ``kid`` fetches the JWKS again, but not more often than this (seconds)."""
+
+
 def _is_server_failure(exc: Exception) -> bool:
     if isinstance(exc, OAuthError):
         return exc.status_code >= 500
@@ -188,8 +201,11 @@ class TokenCore:
         self._flight: Flight | None = None
         self._cooldown_until = float("-inf")
         self._metadata: ServerMetadata | None = None
-        self._pending: OrderedDict[str, str | None] = OrderedDict()
-        self._verifiers: OrderedDict[str, str | None] = OrderedDict()
+        # Authorization requests by state, then by code once the redirect came back.
+        self._pending: OrderedDict[str, AuthorizationRequest] = OrderedDict()
+        self._redeemable: OrderedDict[str, AuthorizationRequest] = OrderedDict()
+        self._jwks: dict[str, VerificationKey] | None = None
+        self._jwks_fetched_at = float("-inf")
         if credentials.token is not None:
             self._held = self._hold(credentials.token)
 
@@ -469,6 +485,7 @@ class TokenCore:
         self._emit(EventKind.FETCH_STARTED)
         try:
             token = yield from self._exchange(grant_request(creds, endpoint), background)
+            token = yield from self._check_id_token(token)
         except Exception as exc:
             self._emit(EventKind.FETCH_FAILED, exc)
             raise
@@ -482,12 +499,16 @@ class TokenCore:
         try:
             request = refresh_request(self.credentials, endpoint, base.refresh_token)
             token = yield from self._exchange(request, background)
+            token = yield from self._check_id_token(token, previous=base.id_token_claims)
         except Exception as exc:
             self._emit(EventKind.REFRESH_FAILED, exc)
             raise
         if token.refresh_token is None:
             # RFC 6749 §6: no new refresh token means the old one stays valid.
             token = token.clone_with(refresh_token=base.refresh_token)
+        if token.id_token is None and base.id_token is not None:
+            # OIDC Core §12.2 makes a new ID token optional: the user is the same.
+            token = token.clone_with(id_token=base.id_token, id_token_claims=base.id_token_claims)
         self._emit(EventKind.REFRESH_SUCCEEDED)
         return token
 
@@ -576,6 +597,59 @@ class TokenCore:
         self.credentials.check_url(value)
         return str(value)
 
+    # -- ID tokens ----------------------------------------------------------------
+
+    def _check_id_token(
+        self,
+        token: OAuthToken,
+        *,
+        nonce: str | None = None,
+        max_age: float | None = None,
+        code: str | None = None,
+        previous: Mapping[str, Any] | None = None,
+    ) -> Op[OAuthToken]:
+        """Validate ``token.id_token`` (OIDC Core §3.1.3.7); the token with its claims."""
+        if token.id_token is None:
+            return token
+        issuer = self.credentials.issuer
+        metadata = yield from self.metadata()
+        if issuer is None or metadata is None:
+            raise IdTokenError(
+                "the provider sent an ID token, which can only be checked against its issuer: "
+                "give the credentials issuer= (its keys are found by discovery)"
+            )
+        if not metadata.jwks_uri:
+            raise IdTokenError("the provider's metadata has no jwks_uri to check it with")
+        expected = IdTokenExpectations(
+            issuer=issuer,
+            client_id=self.credentials.client_id,
+            nonce=nonce,
+            max_age=max_age,
+            access_token=token.access_token,
+            code=code,
+            previous=previous,
+        )
+        now = self.clock.time() + (self.clock_skew or 0.0)
+        keys = yield from self._signing_keys(metadata.jwks_uri, again=False)
+        try:
+            claims = validate_id_token(token.id_token, keys, expected, now=now)
+        except UnknownSigningKey:
+            # The provider may have rotated: ask again, at most once a minute.
+            keys = yield from self._signing_keys(metadata.jwks_uri, again=True)
+            claims = validate_id_token(token.id_token, keys, expected, now=now)
+        return token.clone_with(id_token_claims=claims)
+
+    def _signing_keys(self, jwks_uri: str, *, again: bool) -> Op[dict[str, VerificationKey]]:
+        keys = self._jwks
+        now = self.clock.monotonic()
+        if keys is not None and (not again or now - self._jwks_fetched_at < _JWKS_MIN_INTERVAL):
+            return keys
+        self.credentials.check_url(jwks_uri)
+        response = yield from Send(jwks_request(jwks_uri, self.credentials.timeout))
+        keys = process_jwks_response(response)
+        self._jwks, self._jwks_fetched_at = keys, now
+        return keys
+
     def token_endpoint(self) -> Op[str]:
         return (yield from self._endpoint(self.credentials.token_url, "token_endpoint"))
 
@@ -590,14 +664,22 @@ class TokenCore:
             creds = self.credentials
             if not isinstance(creds, AuthorizationCodeCredentials):
                 raise TypeError("fetch_token(code) needs AuthorizationCodeCredentials")
-            verifier = code_verifier or self._verifiers.pop(code, None)
-            if verifier is None and len(self._pending) == 1 and creds.use_pkce:
-                verifier = self._pending.popitem()[1]
+            with self._mutex:
+                sent = self._redeemable.pop(code, None)
+                if sent is None and code_verifier is None and len(self._pending) == 1:
+                    sent = self._pending.popitem()[1]  # parse_redirect was skipped
+            verifier = code_verifier or (sent.code_verifier if sent is not None else None)
             endpoint = yield from self.token_endpoint()
             self._emit(EventKind.FETCH_STARTED)
             try:
                 request = authorization_code_request(creds, endpoint, code, verifier)
                 token = yield from self._exchange(request, False)
+                token = yield from self._check_id_token(
+                    token,
+                    nonce=sent.nonce if sent is not None else None,
+                    max_age=sent.max_age if sent is not None else None,
+                    code=code,
+                )
             except Exception as exc:
                 self._emit(EventKind.FETCH_FAILED, exc)
                 raise
@@ -715,7 +797,7 @@ class TokenCore:
             creds, endpoint, state=state, additional_params=additional_params
         )
         with self._mutex:
-            self._pending[request.state] = request.code_verifier
+            self._pending[request.state] = request
             while len(self._pending) > 64:
                 self._pending.popitem(last=False)
         return request.url
@@ -727,13 +809,14 @@ class TokenCore:
         state = dict(parse_qsl(urlsplit(url).query)).get("state")
         with self._mutex:
             known = state is not None and state in self._pending
-            verifier = self._pending.pop(state) if known and state is not None else None
+            sent = self._pending.pop(state) if known and state is not None else None
         if not known:
             raise StateMismatchError("the redirect's state was not issued by this client")
         issuer = self._metadata.issuer if self._metadata is not None else None
         code = _parse_redirect(url, state, issuer=issuer)
         with self._mutex:
-            self._verifiers[code] = verifier
-            while len(self._verifiers) > 64:
-                self._verifiers.popitem(last=False)
+            if sent is not None:
+                self._redeemable[code] = sent
+            while len(self._redeemable) > 64:
+                self._redeemable.popitem(last=False)
         return code

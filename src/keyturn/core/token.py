@@ -30,6 +30,7 @@ _KNOWN = frozenset(
         "refresh_token",
         "scope",
         "id_token",
+        "id_token_claims",
     }
 )
 
@@ -45,12 +46,20 @@ class OAuthToken:
     refresh_token: str | None = None
     scope: str | None = None
     id_token: str | None = None
+    id_token_claims: Mapping[str, Any] | None = None
+    """The ID token's claims as validated when the SDK received it (OIDC Core
+    §3.1.3.7); ``None`` when there is no ID token. Saved with the token, so a
+    token read back from a store still has them."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.access_token, str) or not self.access_token:
             raise ValueError("access_token must be a non-empty string")
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        if self.id_token_claims is not None:
+            object.__setattr__(
+                self, "id_token_claims", MappingProxyType(dict(self.id_token_claims))
+            )
 
     # -- expiry -------------------------------------------------------------
 
@@ -102,6 +111,8 @@ class OAuthToken:
             value = getattr(self, name)
             if value is not None:
                 data[name] = value
+        if self.id_token_claims is not None:
+            data["id_token_claims"] = dict(self.id_token_claims)
         return data
 
     @classmethod
@@ -117,6 +128,9 @@ class OAuthToken:
             refresh_token=_opt_str(data.get("refresh_token")),
             scope=_opt_str(data.get("scope")),
             id_token=_opt_str(data.get("id_token")),
+            id_token_claims=claims
+            if isinstance(claims := data.get("id_token_claims"), Mapping)
+            else None,
             extra={k: v for k, v in data.items() if k not in _KNOWN},
         )
 
