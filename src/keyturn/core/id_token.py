@@ -203,9 +203,9 @@ def _check_claims(
             nonce = claims.get("nonce")
             if not isinstance(nonce, str) or not hmac.compare_digest(nonce, expected.nonce):
                 raise IdTokenError("'nonce' does not match the authorization request's")
-    else:  # §12.2
+    else:  # §12.2: same user, same client; auth_time, if sent, is the original one
         for name in ("sub", "aud", "auth_time"):
-            if name in previous and claims.get(name) != previous[name]:
+            if name in previous and name in claims and claims[name] != previous[name]:
                 raise IdTokenError(f"a refreshed ID token changed {name!r}")
     auth_time = _number(claims, "auth_time", required=expected.max_age is not None)
     if expected.max_age is not None:
