@@ -242,3 +242,8 @@ async def test_async_client_credentials(provider: Provider) -> None:
         result = await manager.arevoke()
         assert result.access_token is not None
         assert result.access_token.status is RevocationStatus.UNSUPPORTED
+
+
+def test_without_node_the_reason_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert _install() == "Node.js is not installed"

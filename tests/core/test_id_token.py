@@ -110,6 +110,7 @@ def test_a_refreshed_token_keeps_sub_and_auth_time() -> None:
     first = check(SIGNER.sign(claims(), typ="JWT"))
     refresh = IdTokenExpectations(issuer=ISS, client_id="app", previous=first)
     assert check(SIGNER.sign(claims(nonce=None, iat=NOW + 5), typ="JWT"), refresh)
+    assert check(SIGNER.sign(claims(nonce=None, auth_time=None), typ="JWT"), refresh)  # §12.2
     with pytest.raises(IdTokenError, match="'sub'"):
         check(SIGNER.sign(claims(sub="mallory"), typ="JWT"), refresh)
     with pytest.raises(IdTokenError, match="'auth_time'"):
