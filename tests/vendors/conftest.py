@@ -32,6 +32,7 @@ for each test module's ``pytestmark``; their import here, at collection, is quie
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
+    import authlete.api.authlete_api_impl  # noqa: F401
     import candid.client
     import candid.resources.auth.resources.default.client  # noqa: F401
     import square.client

@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from keyturn.server.vendors import candid, square
+from keyturn.server.vendors import authlete, candid, square
 
 
 def routes() -> list[BaseRoute]:
@@ -20,7 +20,7 @@ def routes() -> list[BaseRoute]:
     candid_routes: list[BaseRoute] = [
         Route(path, candid.candid_token_endpoint, methods=["POST"]) for path in candid.PATHS
     ]
-    return [*candid_routes, *square.routes()]
+    return [*candid_routes, *square.routes(), *authlete.routes()]
 
 
 FAST_PATHS: dict[str, ASGIApp] = dict.fromkeys(candid.PATHS, candid.candid_token_app)
