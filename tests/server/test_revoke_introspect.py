@@ -227,3 +227,70 @@ def test_bad_bodies(server: Harness, path: str) -> None:
     r = server.http.post(path, content=b"{", headers={"Content-Type": "application/json"})
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_request"
+
+
+def _stored_token(server: Harness, cid: str, kind: str) -> str:
+    """A token of ``kind`` recorded for ``cid`` directly (refresh tokens are opaque)."""
+    now = int(server.ctx.clock())
+    value = "rt_" + secrets.token_urlsafe(32)
+    token_id = secrets.token_hex(8)
+    if kind == TOKEN_KIND_ACCESS:  # access tokens are found by their jti
+        claims = base64.urlsafe_b64encode(json.dumps({"jti": token_id}).encode()).rstrip(b"=")
+        value = f"e30.{claims.decode()}.{secrets.token_urlsafe(32)}"
+    rec = TokenRecord(
+        token_id=token_id,
+        token_hash=server.ctx.hasher.hash(value),
+        kind=kind,
+        client_id=cid,
+        subject="alice",
+        scope="read",
+        audience=(),
+        grant_type="authorization_code",
+        issued_at=now,
+        expires_at=now + 600,
+        family_id=secrets.token_hex(8),
+    )
+    server.call(server.ctx.storage.record_tokens, [rec])
+    return value
+
+
+def test_metadata_advertises_exactly_what_any_client_may_rely_on(server: Harness) -> None:
+    """Issue 17, item 10b: no "plain" PKCE (only clients registered for it may use it),
+    "none" where public clients really authenticate that way."""
+    meta = server.http.get("/.well-known/oauth-authorization-server").json()
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    for endpoint in ("token", "revocation", "introspection"):
+        assert "none" in meta[f"{endpoint}_endpoint_auth_methods_supported"], endpoint
+    # ... and "none" is true: a public client revokes its own token with its id alone.
+    cid, _ = server.create_client(
+        public=True, grant_types=["authorization_code"], redirect_uris=["https://app/cb"]
+    )
+    token = _stored_token(server, cid, TOKEN_KIND_ACCESS)
+    assert introspect(server, cid, None, token)["active"] is True
+    r = server.http.post("/oauth/revoke", data={"token": token, "client_id": cid})
+    assert r.status_code == 200, r.text
+    assert introspect(server, cid, None, token) == {"active": False}
+    # A plain code challenge from an ordinary public client is refused.
+    r = server.http.get(
+        "/oauth/authorize",
+        params={
+            "response_type": "code",
+            "client_id": cid,
+            "redirect_uri": "https://app/cb",
+            "code_challenge": "x" * 43,
+            "code_challenge_method": "plain",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code in (302, 400), r.text
+    assert "plain" in (r.headers.get("location", "") + r.text)
+
+
+def test_introspecting_a_refresh_token_names_no_token_type(server: Harness) -> None:
+    """token_type is an access token's RFC 6749 §7.1 type; "refresh_token" is none."""
+    cid, secret = server.create_client()
+    body = introspect(server, cid, secret, _stored_token(server, cid, TOKEN_KIND_REFRESH))
+    assert body["active"] is True
+    assert "token_type" not in body
+    access = introspect(server, cid, secret, _stored_token(server, cid, TOKEN_KIND_ACCESS))
+    assert access["token_type"] == "Bearer"

@@ -39,8 +39,11 @@ async def introspection_endpoint(request: Request) -> Response:
         "iat": record.issued_at,
         "jti": record.token_id,
         "iss": ctx.settings.issuer_url,
-        "token_type": "Bearer" if record.kind == TOKEN_KIND_ACCESS else record.kind,
     }
+    if record.kind == TOKEN_KIND_ACCESS:
+        # token_type is the RFC 6749 §7.1 type of an access token; a refresh token
+        # has none (RFC 7662 §2.2), so none is said rather than an invented one.
+        body["token_type"] = "Bearer"
     if record.audience:
         body["aud"] = record.audience[0] if len(record.audience) == 1 else list(record.audience)
     return json_response(body)

@@ -21,6 +21,12 @@ AUTHORIZE_PATH = "/oauth/authorize"
 LOGIN_PATH = "/oauth/login"
 USERINFO_PATH = "/oauth/userinfo"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+# Public clients authenticate with their client_id alone ("none") wherever they may
+# act: at the token endpoint, and to revoke or introspect their own tokens.
+PUBLIC_AUTH_METHODS = [*CLIENT_AUTH_METHODS, "none"]
+# "plain" is accepted only from clients registered with allow_plain_pkce, so it is
+# nothing any client may rely on (RFC 8414 §2 lists what clients may use).
+PKCE_METHODS = ["S256"]
 
 
 def server_metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
@@ -30,14 +36,14 @@ def server_metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
         "jwks_uri": issuer + JWKS_PATH,
         "grant_types_supported": list(ADVERTISED_GRANTS),
         "authorization_endpoint": issuer + AUTHORIZE_PATH,
-        "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
+        "token_endpoint_auth_methods_supported": PUBLIC_AUTH_METHODS,
         "revocation_endpoint": issuer + REVOCATION_PATH,
-        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": PUBLIC_AUTH_METHODS,
         "introspection_endpoint": issuer + INTROSPECTION_PATH,
-        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": PUBLIC_AUTH_METHODS,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "code_challenge_methods_supported": ["S256", "plain"],
+        "code_challenge_methods_supported": PKCE_METHODS,
         "authorization_response_iss_parameter_supported": True,
         # RFC 9068 access tokens are signed with these (JWKS ``alg`` values).
         "access_token_signing_alg_values_supported": signing_algs,
