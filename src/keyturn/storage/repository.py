@@ -4,6 +4,9 @@ Grants and endpoints talk to `protocol.Storage`, small async ports that deal
 in the plain records of `records`; only this module knows SQL. The contract's
 names are re-exported here so that older imports keep working. Core statements,
 not the ORM, keep the token endpoint's hot path to one round-trip per insert.
+Records become rows and back through `rows` (one rule for every table), every
+token insert inside a transaction goes through `token_writer.append_tokens`,
+and every read of records through `_first` / `_all`.
 """
 
 from __future__ import annotations
@@ -12,11 +15,24 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, delete, event, func, insert, or_, select, text, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    Update,
+    and_,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keyturn.storage import schema
 from keyturn.storage.health import ServiceHealth, database_fault
@@ -30,9 +46,12 @@ from keyturn.storage.records import (
     TokenRecord,
     User,
 )
-from keyturn.storage.token_writer import INSERT_TOKEN, create_token_writer, token_row
+from keyturn.storage.rows import to_record, to_row
+from keyturn.storage.token_writer import append_tokens, create_token_writer
 
 __all__ = ["ClientExistsError", "SqlStorage", "Storage", "TokenFilter", "UserExistsError"]
+
+R = TypeVar("R")
 
 
 class SqlStorage:
@@ -74,23 +93,28 @@ class SqlStorage:
         await self._token_writer.close()
         await self.engine.dispose()
 
+    async def _read_one(self, record_type: type[R], query: Select[Any]) -> R | None:
+        async with self.engine.connect() as conn:
+            return await _first(conn, record_type, query)
+
+    async def _read_all(self, record_type: type[R], query: Select[Any]) -> list[R]:
+        async with self.engine.connect() as conn:
+            return await _all(conn, record_type, query)
+
+    async def _insert(self, table: Table, record: Any) -> None:
+        """Write one record as a new row of ``table``, in a transaction of its own."""
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(table).values(**to_row(record)))
+
     # -- clients -----------------------------------------------------------
     async def get_client(self, client_id: str) -> Client | None:
-        async with self.engine.connect() as conn:
-            result = await conn.execute(
-                select(schema.clients).where(schema.clients.c.client_id == client_id)
-            )
-            row = result.mappings().first()
-        return _client(row) if row else None
+        return await self._read_one(Client, _client_by_id(client_id))
 
     async def list_clients(self) -> list[Client]:
-        async with self.engine.connect() as conn:
-            result = await conn.execute(
-                select(schema.clients).order_by(
-                    schema.clients.c.created_at, schema.clients.c.client_id
-                )
-            )
-            return [_client(row) for row in result.mappings()]
+        c = schema.clients.c
+        return await self._read_all(
+            Client, select(schema.clients).order_by(c.created_at, c.client_id)
+        )
 
     async def create_client(self, client: Client) -> None:
         async with self.engine.begin() as conn:
@@ -101,12 +125,12 @@ class SqlStorage:
             )
             if existing.first() is not None:
                 raise ClientExistsError(client.client_id)
-            await conn.execute(insert(schema.clients).values(**_client_row(client)))
+            await conn.execute(insert(schema.clients).values(**to_row(client)))
 
     async def update_client(self, client: Client) -> bool:
         """Write the client's settings; never its secrets, which only the two
         methods below change, so an update cannot undo a concurrent rotation."""
-        values = _client_row(client)
+        values = to_row(client)
         for name in ("client_id", "created_at", *SECRET_COLUMNS):
             del values[name]
         async with self.engine.begin() as conn:
@@ -145,7 +169,7 @@ class SqlStorage:
             )
             if not result.rowcount:
                 return None
-            return await _read_client(conn, client_id)
+            return await _first(conn, Client, _client_by_id(client_id))
 
     async def expire_previous_secret(self, client_id: str, now: int) -> Client | None:
         """Stop accepting the previous secret now (after a leak, say); None if no such client."""
@@ -156,24 +180,20 @@ class SqlStorage:
                 .where(c.client_id == client_id, c.previous_secret_hash.is_not(None))
                 .values(**dict.fromkeys(PREVIOUS_SECRET_COLUMNS), updated_at=now)
             )
-            return await _read_client(conn, client_id)
+            return await _first(conn, Client, _client_by_id(client_id))
 
     async def delete_client(self, client_id: str) -> bool:
         t = schema.tokens.c
         async with self.engine.begin() as conn:
             now = int(time.time())
-            live = (
-                (
-                    await conn.execute(
-                        select(schema.tokens).where(
-                            t.client_id == client_id, t.revoked_at.is_(None), t.expires_at > now
-                        )
-                    )
-                )
-                .mappings()
-                .all()
+            live = await _all(
+                conn,
+                TokenRecord,
+                select(schema.tokens).where(
+                    t.client_id == client_id, t.revoked_at.is_(None), t.expires_at > now
+                ),
             )
-            await _deny(conn, [_token(r) for r in live], now)
+            await _deny(conn, live, now)
             # Explicit, so it holds where the database enforces no cascade.
             await conn.execute(delete(schema.tokens).where(t.client_id == client_id))
             result = await conn.execute(
@@ -197,12 +217,7 @@ class SqlStorage:
         self.health.succeeded(write=True)
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
-        async with self.engine.connect() as conn:
-            result = await conn.execute(
-                select(schema.tokens).where(schema.tokens.c.token_id == token_id)
-            )
-            row = result.mappings().first()
-        return _token(row) if row else None
+        return await self._read_one(TokenRecord, _token_by_id(token_id))
 
     async def count_tokens(self, client_id: str | None = None) -> int:
         query = select(func.count()).select_from(schema.tokens)
@@ -221,14 +236,10 @@ class SqlStorage:
         Access tokens are not indexed by hash: they are found by their ``jti``.
         """
         t = schema.tokens.c
-        async with self.engine.connect() as conn:
-            result = await conn.execute(
-                select(schema.tokens).where(
-                    t.token_hash == token_hash, text(schema.LOOKED_UP_BY_HASH)
-                )
-            )
-            row = result.mappings().first()
-        return _token(row) if row else None
+        return await self._read_one(
+            TokenRecord,
+            select(schema.tokens).where(t.token_hash == token_hash, text(schema.LOOKED_UP_BY_HASH)),
+        )
 
     async def list_tokens(
         self, flt: TokenFilter, now: int, limit: int, after: tuple[int, str] | None = None
@@ -242,8 +253,7 @@ class SqlStorage:
                 or_(t.issued_at < issued_at, and_(t.issued_at == issued_at, t.token_id < token_id))
             )
         query = query.order_by(t.issued_at.desc(), t.token_id.desc()).limit(limit)
-        async with self.engine.connect() as conn:
-            return [_token(row) for row in (await conn.execute(query)).mappings()]
+        return await self._read_all(TokenRecord, query)
 
     async def update_token(
         self, token_id: str, *, scope: str | None = None, expires_at: int | None = None
@@ -260,31 +270,13 @@ class SqlStorage:
                     .where(schema.tokens.c.token_id == token_id)
                     .values(**values)
                 )
-            row = (
-                (
-                    await conn.execute(
-                        select(schema.tokens).where(schema.tokens.c.token_id == token_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return _token(row) if row else None
+            return await _first(conn, TokenRecord, _token_by_id(token_id))
 
     async def delete_token(self, token_id: str) -> TokenRecord | None:
         async with self.engine.begin() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(schema.tokens).where(schema.tokens.c.token_id == token_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
+            record = await _first(conn, TokenRecord, _token_by_id(token_id))
+            if record is None:
                 return None
-            record = _token(row)
             if record.revoked_at is None:  # a revoked one is on the deny-list already
                 await _deny(conn, [record], int(time.time()))
             await conn.execute(delete(schema.tokens).where(schema.tokens.c.token_id == token_id))
@@ -309,17 +301,11 @@ class SqlStorage:
         """
         t = schema.tokens.c
         async with self.engine.begin() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        select(schema.tokens).where(*conditions, t.revoked_at.is_(None))
-                    )
-                )
-                .mappings()
-                .all()
+            live = await _all(
+                conn, TokenRecord, select(schema.tokens).where(*conditions, t.revoked_at.is_(None))
             )
             revoked: list[TokenRecord] = []
-            for chunk in _chunks([_token(r) for r in rows], 500):
+            for chunk in _chunks(live, 500):
                 ids = [r.token_id for r in chunk]
                 # RETURNING: only what this transaction revoked, not a racing one.
                 won = set(
@@ -339,13 +325,8 @@ class SqlStorage:
 
     async def consume_token(self, token_id: str, now: int) -> bool:
         """Mark a single-use token used; exactly one concurrent caller wins."""
-        t = schema.tokens.c
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(schema.tokens)
-                .where(t.token_id == token_id, t.revoked_at.is_(None), t.expires_at > now)
-                .values(revoked_at=now)
-            )
+            result = await conn.execute(_consume_token(token_id, now))
         return result.rowcount == 1
 
     async def exchange_token(
@@ -364,17 +345,9 @@ class SqlStorage:
         a loser sees either nothing or the winner's whole result, replay
         included, never a consumed token without its successors.
         """
-        t = schema.tokens.c
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(schema.tokens)
-                .where(t.token_id == old_token_id, t.revoked_at.is_(None), t.expires_at > now)
-                .values(revoked_at=now)
-            )
-            if result.rowcount != 1:
-                await conn.rollback()
+            if not await _consume_then_append(conn, _consume_token(old_token_id, now), new_tokens):
                 return False
-            await conn.execute(INSERT_TOKEN, [token_row(r) for r in new_tokens])
             if replay is not None:
                 await conn.execute(
                     insert(schema.token_replays).values(
@@ -476,26 +449,22 @@ class SqlStorage:
             )
             if existing.first() is not None:
                 raise UserExistsError(user.username)
-            await conn.execute(insert(schema.users).values(**_user_row(user)))
+            await conn.execute(insert(schema.users).values(**to_row(user)))
 
     async def get_user(self, user_id: str) -> User | None:
-        return await self._one_user(schema.users.c.user_id == user_id)
+        return await self._read_one(
+            User, select(schema.users).where(schema.users.c.user_id == user_id)
+        )
 
     async def get_user_by_name(self, username: str) -> User | None:
-        return await self._one_user(schema.users.c.username == username)
-
-    async def _one_user(self, condition: ColumnElement[bool]) -> User | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(schema.users).where(condition))).mappings().first()
-        return User(**dict(row)) if row else None
+        u = schema.users.c
+        return await self._read_one(User, select(schema.users).where(u.username == username))
 
     async def list_users(self) -> list[User]:
-        async with self.engine.connect() as conn:
-            result = await conn.execute(select(schema.users).order_by(schema.users.c.username))
-            return [User(**dict(row)) for row in result.mappings()]
+        return await self._read_all(User, select(schema.users).order_by(schema.users.c.username))
 
     async def update_user(self, user: User) -> bool:
-        values = _user_row(user)
+        values = to_row(user)
         del values["user_id"], values["created_at"]
         async with self.engine.begin() as conn:
             result = await conn.execute(
@@ -513,31 +482,14 @@ class SqlStorage:
         return bool(result.rowcount)
 
     async def create_session(self, session: Session) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(schema.sessions).values(
-                    session_hash=session.session_hash,
-                    user_id=session.user_id,
-                    auth_time=session.auth_time,
-                    expires_at=session.expires_at,
-                )
-            )
+        await self._insert(schema.sessions, session)
 
     async def get_session(self, session_hash: str, now: int) -> Session | None:
         c = schema.sessions.c
-        async with self.engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(schema.sessions).where(
-                            c.session_hash == session_hash, c.expires_at > now
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return Session(**dict(row)) if row else None
+        return await self._read_one(
+            Session,
+            select(schema.sessions).where(c.session_hash == session_hash, c.expires_at > now),
+        )
 
     async def delete_session(self, session_hash: str) -> None:
         async with self.engine.begin() as conn:
@@ -571,71 +523,34 @@ class SqlStorage:
 
     # -- authorization codes -------------------------------------------------
     async def create_code(self, code: AuthorizationCode) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(insert(schema.authorization_codes).values(**_code_row(code)))
+        await self._insert(schema.authorization_codes, code)
 
     async def find_code(self, code_hash: str) -> AuthorizationCode | None:
         c = schema.authorization_codes.c
-        async with self.engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(schema.authorization_codes).where(c.code_hash == code_hash)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return AuthorizationCode(**dict(row)) if row else None
+        return await self._read_one(
+            AuthorizationCode, select(schema.authorization_codes).where(c.code_hash == code_hash)
+        )
 
     async def redeem_code(self, code_id: str, now: int, new_tokens: Sequence[TokenRecord]) -> bool:
         """Consume a code and record what it issued, atomically: one redemption wins."""
         c = schema.authorization_codes.c
+        consume = (
+            update(schema.authorization_codes)
+            .where(c.code_id == code_id, c.consumed_at.is_(None), c.expires_at > now)
+            .values(consumed_at=now)
+        )
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(schema.authorization_codes)
-                .where(c.code_id == code_id, c.consumed_at.is_(None), c.expires_at > now)
-                .values(consumed_at=now)
-            )
-            if result.rowcount != 1:
-                await conn.rollback()
-                return False
-            if new_tokens:
-                await conn.execute(INSERT_TOKEN, [token_row(t) for t in new_tokens])
-        return True
+            return await _consume_then_append(conn, consume, new_tokens)
 
     # -- signing keys ------------------------------------------------------
     async def list_signing_keys(self) -> list[SigningKeyRecord]:
-        async with self.engine.connect() as conn:
-            result = await conn.execute(
-                select(schema.signing_keys).order_by(
-                    schema.signing_keys.c.activates_at, schema.signing_keys.c.created_at
-                )
-            )
-            return [
-                SigningKeyRecord(
-                    kid=row["kid"],
-                    alg=row["alg"],
-                    private_key=row["private_key"],
-                    public_jwk=dict(row["public_jwk"]),
-                    created_at=row["created_at"],
-                    activates_at=row["activates_at"],
-                )
-                for row in result.mappings()
-            ]
+        k = schema.signing_keys.c
+        return await self._read_all(
+            SigningKeyRecord, select(schema.signing_keys).order_by(k.activates_at, k.created_at)
+        )
 
     async def add_signing_key(self, key: SigningKeyRecord) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(schema.signing_keys).values(
-                    kid=key.kid,
-                    alg=key.alg,
-                    private_key=key.private_key,
-                    public_jwk=key.public_jwk,
-                    created_at=key.created_at,
-                    activates_at=key.activates_at,
-                )
-            )
+        await self._insert(schema.signing_keys, key)
 
     async def delete_signing_key(self, kid: str) -> bool:
         async with self.engine.begin() as conn:
@@ -669,34 +584,47 @@ def _conditions(flt: TokenFilter, now: int) -> list[ColumnElement[bool]]:
     return out
 
 
-def _user_row(user: User) -> dict[str, Any]:
-    return {
-        "user_id": user.user_id,
-        "username": user.username,
-        "password_hash": user.password_hash,
-        "name": user.name,
-        "created_at": user.created_at,
-        "updated_at": user.updated_at,
-    }
+async def _first(conn: AsyncConnection, record_type: type[R], query: Select[Any]) -> R | None:
+    """The first row ``query`` selects, as a record; None if it selects none."""
+    row = (await conn.execute(query)).mappings().first()
+    return to_record(record_type, row) if row else None
 
 
-def _code_row(code: AuthorizationCode) -> dict[str, Any]:
-    return {
-        "code_id": code.code_id,
-        "code_hash": code.code_hash,
-        "client_id": code.client_id,
-        "user_id": code.user_id,
-        "redirect_uri": code.redirect_uri,
-        "scope": code.scope,
-        "code_challenge": code.code_challenge,
-        "code_challenge_method": code.code_challenge_method,
-        "nonce": code.nonce,
-        "auth_time": code.auth_time,
-        "issued_at": code.issued_at,
-        "expires_at": code.expires_at,
-        "consumed_at": code.consumed_at,
-        "family_id": code.family_id,
-    }
+async def _all(conn: AsyncConnection, record_type: type[R], query: Select[Any]) -> list[R]:
+    return [to_record(record_type, row) for row in (await conn.execute(query)).mappings()]
+
+
+def _client_by_id(client_id: str) -> Select[Any]:
+    return select(schema.clients).where(schema.clients.c.client_id == client_id)
+
+
+def _token_by_id(token_id: str) -> Select[Any]:
+    return select(schema.tokens).where(schema.tokens.c.token_id == token_id)
+
+
+def _consume_token(token_id: str, now: int) -> Update:
+    """Mark a live single-use token used: the update only one concurrent caller wins."""
+    t = schema.tokens.c
+    return (
+        update(schema.tokens)
+        .where(t.token_id == token_id, t.revoked_at.is_(None), t.expires_at > now)
+        .values(revoked_at=now)
+    )
+
+
+async def _consume_then_append(
+    conn: AsyncConnection, consume: Update, new_tokens: Sequence[TokenRecord]
+) -> bool:
+    """Run ``consume`` (a code or token used once) and record what it issued, or nothing.
+
+    The loser of a race updates no row and writes nothing: exactly one
+    redemption wins, and nobody sees it used without its successors.
+    """
+    if (await conn.execute(consume)).rowcount != 1:
+        await conn.rollback()
+        return False
+    await append_tokens(conn, new_tokens)
+    return True
 
 
 async def _deny(conn: Any, records: Sequence[TokenRecord], now: int) -> None:
@@ -719,88 +647,9 @@ def _with_revoked(record: TokenRecord, now: int) -> TokenRecord:
     return replace(record, revoked_at=now)
 
 
-def _tuple(value: Iterable[str] | None) -> tuple[str, ...]:
-    return tuple(value or ())
-
-
 PREVIOUS_SECRET_COLUMNS = (
     "previous_secret_hash",
     "previous_secret_created_at",
     "previous_secret_expires_at",
 )
 SECRET_COLUMNS = ("secret_hash", "secret_created_at", *PREVIOUS_SECRET_COLUMNS)
-
-
-async def _read_client(conn: Any, client_id: str) -> Client | None:
-    c = schema.clients.c
-    result = await conn.execute(select(schema.clients).where(c.client_id == client_id))
-    row = result.mappings().first()
-    return _client(row) if row else None
-
-
-def _client(row: RowMapping) -> Client:
-    return Client(
-        client_id=row["client_id"],
-        name=row["name"],
-        secret_hash=row["secret_hash"],
-        is_public=bool(row["is_public"]),
-        grant_types=_tuple(row["grant_types"]),
-        scopes=_tuple(row["scopes"]),
-        audiences=_tuple(row["audiences"]),
-        redirect_uris=_tuple(row["redirect_uris"]),
-        auth_methods=_tuple(row["auth_methods"]),
-        access_token_lifetime=row["access_token_lifetime"],
-        rate_limit=row["rate_limit"],
-        can_introspect=bool(row["can_introspect"]),
-        allow_plain_pkce=bool(row["allow_plain_pkce"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        secret_created_at=row["secret_created_at"],
-        previous_secret_hash=row["previous_secret_hash"],
-        previous_secret_created_at=row["previous_secret_created_at"],
-        previous_secret_expires_at=row["previous_secret_expires_at"],
-    )
-
-
-def _client_row(client: Client) -> dict[str, Any]:
-    return {
-        "client_id": client.client_id,
-        "name": client.name,
-        "secret_hash": client.secret_hash,
-        "is_public": client.is_public,
-        "grant_types": list(client.grant_types),
-        "scopes": list(client.scopes),
-        "audiences": list(client.audiences),
-        "redirect_uris": list(client.redirect_uris),
-        "auth_methods": list(client.auth_methods),
-        "access_token_lifetime": client.access_token_lifetime,
-        "rate_limit": client.rate_limit,
-        "can_introspect": client.can_introspect,
-        "allow_plain_pkce": client.allow_plain_pkce,
-        "created_at": client.created_at,
-        "updated_at": client.updated_at,
-        "secret_created_at": client.secret_created_at,
-        "previous_secret_hash": client.previous_secret_hash,
-        "previous_secret_created_at": client.previous_secret_created_at,
-        "previous_secret_expires_at": client.previous_secret_expires_at,
-    }
-
-
-def _token(row: RowMapping) -> TokenRecord:
-    return TokenRecord(
-        token_id=row["token_id"],
-        token_hash=row["token_hash"],
-        kind=row["kind"],
-        client_id=row["client_id"],
-        subject=row["subject"],
-        scope=row["scope"],
-        audience=_tuple(row["audience"]),
-        grant_type=row["grant_type"],
-        issued_at=row["issued_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-        family_id=row["family_id"],
-        parent_id=row["parent_id"],
-        kid=row["kid"],
-        auth_time=row["auth_time"],
-    )

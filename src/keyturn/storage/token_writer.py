@@ -37,14 +37,16 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keyturn.storage import schema
 from keyturn.storage.database import CONNECT_TIMEOUT, apply_sqlite_pragmas
 from keyturn.storage.health import FULL, database_fault
 from keyturn.storage.records import TokenRecord
+from keyturn.storage.rows import to_row
 
 COLUMNS = tuple(column.name for column in schema.tokens.columns)
+_AUDIENCE = COLUMNS.index("audience")
 INSERT_TOKEN = insert(schema.tokens)
 """SQLAlchemy's insert, one object for every call so its compiled form is reused."""
 INLINE_MAX_ROWS = 64
@@ -67,32 +69,17 @@ SPACE_CHECK_PAGES = 64
 """Estimated WAL pages between two looks at the disk's free space (one statvfs)."""
 
 
-def token_row(token: TokenRecord) -> dict[str, Any]:
-    """The record as a row for SQLAlchemy (whose JSON type encodes the audience list)."""
-    return {
-        "token_id": token.token_id,
-        "token_hash": token.token_hash,
-        "kind": token.kind,
-        "client_id": token.client_id,
-        "subject": token.subject,
-        "scope": token.scope,
-        "audience": list(token.audience),
-        "grant_type": token.grant_type,
-        "issued_at": token.issued_at,
-        "expires_at": token.expires_at,
-        "revoked_at": token.revoked_at,
-        "family_id": token.family_id,
-        "parent_id": token.parent_id,
-        "kid": token.kid,
-        "auth_time": token.auth_time,
-    }
-
-
 def token_values(token: TokenRecord) -> tuple[Any, ...]:
     """The record as one DB-API row of :data:`COLUMNS`, the audience as JSON text."""
-    row = token_row(token)
-    row["audience"] = orjson.dumps(token.audience).decode()
-    return tuple(row[name] for name in COLUMNS)
+    values = [getattr(token, name) for name in COLUMNS]
+    values[_AUDIENCE] = orjson.dumps(token.audience).decode()
+    return tuple(values)
+
+
+async def append_tokens(conn: AsyncConnection, tokens: Sequence[TokenRecord]) -> None:
+    """Insert ``tokens`` in the caller's transaction: the one SQLAlchemy token insert."""
+    if tokens:
+        await conn.execute(INSERT_TOKEN, [to_row(t) for t in tokens])
 
 
 class TokenWriter(Protocol):
@@ -297,7 +284,7 @@ class SqlAlchemyTokenWriter:
 
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(INSERT_TOKEN, [token_row(t) for t in tokens])
+            await append_tokens(conn, tokens)
 
     async def close(self) -> None:
         return None
