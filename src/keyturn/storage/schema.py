@@ -27,6 +27,23 @@ LOOKED_UP_BY_HASH = "kind <> 'access_token'"
 """Which token rows the hash index holds; a hash lookup must say so too, for
 SQLite and PostgreSQL to use a partial index."""
 
+
+def _partial_index(name: str, column: str, where: str, *, unique: bool = False) -> Index:
+    """An index of only the rows ``where`` selects, on SQLite and PostgreSQL alike."""
+    return Index(
+        name, column, unique=unique, sqlite_where=text(where), postgresql_where=text(where)
+    )
+
+
+def _owned_by(key: str, type_: String, *, primary_key: bool = False) -> Column[str]:
+    """A reference to the row that owns this one (``table.column``): deleting that
+    row deletes this one where the database enforces it."""
+    column = key.partition(".")[2]
+    return Column(
+        column, type_, ForeignKey(key, ondelete="CASCADE"), primary_key=primary_key, nullable=False
+    )
+
+
 clients = Table(
     "clients",
     metadata,
@@ -61,12 +78,7 @@ tokens = Table(
     # token's signing input (header.payload), which its signature completes.
     Column("token_hash", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
-    Column(
-        "client_id",
-        String(128),
-        ForeignKey("clients.client_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _owned_by("clients.client_id", String(128)),
     Column("subject", String(255), nullable=True),
     Column("scope", Text, nullable=False, default=""),
     Column("audience", JSON, nullable=False),
@@ -83,30 +95,14 @@ tokens = Table(
     Index("ix_tokens_expires_at", "expires_at"),
     # Partial: most tokens have no family and are never revoked, so these two
     # B-trees are not written at all by their inserts (migration 0006).
-    Index(
-        "ix_tokens_family_id",
-        "family_id",
-        sqlite_where=text("family_id IS NOT NULL"),
-        postgresql_where=text("family_id IS NOT NULL"),
-    ),
+    _partial_index("ix_tokens_family_id", "family_id", "family_id IS NOT NULL"),
     Index("ix_tokens_kid_expires_at", "kid", "expires_at"),
-    Index(
-        "ix_tokens_revoked_at",
-        "revoked_at",
-        sqlite_where=text("revoked_at IS NOT NULL"),
-        postgresql_where=text("revoked_at IS NOT NULL"),
-    ),
+    _partial_index("ix_tokens_revoked_at", "revoked_at", "revoked_at IS NOT NULL"),
     Index("ix_tokens_issued_at_id", "issued_at", "token_id"),
     # Access tokens are found by their jti (the primary key), so only opaque
     # tokens are indexed by hash; the one random-keyed index of this table is
     # not written by access-token inserts (migration 0007).
-    Index(
-        "ix_tokens_token_hash",
-        "token_hash",
-        unique=True,
-        sqlite_where=text(LOOKED_UP_BY_HASH),
-        postgresql_where=text(LOOKED_UP_BY_HASH),
-    ),
+    _partial_index("ix_tokens_token_hash", "token_hash", LOOKED_UP_BY_HASH, unique=True),
 )
 
 signing_keys = Table(
@@ -148,7 +144,7 @@ sessions = Table(
     metadata,
     # Keyed hash of the session cookie's value; the value itself is never stored.
     Column("session_hash", String(64), primary_key=True),
-    Column("user_id", String(64), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
+    _owned_by("users.user_id", String(64)),
     Column("auth_time", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Index("ix_sessions_expires_at", "expires_at"),
@@ -157,15 +153,8 @@ sessions = Table(
 consents = Table(
     "consents",
     metadata,
-    Column(
-        "user_id", String(64), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
-    ),
-    Column(
-        "client_id",
-        String(128),
-        ForeignKey("clients.client_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _owned_by("users.user_id", String(64), primary_key=True),
+    _owned_by("clients.client_id", String(128), primary_key=True),
     Column("scope", Text, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
@@ -175,12 +164,7 @@ authorization_codes = Table(
     metadata,
     Column("code_id", String(64), primary_key=True),
     Column("code_hash", String(64), nullable=False, unique=True),
-    Column(
-        "client_id",
-        String(128),
-        ForeignKey("clients.client_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _owned_by("clients.client_id", String(128)),
     Column("user_id", String(64), nullable=False),
     Column("redirect_uri", Text, nullable=False),
     Column("scope", Text, nullable=False),
@@ -206,11 +190,6 @@ denylist = Table(
     Column("expires_at", BigInteger, nullable=False),
     # When this process or another last put it in Redis; NULL = still to publish.
     Column("published_at", BigInteger, nullable=True),
-    Index(
-        "ix_denylist_unpublished",
-        "revoked_at",
-        sqlite_where=text("published_at IS NULL"),
-        postgresql_where=text("published_at IS NULL"),
-    ),
+    _partial_index("ix_denylist_unpublished", "revoked_at", "published_at IS NULL"),
     Index("ix_denylist_expires_at", "expires_at"),
 )
