@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 
-from keyturn.core.errors import InvalidRequestError, InvalidScopeError, InvalidTargetError
+from keyturn.core.errors import (
+    InvalidRequestError,
+    InvalidScopeError,
+    InvalidTargetError,
+    OAuthError,
+)
 
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
 
@@ -28,12 +33,7 @@ def grant_scopes(requested: tuple[str, ...], allowed: tuple[str, ...]) -> tuple[
     """The scopes to grant: what was asked if allowed, else every allowed scope."""
     if not requested:
         return allowed
-    refused = [s for s in requested if s not in allowed]
-    if refused:
-        raise InvalidScopeError(
-            f"this client may not ask for {' '.join(refused)}; "
-            f"allowed: {' '.join(allowed) or '(no scopes)'}"
-        )
+    _refuse_unlisted(requested, allowed, InvalidScopeError, "ask for", none="(no scopes)")
     return requested
 
 
@@ -47,10 +47,22 @@ def grant_audience(
     wanted = tuple(a for a in requested.split(" ") if a)
     if not wanted:
         raise InvalidRequestError("the audience parameter is empty")
-    refused = [a for a in wanted if a not in permitted]
-    if refused:
-        raise InvalidTargetError(
-            f"this client may not get tokens for {' '.join(refused)}; "
-            f"allowed: {' '.join(permitted)}"
-        )
+    _refuse_unlisted(wanted, permitted, InvalidTargetError, "get tokens for")
     return wanted
+
+
+def _refuse_unlisted(
+    wanted: tuple[str, ...],
+    allowed: tuple[str, ...],
+    error: type[OAuthError],
+    asking: str,
+    *,
+    none: str = "",
+) -> None:
+    """Raise ``error`` naming every wanted item the client is not allowed, and what it is."""
+    refused = [item for item in wanted if item not in allowed]
+    if refused:
+        raise error(
+            f"this client may not {asking} {' '.join(refused)}; "
+            f"allowed: {' '.join(allowed) or none}"
+        )
