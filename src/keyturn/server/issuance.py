@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from keyturn.keys.jwt import Signer
 from keyturn.keys.keyring import KeyRing
@@ -34,6 +34,42 @@ class TokenDecision:
     family_id: str | None = None
     auth_time: int | None = None
     """When the user authenticated (user grants); kept on refresh tokens for ID tokens."""
+
+    def record(
+        self,
+        kind: str,
+        *,
+        token_id: str,
+        token_hash: str,
+        scope: str,
+        issued_at: int,
+        expires_at: int,
+        **links: Unpack[TokenLinks],
+    ) -> TokenRecord:
+        """The stored record of a token issued on this decision: its client, subject,
+        audience and grant come from here, the rest from the token itself."""
+        return TokenRecord(
+            token_id=token_id,
+            token_hash=token_hash,
+            kind=kind,
+            client_id=self.client.client_id,
+            subject=self.subject,
+            scope=scope,
+            audience=self.audience,
+            grant_type=self.grant_type,
+            issued_at=issued_at,
+            expires_at=expires_at,
+            **links,
+        )
+
+
+class TokenLinks(TypedDict, total=False):
+    """What ties a token record to others and to its signing key (None if absent)."""
+
+    family_id: str | None
+    parent_id: str | None
+    kid: str | None
+    auth_time: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,15 +281,11 @@ class TokenIssuer:
         if scope:
             claims["scope"] = scope
         signer, signing_input = await self._keyring.prepare(claims)
-        record = TokenRecord(
+        record = decision.record(
+            TOKEN_KIND_ACCESS,
             token_id=jti,
             token_hash=self._hasher.hash(signing_input.decode("ascii")),
-            kind=TOKEN_KIND_ACCESS,
-            client_id=decision.client.client_id,
-            subject=decision.subject,
             scope=scope,
-            audience=decision.audience,
-            grant_type=decision.grant_type,
             issued_at=now,
             expires_at=expires_at,
             family_id=decision.family_id,

@@ -41,15 +41,11 @@ def new_refresh_record(
     now: int,
 ) -> tuple[str, TokenRecord]:
     value = generate_refresh_token()
-    record = TokenRecord(
+    record = decision.record(
+        TOKEN_KIND_REFRESH,
         token_id=generate_token_id(),
         token_hash=ctx.hasher.hash(value),
-        kind=TOKEN_KIND_REFRESH,
-        client_id=decision.client.client_id,
-        subject=decision.subject,
         scope=scope,
-        audience=decision.audience,
-        grant_type=decision.grant_type,
         issued_at=now,
         expires_at=now + ctx.settings.refresh_token_lifetime,
         family_id=family_id,
