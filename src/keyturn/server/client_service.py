@@ -10,50 +10,26 @@ CLI prints.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, Unpack
 
 from keyturn.core.errors import InvalidRequestError
 from keyturn.server import token_service
-from keyturn.server.clients import NewClient, build_client, update_client, with_new_secret
+from keyturn.server.clients import (
+    ClientOptions,
+    NewClient,
+    build_client,
+    update_client,
+    with_new_secret,
+)
 from keyturn.server.context import ServerContext
 from keyturn.storage.records import Client, TokenRecord
 from keyturn.storage.repository import ClientExistsError
 
 
-async def create(
-    ctx: ServerContext,
-    *,
-    client_id: str | None = None,
-    name: str = "",
-    public: bool = False,
-    grant_types: Iterable[str] = ("client_credentials",),
-    scopes: Iterable[str] = (),
-    audiences: Iterable[str] = (),
-    redirect_uris: Iterable[str] = (),
-    auth_methods: Iterable[str] | None = None,
-    access_token_lifetime: int | None = None,
-    rate_limit: int | None = None,
-    can_introspect: bool = False,
-    allow_plain_pkce: bool = False,
-) -> NewClient:
+async def create(ctx: ServerContext, **options: Unpack[ClientOptions]) -> NewClient:
     """Register a client; the returned secret is the only copy (only its hash is kept)."""
     try:
-        new = build_client(
-            ctx.hasher,
-            client_id=client_id,
-            name=name,
-            public=public,
-            grant_types=grant_types,
-            scopes=scopes,
-            audiences=audiences,
-            redirect_uris=redirect_uris,
-            auth_methods=auth_methods,
-            access_token_lifetime=access_token_lifetime,
-            rate_limit=rate_limit,
-            can_introspect=can_introspect,
-            allow_plain_pkce=allow_plain_pkce,
-        )
+        new = build_client(ctx.hasher, **options)
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from None
     try:

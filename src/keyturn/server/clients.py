@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from keyturn.server.limits import check_client
 from keyturn.server.secrets import Hasher, generate_client_id, generate_client_secret
@@ -91,6 +91,24 @@ def _clean(values: Iterable[str]) -> tuple[str, ...]:
             if item not in out:
                 out.append(item)
     return tuple(out)
+
+
+class ClientOptions(TypedDict, total=False):
+    """What a new client may be given, for callers that pass it on to `build_client`
+    (whose signature holds the defaults)."""
+
+    client_id: str | None
+    name: str
+    public: bool
+    grant_types: Iterable[str]
+    scopes: Iterable[str]
+    audiences: Iterable[str]
+    redirect_uris: Iterable[str]
+    auth_methods: Iterable[str] | None
+    access_token_lifetime: int | None
+    rate_limit: int | None
+    can_introspect: bool
+    allow_plain_pkce: bool
 
 
 def build_client(
