@@ -139,15 +139,7 @@ async def list_tokens(
 @router.post("/tokens", response_model=IssuedOut, status_code=201, tags=["tokens"])
 async def create_token(ctx: Admin, body: TokenCreate) -> IssuedOut:
     """Mint an access token for a client (and subject) directly; the value is shown once."""
-    issued = await token_service.create(
-        ctx,
-        client_id=body.client_id,
-        subject=body.subject,
-        scopes=body.scopes,
-        audience=body.audience,
-        lifetime=body.lifetime,
-        grant_type=body.grant_type,
-    )
+    issued = await token_service.create(ctx, **dict(body))
     return IssuedOut.of(issued, ctx.clock())
 
 
@@ -168,12 +160,7 @@ async def revoke_token(ctx: Admin, body: RevokeRequest) -> RevokedOut:
 @router.post("/tokens/revoke-all", response_model=RevokedOut, tags=["tokens"])
 async def revoke_all(ctx: Admin, body: RevokeAllRequest) -> RevokedOut:
     """Revoke every live token of a client and/or subject."""
-    revoked = await token_service.revoke_all(
-        ctx,
-        client_id=body.client_id,
-        subject=body.subject,
-        access_tokens_only=body.access_tokens_only,
-    )
+    revoked = await token_service.revoke_all(ctx, **dict(body))
     return RevokedOut(revoked=len(revoked), token_ids=[r.token_id for r in revoked])
 
 

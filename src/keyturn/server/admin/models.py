@@ -7,7 +7,7 @@ body as a whole is bounded before it is read (`admin/guard.py`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -64,6 +64,20 @@ def _exactly_one_of(*names: str) -> ConfigDict:
         strict=True,
         json_schema_extra={"oneOf": [{"required": [n]} for n in names]},
     )
+
+
+class _OneOf(Strict):
+    """A body that names its subject exactly one of two ways, ``ONE_OF``: enforced
+    here, and said in the JSON schema by ``model_config = _exactly_one_of(*ONE_OF)``."""
+
+    ONE_OF: ClassVar[tuple[str, str]]
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> Self:
+        first, second = self.ONE_OF
+        if (getattr(self, first) is None) == (getattr(self, second) is None):
+            raise ValueError(f"give exactly one of {first} and {second}")
+        return self
 
 
 class ErrorBody(BaseModel):
@@ -130,19 +144,14 @@ class TokenUpdate(Strict):
     expires_at: int | None = Field(default=None, gt=0, lt=2**53)
 
 
-class RevokeRequest(Strict):
+class RevokeRequest(_OneOf):
     """Name the token by its value or by its identifier (``jti``), not both."""
 
-    model_config = _exactly_one_of("token", "token_id")
+    ONE_OF = ("token", "token_id")
+    model_config = _exactly_one_of(*ONE_OF)
 
     token: str | None = Field(default=None, min_length=1, max_length=limits.TOKEN_VALUE)
     token_id: str | None = Field(default=None, min_length=1, max_length=limits.TOKEN_ID)
-
-    @model_validator(mode="after")
-    def exactly_one(self) -> RevokeRequest:
-        if (self.token is None) == (self.token_id is None):
-            raise ValueError("give exactly one of token and token_id")
-        return self
 
 
 class RevokeAllRequest(Strict):
@@ -257,10 +266,11 @@ class ClientCreatedOut(BaseModel):
     client_secret: str | None = Field(description="Shown once; only its hash is kept.")
 
 
-class LegacyTokenIn(Strict):
+class LegacyTokenIn(_OneOf):
     """A token from the server you migrate from; only its keyed hash is stored."""
 
-    model_config = _exactly_one_of("token", "token_sha256")
+    ONE_OF = ("token", "token_sha256")
+    model_config = _exactly_one_of(*ONE_OF)
 
     token: str | None = Field(default=None, min_length=1, max_length=limits.TOKEN_VALUE)
     token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
@@ -269,12 +279,6 @@ class LegacyTokenIn(Strict):
     scopes: Scopes = Field(default_factory=list)
     audience: Audiences = Field(default_factory=list)
     expires_at: int = Field(gt=0, lt=2**53)
-
-    @model_validator(mode="after")
-    def exactly_one(self) -> LegacyTokenIn:
-        if (self.token is None) == (self.token_sha256 is None):
-            raise ValueError("give exactly one of token and token_sha256")
-        return self
 
 
 class ImportRequest(Strict):
