@@ -1,8 +1,8 @@
 """The Keyturn client SDK: give credentials once, every request carries a valid token.
 
 Every error the SDK may raise is importable from here (one class per RFC 6749
-code, `InvalidResponseError`, `TransportError`, ...); the admin API's own
-errors are in `keyturn.client.api`.
+code, `InvalidResponseError`, `TransportError`, ...: all of
+`keyturn.core.errors`); the admin API's own errors are in `keyturn.client.api`.
 
 >>> auth = OAuth2Auth(ClientCredentials(client_id="...", client_secret="...", token_url="..."))
 >>> client = httpx2.Client(auth=auth)
@@ -12,6 +12,7 @@ from keyturn.client.auth import OAuth2Auth
 from keyturn.client.manager import AuthManager, TokenManager, TokenProvider, TokenUpdateHook
 from keyturn.client.stores.base import AsyncTokenStore, TokenStore
 from keyturn.client.stores.memory import MemoryTokenStore
+from keyturn.core import errors as _errors
 from keyturn.core.authorization import StateMismatchError
 from keyturn.core.clock import Clock, SystemClock
 from keyturn.core.credentials import (
@@ -21,30 +22,7 @@ from keyturn.core.credentials import (
     Credentials,
     PasswordCredentials,
 )
-from keyturn.core.errors import (
-    AccessDeniedError,
-    InsufficientScopeError,
-    InvalidClientError,
-    InvalidGrantError,
-    InvalidRequestError,
-    InvalidResponseError,
-    InvalidScopeError,
-    InvalidTargetError,
-    InvalidTokenError,
-    KeyturnError,
-    LoginRequiredError,
-    OAuthError,
-    PayloadTooLargeError,
-    RateLimitedError,
-    ServerError,
-    TemporarilyUnavailableError,
-    TransportError,
-    UnauthorizedClientError,
-    UnsupportedGrantTypeError,
-    UnsupportedMediaTypeError,
-    UnsupportedResponseTypeError,
-    UnsupportedTokenTypeError,
-)
+from keyturn.core.errors import *  # noqa: F403 - every RFC error class, listed once, in core
 from keyturn.core.events import EventKind, TokenEvent, TokenMetrics
 from keyturn.core.id_token import IdTokenError, UnknownSigningKey
 from keyturn.core.manager import AuthorizationRequiredError
@@ -57,7 +35,6 @@ from keyturn.core.revoke import (
 from keyturn.core.token import OAuthToken
 
 __all__ = [
-    "AccessDeniedError",
     "AsyncTokenStore",
     "AuthManager",
     "AuthorizationCodeCredentials",
@@ -68,30 +45,15 @@ __all__ = [
     "Credentials",
     "EventKind",
     "IdTokenError",
-    "InsufficientScopeError",
-    "InvalidClientError",
-    "InvalidGrantError",
-    "InvalidRequestError",
-    "InvalidResponseError",
-    "InvalidScopeError",
-    "InvalidTargetError",
-    "InvalidTokenError",
-    "KeyturnError",
-    "LoginRequiredError",
     "MemoryTokenStore",
     "OAuth2Auth",
-    "OAuthError",
     "OAuthToken",
     "PasswordCredentials",
-    "PayloadTooLargeError",
-    "RateLimitedError",
     "RevocationError",
     "RevocationResult",
     "RevocationStatus",
-    "ServerError",
     "StateMismatchError",
     "SystemClock",
-    "TemporarilyUnavailableError",
     "TokenEvent",
     "TokenManager",
     "TokenMetrics",
@@ -99,11 +61,6 @@ __all__ = [
     "TokenRevocation",
     "TokenStore",
     "TokenUpdateHook",
-    "TransportError",
-    "UnauthorizedClientError",
     "UnknownSigningKey",
-    "UnsupportedGrantTypeError",
-    "UnsupportedMediaTypeError",
-    "UnsupportedResponseTypeError",
-    "UnsupportedTokenTypeError",
 ]
+__all__ += _errors.__all__
