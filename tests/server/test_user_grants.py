@@ -244,6 +244,40 @@ def test_prompt_none_without_session_is_login_required(flow: Flow) -> None:
     assert result["state"] == "st-123"
 
 
+def test_max_age_makes_an_old_login_sign_in_again(flow: Flow) -> None:
+    """OIDC Core §3.1.2.1 (issue 17, item 10a): a session 3 s old does not satisfy
+    max_age=1; the user signs in again and the ID token's auth_time says when."""
+    verifier, challenge = pkce()
+    full_flow(flow, challenge)  # signed in, consented
+    signed_in = int(flow.ctx.clock())
+    real = flow.ctx.clock
+    flow.ctx.clock = lambda: real() + 3  # the session is now (at least) 3 s old
+    fresh = flow.http.get(authorize_url(flow, challenge, max_age="60"), follow_redirects=False)
+    assert "code" in code_from(fresh)  # young enough: a code at once
+    url = authorize_url(flow, challenge, max_age="1")
+    page = flow.http.get(url, follow_redirects=False)
+    assert page.status_code == 200
+    assert "Sign in" in page.text  # not a code
+    silent = flow.http.get(
+        authorize_url(flow, challenge, max_age="1", prompt="none"), follow_redirects=False
+    )
+    assert code_from(silent)["error"] == "login_required"
+    r = login(flow, url)
+    assert r.status_code == 303
+    result = code_from(flow.http.get(r.headers["location"], follow_redirects=False))
+    tokens = redeem(flow, result["code"], verifier).json()
+    claims = pyjwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert claims["auth_time"] >= signed_in + 3  # the new login's time
+
+
+@pytest.mark.parametrize("max_age", ["-1", "1.5", "soon", "", "12345678901"])
+def test_a_malformed_max_age_is_invalid_request(flow: Flow, max_age: str) -> None:
+    r = flow.http.get(authorize_url(flow, pkce()[1], max_age=max_age), follow_redirects=False)
+    result = code_from(r)
+    assert result["error"] == "invalid_request"
+    assert "max_age" in result["error_description"]
+
+
 def test_deny_redirects_access_denied_with_state(flow: Flow) -> None:
     r = login(flow, authorize_url(flow, pkce()[1]))
     result = code_from(consent(flow, r.headers["location"], decision="deny"))

@@ -22,6 +22,7 @@ from keyturn.server.scopes import grant_scopes, parse_scope
 from keyturn.storage.records import GRANT_AUTHORIZATION_CODE, Client
 
 _CHALLENGE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+_MAX_AGE = re.compile(r"^[0-9]{1,10}$")
 KNOWN_PROMPTS = {"none", "login", "consent"}
 
 
@@ -58,6 +59,13 @@ class AuthorizationRequest:
     redirect_uri_given: bool = True
     """Whether the request named ``redirect_uri`` (else: the client's only one), which
     decides whether the token request must repeat it (RFC 6749 §4.1.3)."""
+    max_age: int | None = None
+    """OIDC Core §3.1.2.1: seconds since the user last signed in beyond which they
+    must sign in again."""
+
+    def too_old(self, auth_time: int, now: float) -> bool:
+        """Whether a login at ``auth_time`` is older than ``max_age`` allows."""
+        return self.max_age is not None and now - auth_time > self.max_age
 
     def form_fields(self) -> list[tuple[str, str]]:
         """The original parameters, for the consent form to send back."""
@@ -143,6 +151,9 @@ def parse_authorization_request(
         )
     if "none" in prompt and len(prompt) > 1:
         raise fail(InvalidRequestError("prompt=none cannot be combined with other values"))
+    max_age = params.get("max_age")
+    if max_age is not None and not _MAX_AGE.match(max_age):
+        raise fail(InvalidRequestError("max_age must be a whole number of seconds"))
 
     return AuthorizationRequest(
         client=client,
@@ -155,4 +166,5 @@ def parse_authorization_request(
         prompt=prompt,
         raw=tuple(params.items()),
         redirect_uri_given="redirect_uri" in params,
+        max_age=int(max_age) if max_age is not None else None,
     )

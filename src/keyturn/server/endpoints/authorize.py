@@ -1,7 +1,8 @@
 """``/oauth/authorize``: the authorization endpoint (RFC 6749 §4.1), with its pages.
 
-GET validates the request, then: no session → the login page (or
-``login_required`` for ``prompt=none``); consent needed → the consent page (or
+GET validates the request, then: no session, ``prompt=login``, or a login older
+than ``max_age`` (OIDC Core §3.1.2.1) → the login page (or ``login_required``
+for ``prompt=none``); consent needed → the consent page (or
 ``consent_required``); otherwise a code goes straight back. POST is the
 consent form: CSRF-checked, re-validated, then a code or ``access_denied``.
 Codes are single-use, live 60 s and are bound to the client, the redirect URI,
@@ -69,8 +70,10 @@ async def _session_user(ctx: ServerContext, request: Request) -> tuple[Session, 
 
 def _login_page(ctx: ServerContext, request: Request, auth: AuthorizationRequest) -> Response:
     cookie = csrf_cookie(request)
-    # Return here after login, without prompt=login (or the login page would loop).
-    pairs = [(k, v) for k, v in auth.raw if k != "prompt"]
+    # Return here after login, without prompt=login or max_age (or the login page
+    # would loop): the fresh login satisfies both, and its time goes into the code,
+    # so the ID token's auth_time says when it was.
+    pairs = [(k, v) for k, v in auth.raw if k not in ("prompt", "max_age")]
     prompt = " ".join(sorted(auth.prompt - {"login"}))
     if prompt:
         pairs.append(("prompt", prompt))
@@ -145,9 +148,11 @@ async def authorize_get(request: Request) -> Response:
     except RedirectError as exc:
         return error_redirect(ctx, exc)
     found = await _session_user(ctx, request)
-    if found is None or "login" in auth.prompt:
+    stale = found is not None and auth.too_old(found[0].auth_time, ctx.clock())
+    if found is None or "login" in auth.prompt or stale:
         if "none" in auth.prompt:
-            login = LoginRequiredError("the user is not signed in")
+            why = "the user signed in longer ago than max_age allows"
+            login = LoginRequiredError(why if stale else "the user is not signed in")
             return error_redirect(ctx, RedirectError(login, auth.redirect_uri, auth.state))
         return _login_page(ctx, request, auth)
     session, user = found
@@ -184,7 +189,7 @@ async def authorize_post(request: Request) -> Response:
     except RedirectError as exc:
         return error_redirect(ctx, exc, 303)
     found = await _session_user(ctx, request)
-    if found is None:
+    if found is None or auth.too_old(found[0].auth_time, ctx.clock()):
         return _login_page(ctx, request, auth)
     session, user = found
     if fields.get("decision") != "allow":
