@@ -13,7 +13,7 @@ network failed), so callers can tell the three apart as oauth4webapi does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, Unpack
 
 __all__ = [
     "AccessDeniedError",
@@ -44,6 +44,15 @@ __all__ = [
 
 class KeyturnError(Exception):
     """Base of every error Keyturn raises on purpose."""
+
+
+class ErrorOptions(TypedDict, total=False):
+    """What every `OAuthError` takes besides its description and headers."""
+
+    uri: str | None
+    detail: str | None
+    status_code: int | None
+    payload: Mapping[str, Any] | None
 
 
 class OAuthError(KeyturnError):
@@ -220,11 +229,8 @@ class RateLimitedError(OAuthError):
         description: str | None = None,
         *,
         retry_after: float | None = None,
-        uri: str | None = None,
-        detail: str | None = None,
-        status_code: int | None = None,
         headers: Mapping[str, str] | None = None,
-        payload: Mapping[str, Any] | None = None,
+        **options: Unpack[ErrorOptions],
     ) -> None:
         headers = dict(headers or {})
         if retry_after is None:
@@ -232,14 +238,7 @@ class RateLimitedError(OAuthError):
         elif not any(k.lower() == "retry-after" for k in headers):
             headers["Retry-After"] = str(max(1, int(-(-retry_after // 1))))
         self.retry_after = retry_after
-        super().__init__(
-            description,
-            uri=uri,
-            detail=detail,
-            status_code=status_code,
-            headers=headers,
-            payload=payload,
-        )
+        super().__init__(description, headers=headers, **options)
 
 
 class UnsupportedMediaTypeError(InvalidRequestError):
