@@ -58,7 +58,8 @@ class TestChallenge:
         answer = challenge(MissingTokenError(), realm="orders")
         assert answer.status_code == 401
         assert answer.headers["WWW-Authenticate"] == 'Bearer realm="orders"'
-        assert answer.body == {}
+        # No error code (RFC 6750 §3.1), but not an empty answer either.
+        assert answer.body == {"error_description": "An access token is required"}
 
     def test_missing_token_without_realm(self) -> None:
         assert challenge(MissingTokenError()).headers["WWW-Authenticate"] == "Bearer"

@@ -16,7 +16,14 @@ from keyturn.guard.bearer import bearer_token, check_scopes
 from keyturn.guard.claims import AccessTokenClaims
 from keyturn.guard.verifier import TokenVerifier
 
-__all__ = ["aauthenticate", "authenticate"]
+__all__ = ["aauthenticate", "authenticate", "realm_of"]
+
+
+def realm_of(verifier: TokenVerifier, realm: str | None = None) -> str:
+    """The realm of the challenge (RFC 6750 §3): ``realm``, else the API's identifier
+    (its audience; the first in order when it has several), so every integration
+    names the same protection space even when none was configured."""
+    return realm or min(verifier.audiences)
 
 
 def authenticate(

@@ -7,7 +7,9 @@ frameworks, are thin wrappers around these two.
 
 RFC 6750 §3.1 rules applied here: a request without credentials (no header,
 or another scheme such as Basic) gets a 401 challenge *without* an ``error``
-attribute; a malformed header is ``invalid_request`` (400); a bad token is
+attribute (and a body that only says, in words, that a token is required,
+so a person reading it is not left with an empty answer); a malformed header
+is ``invalid_request`` (400); a bad token is
 ``invalid_token`` (401); a missing scope is ``insufficient_scope`` (403) with a
 ``scope`` attribute naming what is needed.
 """
@@ -88,7 +90,7 @@ def challenge(error: OAuthError, *, realm: str | None = None) -> Challenge:
     headers = dict(error.headers)
     if isinstance(error, MissingTokenError):
         attributes: dict[str, str | None] = {}
-        body: dict[str, str] = {}
+        body: dict[str, str] = {"error_description": error.description or ""}
     else:
         scope = " ".join(error.scopes) if isinstance(error, MissingScopeError) else None
         attributes = {"error": error.error, "error_description": error.description, "scope": scope}

@@ -9,27 +9,37 @@
     ): ...
 
 The dependency uses ``verifier=`` when given, else ``app.state.token_verifier``
-(one verifier per app shares one JWKS cache). Failures are raised as
-`fastapi.HTTPException` with the RFC 6750 status and ``WWW-Authenticate``
-header, and the RFC 6749 error object as ``detail``. The route also shows up
-in OpenAPI with an HTTP bearer security scheme.
+(one verifier per app shares one JWKS cache). The route also shows up in
+OpenAPI with an HTTP bearer security scheme.
+
+Failures answer exactly as the Starlette middleware and `keyturn.guard.challenge`
+do: the RFC 6750 status and ``WWW-Authenticate`` (realm: ``realm=``, else the
+API's audience) and the RFC 6749 error object as the body, not FastAPI's
+``{"detail": ...}``. The dependency raises `BearerChallenge`, whose handler
+(`exception_handlers`) writes that answer. So that an app works without being
+told, the dependency adds the handler to the app's handlers on its first
+failure, through the per-request table Starlette's ``ExceptionMiddleware``
+keeps in ``scope["starlette.exception_handlers"]`` (an app's own handler for
+`BearerChallenge`, if any, is kept). Pass ``exception_handlers()`` to
+``FastAPI(...)`` to install it up front.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from keyturn.core.errors import OAuthError
-from keyturn.guard.authenticate import aauthenticate
-from keyturn.guard.bearer import challenge
+from keyturn.guard.authenticate import aauthenticate, realm_of
+from keyturn.guard.bearer import Challenge, challenge
 from keyturn.guard.claims import AccessTokenClaims
 from keyturn.guard.verifier import TokenVerifier
 
-__all__ = ["STATE_VERIFIER", "require_scopes"]
+__all__ = ["STATE_VERIFIER", "BearerChallenge", "exception_handlers", "require_scopes"]
 
 #: ``app.state.token_verifier`` is the verifier used when none is passed.
 STATE_VERIFIER = "token_verifier"
@@ -37,6 +47,31 @@ STATE_VERIFIER = "token_verifier"
 # Only for the OpenAPI document: the guard reads the header itself, because
 # HTTPBearer would not tell a missing token (401) from a malformed header (400).
 _openapi_scheme = HTTPBearer(auto_error=False)
+
+
+class BearerChallenge(HTTPException):
+    """A guard failure on its way to the client: the RFC 6750 answer it carries."""
+
+    def __init__(self, answer: Challenge) -> None:
+        super().__init__(answer.status_code, detail=answer.body, headers=answer.headers)
+        self.answer = answer
+
+
+async def _answer(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BearerChallenge)
+    answer = exc.answer
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=answer.headers)
+
+
+def exception_handlers() -> Mapping[Any, Callable[[Request, Exception], Awaitable[Response]]]:
+    """For ``FastAPI(exception_handlers=...)``: guard failures as RFC 6750 answers."""
+    return {BearerChallenge: _answer}
+
+
+def _ensure_handler(request: Request) -> None:
+    tables = request.scope.get("starlette.exception_handlers")
+    if isinstance(tables, tuple) and tables and isinstance(tables[0], dict):
+        tables[0].setdefault(BearerChallenge, _answer)
 
 
 def require_scopes(
@@ -56,9 +91,7 @@ def require_scopes(
         try:
             return await aauthenticate(chosen, request.headers.getlist("authorization"), scopes)
         except OAuthError as error:
-            answer = challenge(error, realm=realm)
-            raise HTTPException(
-                answer.status_code, detail=answer.body or None, headers=answer.headers
-            ) from error
+            _ensure_handler(request)
+            raise BearerChallenge(challenge(error, realm=realm_of(chosen, realm))) from error
 
     return dependency

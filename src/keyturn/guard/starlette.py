@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyturn.core.errors import OAuthError
-from keyturn.guard.authenticate import aauthenticate
+from keyturn.guard.authenticate import aauthenticate, realm_of
 from keyturn.guard.bearer import MissingTokenError, challenge, check_scopes
 from keyturn.guard.claims import AccessTokenClaims
 from keyturn.guard.verifier import TokenVerifier
@@ -41,6 +41,8 @@ __all__ = [
 
 #: ``request.state.access_token`` holds the verified `AccessTokenClaims`.
 STATE_KEY = "access_token"
+# The middleware's realm, for errors raised later in the endpoint (require_scopes).
+_REALM_KEY = "keyturn_realm"
 
 
 class BearerAuthMiddleware:
@@ -58,7 +60,7 @@ class BearerAuthMiddleware:
         self.app = app
         self.verifier = verifier
         self.scopes = tuple(scopes)
-        self.realm = realm
+        self.realm = realm_of(verifier, realm)
         self.exempt_paths = frozenset(exempt_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,6 +68,7 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
+        scope.setdefault("state", {})[_REALM_KEY] = self.realm
         try:
             claims = await aauthenticate(
                 self.verifier, connection.headers.getlist("authorization"), self.scopes
@@ -98,18 +101,18 @@ def require_scopes(connection: HTTPConnection, *scopes: str) -> AccessTokenClaim
 def challenge_response(error: OAuthError, *, realm: str | None = None) -> Response:
     """The RFC 6750 answer for ``error`` as a Starlette response."""
     answer = challenge(error, realm=realm)
-    if not answer.body:
-        return Response(status_code=answer.status_code, headers=answer.headers)
     return JSONResponse(answer.body, status_code=answer.status_code, headers=answer.headers)
 
 
 def exception_handlers(
     realm: str | None = None,
 ) -> Mapping[Any, Callable[[Request, Exception], Awaitable[Response]]]:
-    """For ``Starlette(exception_handlers=...)``: answer guard errors raised in endpoints."""
+    """For ``Starlette(exception_handlers=...)``: answer guard errors raised in endpoints
+    (with ``realm``, else the middleware's)."""
 
     async def handle(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, OAuthError)
-        return challenge_response(exc, realm=realm)
+        chosen = realm or request.scope.get("state", {}).get(_REALM_KEY)
+        return challenge_response(exc, realm=chosen)
 
     return {OAuthError: handle}
