@@ -124,6 +124,14 @@ class _Code:
 
 
 @dataclass
+class _Rotated:
+    client_id: str
+    family: int
+    at: float
+    response: httpx2.Response
+
+
+@dataclass
 class _Scripted:
     status: int
     body: bytes
@@ -145,6 +153,7 @@ class FakeTokenServer:
         redirect_uri: str = "https://app.example/callback",
         server_clock_skew: float = 0.0,
         revoke_access_tokens: bool = True,
+        refresh_grace_period: float = 5.0,
         discovery: Collection[str] = ("oauth-authorization-server", "openid-configuration"),
     ) -> None:
         self.issuer = issuer
@@ -156,6 +165,9 @@ class FakeTokenServer:
         self.redirect_uri = redirect_uri
         self.server_clock_skew = server_clock_skew
         self.revoke_access_tokens = revoke_access_tokens
+        self.refresh_grace_period = refresh_grace_period
+        """Seconds a rotated refresh token still gets the same answer (Keyturn's default)."""
+        self._rotated: dict[str, _Rotated] = {}
         self.discovery = frozenset(discovery)
         """Which well-known documents are published (a provider may have only one)."""
         """False: answer ``unsupported_token_type`` for access tokens (RFC 7009 §2.2.1),
@@ -496,11 +508,13 @@ class FakeTokenServer:
     def _refresh(self, client_id: str, params: dict[str, str]) -> httpx2.Response:
         refresh_token = params.get("refresh_token", "")
         record = self.refresh_tokens.get(refresh_token)
+        if record is None and refresh_token in self._rotated:
+            return self._replay_or_reuse(client_id, refresh_token)
         if record is None or record.client_id != client_id:
             return self._error(400, "invalid_grant", "unknown or used refresh token")
         if self.rotate_refresh_tokens:
             del self.refresh_tokens[refresh_token]
-            return self._issue(
+            response = self._issue(
                 client_id,
                 record.scope,
                 record.subject,
@@ -508,10 +522,31 @@ class FakeTokenServer:
                 family=record.family,
                 auth_time=record.auth_time,
             )
+            self._rotated[refresh_token] = _Rotated(
+                client_id, record.family, self.clock.time(), response
+            )
+            return response
         response = self._issue(
             client_id, record.scope, record.subject, refresh=False, auth_time=record.auth_time
         )
         return response
+
+    def _replay_or_reuse(self, client_id: str, refresh_token: str) -> httpx2.Response:
+        """As the real server: inside the grace window a rotated refresh token gets the
+        same answer again (a concurrent refresh lost the race), while its successor
+        lives; otherwise it is reuse, and the whole family is revoked (RFC 9700 §4.14)."""
+        rotated = self._rotated[refresh_token]
+        if rotated.client_id != client_id:
+            return self._error(400, "invalid_grant", "unknown or used refresh token")
+        successor = json.loads(rotated.response.content).get("refresh_token")
+        in_grace = self.clock.time() - rotated.at <= self.refresh_grace_period
+        if in_grace and successor in self.refresh_tokens:
+            first = rotated.response
+            return httpx2.Response(first.status_code, content=first.content, headers=first.headers)
+        for table in (self.access_tokens, self.refresh_tokens):
+            for key in [k for k, v in table.items() if v.family == rotated.family]:
+                del table[key]
+        return self._error(400, "invalid_grant", "refresh token reused: the grant is revoked")
 
     def _revoke(self, request: httpx2.Request) -> httpx2.Response:
         with self._lock:
