@@ -55,6 +55,11 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 PEER_DIR = HERE / "peer"
 LUA = HERE / "token.lua"
+INTROSPECT_LUA = HERE / "introspect.lua"
+INTROSPECTION_CONCURRENCY = (1, 16)
+INTROSPECTION_POOL = 50
+"""Tokens each introspection run cycles through: a resource server sees many
+clients' tokens, each of them again and again for its lifetime."""
 
 ALGS = ("RS256", "ES256")
 CONCURRENCY = (1, 16, 64)
@@ -123,10 +128,17 @@ class Target:
     log_path: Path | None = None
     unavailable: str | None = None  # why it could not be measured
     runs: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+    introspect_path: str = "/oauth/introspect"
+    introspect_bodies: list[str] = field(default_factory=list)
+    client_auth: dict[str, str] = field(default_factory=dict)  # client_id, client_secret
 
     @property
     def token_url(self) -> str:
         return self.url + self.token_path
+
+    @property
+    def introspect_url(self) -> str:
+        return self.url + self.introspect_path
 
 
 def stop_process(process: subprocess.Popen[bytes] | None) -> None:
@@ -210,6 +222,10 @@ def start_keyturn(
     if done.returncode != 0:
         raise RuntimeError(f"keyturn clients create failed: {done.stderr[-2000:]}")
     client = json.loads(done.stdout)
+    target.client_auth = {
+        "client_id": client["client_id"],
+        "client_secret": client["client_secret"],
+    }
     port = free_port()
     target.url = f"http://127.0.0.1:{port}"
     env["KEYTURN_ISSUER"] = target.url
@@ -249,11 +265,14 @@ def peer_unavailable() -> str | None:
     return None
 
 
-def start_peer(target: Target, *, tmp: Path) -> None:
+def start_peer(target: Target, *, tmp: Path, token_format: str = "jwt") -> None:
+    """The peer; ``token_format="opaque"`` for introspection (it refuses its JWTs)."""
     port = free_port()
     secret = secrets.token_urlsafe(32)
     target.url = f"http://127.0.0.1:{port}"
     target.token_path = "/token"
+    target.introspect_path = "/token/introspection"
+    target.client_auth = {"client_id": "bench", "client_secret": secret}
     target.body = urllib.parse.urlencode(
         {
             "grant_type": "client_credentials",
@@ -263,16 +282,44 @@ def start_peer(target: Target, *, tmp: Path) -> None:
             "resource": AUDIENCE,
         }
     )
-    target.log_path = tmp / f"peer-{target.alg}.log"
+    target.log_path = tmp / f"peer-{target.alg}-{token_format}.log"
     with target.log_path.open("wb") as out:
         target.process = subprocess.Popen(
             ["node", "server.mjs", "--port", str(port), "--alg", target.alg,
              "--client-id", "bench", "--client-secret", secret,
-             "--scope", SCOPE, "--audience", AUDIENCE],
+             "--scope", SCOPE, "--audience", AUDIENCE, "--format", token_format],
             cwd=PEER_DIR, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     wait_ready(target, "/.well-known/openid-configuration")
-    check_token(target)
+    if token_format == "jwt":
+        check_token(target)
+
+
+def prepare_introspection(target: Target, pool: int = INTROSPECTION_POOL) -> None:
+    """Issue ``pool`` tokens and build one introspection body per token.
+
+    The introspecting client is the one the tokens were issued to, with its
+    secret in the form body (client_secret_post), on both servers; each answer
+    is checked to be active before the load runs.
+    """
+    target.introspect_bodies = []
+    for _ in range(pool):
+        status, raw = http("POST", target.token_url, target.body.encode(), timeout=10.0)
+        if status != 200:
+            raise RuntimeError(f"{target.label}: token request answered {status}: {raw[:300]!r}")
+        token = json.loads(raw)["access_token"]
+        target.introspect_bodies.append(
+            urllib.parse.urlencode({"token": token, **target.client_auth})
+        )
+    check_introspection(target)
+
+
+def check_introspection(target: Target) -> None:
+    """Every pooled token introspects as active (so a run measures real answers)."""
+    for body in target.introspect_bodies:
+        status, raw = http("POST", target.introspect_url, body.encode(), timeout=10.0)
+        if status != 200 or json.loads(raw).get("active") is not True:
+            raise RuntimeError(f"{target.label}: introspection answered {status}: {raw[:300]!r}")
 
 
 def reset_postgres(url: str, *, synchronous_commit: bool = True) -> str | None:
@@ -309,14 +356,21 @@ def reset_postgres(url: str, *, synchronous_commit: bool = True) -> str | None:
 
 
 # -- load ----------------------------------------------------------------------
-def wrk(target: Target, connections: int, duration: float) -> dict[str, float]:
-    """One wrk run: successful tokens/s and p50/p99 latency in ms."""
+def wrk(
+    target: Target, connections: int, duration: float, *, introspect: bool = False
+) -> dict[str, float]:
+    """One wrk run: successful requests/s and p50/p99 latency in ms.
+
+    Token requests (token.lua), or with ``introspect`` introspection requests
+    cycling through the target's pool of tokens (introspect.lua).
+    """
     threads = 1 if connections < 16 else 2
+    script, url = (INTROSPECT_LUA, target.introspect_url) if introspect else (LUA, target.token_url)
     cmd = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s",
-        "-s", str(LUA), target.token_url,
+        "-s", str(script), url,
     ]  # fmt: skip
-    env = dict(os.environ, BENCH_BODY=target.body)
+    env = dict(os.environ, BENCH_BODY=target.body, BENCH_BODIES="\n".join(target.introspect_bodies))
     done = subprocess.run(
         cmd, env=env, capture_output=True, text=True, timeout=duration + 60, check=False
     )
@@ -462,6 +516,10 @@ def summarize(targets: list[Target]) -> dict[tuple[str, str, int], dict[str, flo
     return out
 
 
+def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+
+
 def build_report(
     args: argparse.Namespace,
     targets: list[Target],
@@ -473,6 +531,9 @@ def build_report(
     limit = {alg: median(signing.get((alg, "joserfc", 1), [])) for alg in ALGS}
     lines: list[str] = []
     add = lines.append
+    if args.no_issuance:
+        add(f"Issuance not measured (--no-issuance). Total run time {elapsed:.0f} s.")
+        return "\n".join(lines) + "\n", {"args": _plain_args(args), "elapsed_s": elapsed}
     add("## Token issuance: client credentials, JWT access tokens")
     add("")
     add(
@@ -535,7 +596,7 @@ def build_report(
     add("")
     add(f"Total run time {elapsed:.0f} s.")
     data = {
-        "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+        "args": _plain_args(args),
         "issuance": [
             {"alg": a, "target": k, "concurrency": c, **v} for (a, k, c), v in stats.items()
         ],
@@ -664,6 +725,121 @@ def servers(args: argparse.Namespace, alg: str, tmp: Path) -> Iterator[list[Targ
         yield targets
 
 
+@contextmanager
+def introspection_servers(args: argparse.Namespace, alg: str, tmp: Path) -> Iterator[list[Target]]:
+    """Keyturn on SQLite and PostgreSQL (and a baseline tree, if given) and the
+    peer with opaque tokens, each with its pool of tokens to introspect."""
+    tmp = tmp / "introspection"
+    targets: list[Target] = []
+    with ExitStack() as stack:
+        plan: list[tuple[Target, Callable[[Target], None]]] = []
+
+        def keyturn(backend: str, src: Path | None, label: str) -> None:
+            key = f"keyturn-{backend}" + ("-baseline" if src is not None else "")
+            t = Target(key, label, alg, concurrency=INTROSPECTION_CONCURRENCY)
+
+            def start(t: Target) -> None:
+                if backend == "postgres":
+                    url = args.postgres_url.rsplit("/", 1)[0] + f"/keyturn_bench_{alg.lower()}_in"
+                    url += "_base" if src is not None else ""
+                    why = reset_postgres(url)
+                    if why:
+                        t.unavailable = why
+                        return
+                else:
+                    url = f"sqlite+aiosqlite:///{tmp / f'{alg}-{t.key}' / 'keyturn.db'}"
+                start_keyturn(t, tmp=tmp, database_url=url, workers=1, src=src)
+                prepare_introspection(t)
+
+            plan.append((t, start))
+
+        for backend, name in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+            if getattr(args, f"no_{backend}"):
+                continue
+            keyturn(backend, None, f"Keyturn · {name}")
+            if args.baseline_src:
+                keyturn(backend, args.baseline_src, f"Keyturn baseline · {name}")
+        if not args.no_peer:
+            peer = Target("peer", "node-oidc-provider (peer, opaque)", alg)
+            peer.concurrency = INTROSPECTION_CONCURRENCY
+            why = peer_unavailable()
+            if why:
+                peer.unavailable = why
+                plan.append((peer, lambda t: None))
+            else:
+
+                def start_opaque_peer(t: Target) -> None:
+                    start_peer(t, tmp=tmp, token_format="opaque")
+                    prepare_introspection(t)
+
+                plan.append((peer, start_opaque_peer))
+        tmp.mkdir(parents=True, exist_ok=True)
+        for t, start in plan:
+            targets.append(t)
+            try:
+                start(t)
+            except Exception as exc:
+                t.unavailable = f"could not start: {exc}"[:300]
+                log(f"{t.label} ({alg}, introspection): {t.unavailable}")
+            stack.callback(stop_process, t.process)
+        yield targets
+
+
+def measure_introspection(
+    args: argparse.Namespace, alg: str, tmp: Path, warmup: float
+) -> list[Target]:
+    with introspection_servers(args, alg, tmp) as targets:
+        live = [t for t in targets if not t.unavailable]
+        for t in live:
+            wrk(t, 16, warmup, introspect=True)
+        for r in range(args.rounds):
+            log(f"{alg}: introspection round {r + 1}/{args.rounds}")
+            for conc in INTROSPECTION_CONCURRENCY:
+                order = live if r % 2 == 0 else list(reversed(live))
+                for t in order:
+                    t.runs.setdefault(conc, []).append(wrk(t, conc, args.duration, introspect=True))
+        for t in live:
+            check_introspection(t)  # still active: the run measured real answers
+    return targets
+
+
+def introspection_report(args: argparse.Namespace, targets: list[Target]) -> list[str]:
+    stats = summarize(targets)
+    lines = [
+        "## Introspection (RFC 7662)",
+        "",
+        f"{args.rounds} round(s) of {args.duration:g} s per cell, interleaved; medians. "
+        f"Each server introspects a pool of {INTROSPECTION_POOL} of its own live access "
+        "tokens, cycled, for the client they were issued to (client_secret_post): Keyturn "
+        "its JWTs (signature, record and liveness checked), the peer its opaque tokens "
+        "(in-memory adapter; it refuses to introspect its JWTs). "
+        "vs peer = introspections/s / the peer's at the same concurrency, same run.",
+        "",
+        "| alg | server | conc. | introspections/s | p50 ms | p99 ms | vs peer |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for alg in args.algs:
+        for t in (t for t in targets if t.alg == alg):
+            if t.unavailable:
+                why = " ".join(t.unavailable.replace("|", "/").split())
+                lines.append(f"| {alg} | {t.label} | - | {why} | | | |")
+                continue
+            for conc in t.concurrency:
+                s = stats.get((alg, t.key, conc))
+                if s is None:
+                    continue
+                peer_s = stats.get((alg, "peer", conc))
+                vs_peer = s["rps"] / peer_s["rps"] if peer_s and peer_s["rps"] > 0 else None
+                err = f" ({int(s['errors'])} errors)" if s["errors"] else ""
+                lines.append(
+                    f"| {alg} | {t.label} | {conc} | {fmt_rate(s['rps'])}{err} | "
+                    f"{fmt_ms(s['p50'])} | {fmt_ms(s['p99'])} | "
+                    f"{'—' if t.key == 'peer' else fmt_ratio(vs_peer)} |"
+                )
+    lines.append("")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Keyturn token issuance vs node-oidc-provider and the signing limit."
@@ -692,6 +868,16 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="also run Keyturn from this src/ directory (before/after A/B)",
     )
+    parser.add_argument(
+        "--introspection",
+        action="store_true",
+        help="also measure RFC 7662 introspection vs the peer's (about 2 minutes per alg)",
+    )
+    parser.add_argument(
+        "--no-issuance",
+        action="store_true",
+        help="skip issuance, signing and overheads (e.g. with --introspection alone)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
@@ -704,10 +890,13 @@ def main(argv: list[str] | None = None) -> int:
     if not have_wrk:
         log("wrk is not installed (apt-get install wrk): the issuance rows are skipped")
     all_targets: list[Target] = []
+    introspection: list[Target] = []
     signing: dict[tuple[str, str, int], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="keyturn-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        for alg in args.algs:
+        for alg in args.algs if args.introspection and have_wrk else ():
+            introspection += measure_introspection(args, alg, tmp, warmup)
+        for alg in () if args.no_issuance else args.algs:
             signers = signing_functions(alg)
             with servers(args, alg, tmp) if have_wrk else nullservers() as targets:
                 all_targets += targets
@@ -732,7 +921,7 @@ def main(argv: list[str] | None = None) -> int:
                             rate = signing_rate(fn, threads, sign_seconds)
                             signing.setdefault((alg, lib, threads), []).append(rate)
     overheads: list[tuple[str, dict[str, Any]]] = []
-    for name, path in OVERHEAD_SCRIPTS:
+    for name, path in () if args.no_issuance else OVERHEAD_SCRIPTS:
         if args.no_overheads:
             overheads.append((name, {"status": "skipped (--no-overheads)", "lines": []}))
             continue
@@ -741,16 +930,27 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed = time.monotonic() - started
     report, data = build_report(args, all_targets, signing, overheads, elapsed)
+    if args.introspection:
+        report = "\n".join(introspection_report(args, introspection)) + "\n" + report
+        data["introspection"] = [
+            {"alg": a, "target": k, "concurrency": c, **v}
+            for (a, k, c), v in summarize(introspection).items()
+        ]
+        data["introspection_raw_runs"] = {f"{t.alg}/{t.key}": t.runs for t in introspection}
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (args.out / "results.md").write_text(report)
     (args.out / f"results-{stamp}.md").write_text(report)
     (args.out / "results.json").write_text(json.dumps(data, indent=2, default=str))
-    chart_note = draw_chart(args.out / "issuance.png", args, all_targets, signing)
+    chart_note = (
+        None
+        if args.no_issuance
+        else draw_chart(args.out / "issuance.png", args, all_targets, signing)
+    )
     sys.stdout.write(report)
     sys.stdout.write(
         f"\nWritten: {args.out / 'results.md'}, {args.out / 'results.json'}"
-        + ("" if chart_note else f", {args.out / 'issuance.png'}")
+        + ("" if chart_note or args.no_issuance else f", {args.out / 'issuance.png'}")
         + "\n"
     )
     if chart_note:

@@ -6,6 +6,10 @@
 //        --scope read --audience https://api.bench.test
 //
 // Loopback only; in-memory adapter (JWT access tokens are not stored by the peer).
+// With --format opaque the access tokens are opaque (kept in the in-memory
+// adapter) and RFC 7662 introspection is on at /token/introspection: the peer
+// refuses to introspect its JWT access tokens, so this is what it can be
+// compared with for introspection (benchmarks/run.py --introspection).
 import { generateKeyPairSync } from 'node:crypto';
 import { parseArgs } from 'node:util';
 
@@ -19,9 +23,11 @@ const { values: opts } = parseArgs({
     'client-secret': { type: 'string' },
     scope: { type: 'string', default: 'read' },
     audience: { type: 'string', default: 'https://api.bench.test' },
+    format: { type: 'string', default: 'jwt' },
   },
 });
 if (!opts['client-secret']) throw new Error('--client-secret is required');
+if (!['jwt', 'opaque'].includes(opts.format)) throw new Error('--format is jwt or opaque');
 const { alg } = opts;
 const port = Number(opts.port);
 
@@ -48,6 +54,11 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    introspection: {
+      enabled: opts.format === 'opaque',
+      // Keyturn's rule for a client without can_introspect: its own tokens only.
+      allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+    },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => opts.audience,
@@ -58,8 +69,8 @@ const provider = new Provider(issuer, {
           scope: opts.scope,
           audience: opts.audience,
           accessTokenTTL: 5 * 3600,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg } },
+          accessTokenFormat: opts.format,
+          ...(opts.format === 'jwt' ? { jwt: { sign: { alg } } } : {}),
         };
       },
     },
