@@ -145,6 +145,23 @@ def words(body: dict[str, Any], name: str) -> list[str] | None:
     return value
 
 
+async def authorized(request: Request) -> ServerContext:
+    """Every route starts here: the caller is an admin (`authorize`)."""
+    ctx = get_context(request)
+    await authorize(request, ctx)
+    return ctx
+
+
+async def admitted(
+    request: Request, unsupported: tuple[str, ...] = ()
+) -> tuple[ServerContext, dict[str, Any]]:
+    """An admin's request and its JSON body, with no field Keyturn cannot honour."""
+    ctx = await authorized(request)
+    body = await read_request(request, ctx)
+    refuse(body, unsupported)
+    return ctx, body
+
+
 def refuse(body: dict[str, Any], names: tuple[str, ...]) -> None:
     for name in names:
         if given(body, name):
@@ -165,8 +182,7 @@ def ms(seconds: int | None) -> int:
 
 # -- the endpoints -----------------------------------------------------------------------
 async def token_list(request: Request) -> Response:
-    ctx = get_context(request)
-    await authorize(request, ctx)
+    ctx = await authorized(request)
     query = request.query_params
     unknown = set(query) - {"clientIdentifier", "subject", "start", "end"}
     if unknown:
@@ -238,10 +254,7 @@ CREATE_UNSUPPORTED = (
 
 
 async def token_create(request: Request) -> Response:
-    ctx = get_context(request)
-    await authorize(request, ctx)
-    body = await read_request(request, ctx)
-    refuse(body, CREATE_UNSUPPORTED)
+    ctx, body = await admitted(request, CREATE_UNSUPPORTED)
     name = text(body, "grantType")
     if name not in GRANT_NAMES:
         raise InvalidRequestError(f"grantType must be one of {', '.join(GRANT_NAMES)}")
@@ -286,10 +299,7 @@ UPDATE_UNSUPPORTED = (
 
 
 async def token_update(request: Request) -> Response:
-    ctx = get_context(request)
-    await authorize(request, ctx)
-    body = await read_request(request, ctx)
-    refuse(body, UPDATE_UNSUPPORTED)
+    ctx, body = await admitted(request, UPDATE_UNSUPPORTED)
     names = [n for n in ("accessToken", "accessTokenHash", "tokenId") if given(body, n)]
     if len(names) != 1:
         raise InvalidRequestError("name the token by one of accessToken, accessTokenHash, tokenId")
@@ -316,8 +326,7 @@ async def token_update(request: Request) -> Response:
 
 
 async def token_delete(request: Request) -> Response:
-    ctx = get_context(request)
-    await authorize(request, ctx)
+    ctx = await authorized(request)
     record = await resolve(ctx, request.path_params["identifier"])
     if record is None:
         raise token_service.NotFoundError("no token has that identifier")
@@ -326,9 +335,7 @@ async def token_delete(request: Request) -> Response:
 
 
 async def token_revoke(request: Request) -> Response:
-    ctx = get_context(request)
-    await authorize(request, ctx)
-    body = await read_request(request, ctx)
+    ctx, body = await admitted(request)
     access, refresh = text(body, "accessTokenIdentifier"), text(body, "refreshTokenIdentifier")
     client_id, subject = text(body, "clientIdentifier"), text(body, "subject")
     if access or refresh:
@@ -351,10 +358,7 @@ async def token_revoke(request: Request) -> Response:
 async def id_token_reissue(request: Request) -> Response:
     """Spend a refresh token of an OpenID grant for a new ID token, access and
     refresh token (rotation and reuse rules apply); ``accessToken`` is not needed."""
-    ctx = get_context(request)
-    await authorize(request, ctx)
-    body = await read_request(request, ctx)
-    refuse(body, ("claims", "idtHeaderParams", "idTokenAudType"))
+    ctx, body = await admitted(request, ("claims", "idtHeaderParams", "idTokenAudType"))
     value = text(body, "refreshToken")
     if value is None:
         raise InvalidRequestError("refreshToken is required")
