@@ -14,7 +14,9 @@ What it measures, in one run on one machine (see benchmarks/README.md):
   pyca/cryptography for the same algorithm and key size in a tight loop, on
   one thread and on two;
 * the SDK and guard overheads, by running benchmarks/sdk_overhead.py and
-  benchmarks/verify_overhead.py when they exist.
+  benchmarks/verify_overhead.py when they exist;
+* with ``--guard``, benchmarks/guard.py: a Starlette API's throughput with and
+  without the guard's middleware, and against a PyJWT middleware.
 
 Targets are measured interleaved, round after round, and each figure is the
 median of the rounds, so that noise from other work on the machine hits all of
@@ -487,6 +489,23 @@ def run_overhead(path: Path, quick: bool) -> dict[str, Any]:
     return {"status": status, "lines": lines}
 
 
+def run_guard(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """benchmarks/guard.py in its own process: its table, and its raw numbers."""
+    log("running guard.py")
+    out = str(args.out.resolve())  # it runs in ROOT
+    cmd = [sys.executable, str(HERE / "guard.py"), "--algs", *args.algs, "--out", out]
+    try:
+        done = subprocess.run(
+            cmd + (["--quick"] if args.quick else []),
+            stdout=subprocess.PIPE, text=True, timeout=900, check=False, cwd=ROOT,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "guard.py timed out after 900 s\n", {}
+    if done.returncode != 0:
+        return f"guard.py failed (exit {done.returncode}; its log is above)\n", {}
+    return done.stdout, json.loads((args.out / "guard.json").read_text())
+
+
 # -- report --------------------------------------------------------------------
 def fmt_rate(value: float) -> str:
     return "n/a" if value != value else f"{value:,.0f}"
@@ -874,6 +893,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure RFC 7662 introspection vs the peer's (about 2 minutes per alg)",
     )
     parser.add_argument(
+        "--guard",
+        action="store_true",
+        help="also measure the guard in a Starlette API, with and without it and vs PyJWT "
+        "(benchmarks/guard.py: about 3 minutes, 1 with --quick)",
+    )
+    parser.add_argument(
         "--no-issuance",
         action="store_true",
         help="skip issuance, signing and overheads (e.g. with --introspection alone)",
@@ -928,8 +953,14 @@ def main(argv: list[str] | None = None) -> int:
         log(f"running {path.name}")
         overheads.append((name, run_overhead(path, args.quick)))
 
+    guard = run_guard(args) if args.guard and have_wrk else None
+
     elapsed = time.monotonic() - started
     report, data = build_report(args, all_targets, signing, overheads, elapsed)
+    if guard is not None:
+        report += "\n## Guard: a Starlette API with and without BearerAuthMiddleware\n\n"
+        report += guard[0]
+        data["guard"] = guard[1]
     if args.introspection:
         report = "\n".join(introspection_report(args, introspection)) + "\n" + report
         data["introspection"] = [
