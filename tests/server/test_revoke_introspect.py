@@ -51,8 +51,11 @@ def test_revoked_unknown_and_foreign_tokens_are_inactive(server: Harness) -> Non
     cid, secret = server.create_client()
     other, other_secret = server.create_client()
     token = token_for(server, cid, secret)
-    # Another client without the introspection permission learns nothing.
-    assert introspect(server, other, other_secret, token) == {"active": False}
+    # Another client without the introspection permission learns nothing about the
+    # token, only that it may not ask (issue 17, item 13).
+    foreign = introspect(server, other, other_secret, token)
+    assert foreign.pop("not_permitted").startswith("this client may introspect only")
+    assert foreign == {"active": False}
     assert introspect(server, cid, secret, "not-a-token") == {"active": False}
     r = server.http.post(
         "/oauth/revoke",

@@ -24,12 +24,19 @@ __all__ = [
     "DenyList",
     "DenyListUnavailableError",
     "Introspection",
+    "IntrospectionRefusedError",
     "introspection_flow",
 ]
 
 
 class DenyListUnavailableError(Exception):
     """The deny-list could not be consulted (the store is down or timed out)."""
+
+
+class IntrospectionRefusedError(Exception):
+    """The issuer will not tell this guard's client about the token: the guard is
+    misconfigured (a Keyturn server says so with ``not_permitted``), not the token
+    revoked."""
 
 
 @runtime_checkable
@@ -108,6 +115,9 @@ class Introspection:
         if not isinstance(body, dict) or not isinstance(body.get("active"), bool):
             raise FetchError("introspection answer has no boolean 'active'")
         active: bool = body["active"]
+        refusal = body.get("not_permitted")
+        if not active and refusal:
+            raise IntrospectionRefusedError(str(refusal))
         return active
 
     def _evict(self, now: float) -> None:

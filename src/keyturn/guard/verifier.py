@@ -23,7 +23,12 @@ from typing import Self
 
 import anyio
 
-from keyturn.core.errors import InvalidTokenError, OAuthError, TemporarilyUnavailableError
+from keyturn.core.errors import (
+    InvalidTokenError,
+    OAuthError,
+    ServerError,
+    TemporarilyUnavailableError,
+)
 from keyturn.core.jose import (
     CompactJWS,
     JoseFailure,
@@ -53,6 +58,7 @@ from keyturn.guard.revocation import (
     DenyList,
     DenyListUnavailableError,
     Introspection,
+    IntrospectionRefusedError,
     introspection_flow,
 )
 from keyturn.guard.verified import Verified, VerifiedTokens
@@ -278,6 +284,19 @@ class TokenVerifier:
             )
         except FetchError as exc:
             raise _unavailable("introspection endpoint", exc) from exc
+        except IntrospectionRefusedError as exc:
+            # Not the token's fault nor the caller's: this API cannot check tokens.
+            logger.error(
+                "keyturn.guard: %s refuses to introspect for client %r: %s",
+                self.issuer,
+                introspection.client_id,
+                exc,
+            )
+            raise ServerError(
+                "This API cannot check access tokens: its introspection client may "
+                "introspect only its own tokens",
+                detail=str(exc),
+            ) from exc
 
     # -- clients and locks ---------------------------------------------------
 
