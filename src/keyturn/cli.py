@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover - exercised only without the server extr
     raise SystemExit(1) from None
 
 from keyturn.core.errors import OAuthError
+from keyturn.core.jose import SUPPORTED_ALGS
 from keyturn.server import client_service, metrics, token_service
 from keyturn.server.bootstrap import build_context
 from keyturn.server.clients import NewClient
@@ -506,7 +507,9 @@ def keys_list(
 
 @keys_app.command("rotate")
 def keys_rotate(
-    alg: Annotated[str | None, typer.Option(help="RS256, ES256, EdDSA or Ed25519.")] = None,
+    alg: Annotated[
+        str | None, typer.Option(help=f"One of {', '.join(SUPPORTED_ALGS)} (default: settings).")
+    ] = None,
     delay: Annotated[
         int | None,
         typer.Option(min=0, help="Seconds before the new key signs (default from settings)."),

@@ -30,6 +30,7 @@ from keyturn.core.errors import (
     TemporarilyUnavailableError,
 )
 from keyturn.core.jose import (
+    SUPPORTED_ALGS,
     CompactJWS,
     JoseFailure,
     VerificationKey,
@@ -67,8 +68,9 @@ __all__ = ["DEFAULT_ALGORITHMS", "TokenVerifier"]
 
 logger = logging.getLogger("keyturn.guard")
 
-#: What the Keyturn server can sign with (RS256 by default, ES256 or EdDSA by choice).
-DEFAULT_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+#: What the Keyturn server can sign with (RS256 by default, ES256 or Ed25519 by choice;
+#: Ed25519 under either of its names, ``Ed25519`` or ``EdDSA``).
+DEFAULT_ALGORITHMS: tuple[str, ...] = SUPPORTED_ALGS
 
 
 class TokenVerifier:

@@ -17,7 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from keyturn.server.secrets import pepper_bytes
 from keyturn.storage.database import normalize_database_url
 
-SigningAlg = Literal["RS256", "ES256", "EdDSA"]
+# Both names of Ed25519 signing: "Ed25519" (RFC 9864) and "EdDSA" (RFC 8037, which
+# older verifiers know); the same list as core.jose.SUPPORTED_ALGS (a test checks).
+SigningAlg = Literal["RS256", "ES256", "EdDSA", "Ed25519"]
 
 
 def default_data_dir() -> Path:
