@@ -33,7 +33,8 @@ def authenticate(
 ) -> AccessTokenClaims:
     """Verify the request's bearer token and its scopes (blocking)."""
     claims = verifier.verify(bearer_token(authorization))
-    check_scopes(claims, scopes)
+    if scopes:
+        check_scopes(claims, scopes)
     return claims
 
 
@@ -44,5 +45,6 @@ async def aauthenticate(
 ) -> AccessTokenClaims:
     """Verify the request's bearer token and its scopes (async)."""
     claims = await verifier.averify(bearer_token(authorization))
-    check_scopes(claims, scopes)
+    if scopes:
+        check_scopes(claims, scopes)
     return claims

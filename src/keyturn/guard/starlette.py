@@ -67,12 +67,12 @@ class BearerAuthMiddleware:
         if scope["type"] not in ("http", "websocket") or scope["path"] in self.exempt_paths:
             await self.app(scope, receive, send)
             return
-        connection = HTTPConnection(scope)
         scope.setdefault("state", {})[_REALM_KEY] = self.realm
+        # Read from the ASGI scope itself (names arrive lower-cased): building a
+        # Headers object cost as much as verifying a token the verifier remembers.
+        authorization = [v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"]
         try:
-            claims = await aauthenticate(
-                self.verifier, connection.headers.getlist("authorization"), self.scopes
-            )
+            claims = await aauthenticate(self.verifier, authorization, self.scopes)
         except OAuthError as error:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008, "reason": error.error})
