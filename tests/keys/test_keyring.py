@@ -7,7 +7,9 @@ import os
 import secrets
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
+import anyio
 import jwt as pyjwt
 import pytest
 
@@ -136,18 +138,52 @@ async def test_rotation_publishes_then_signs_then_retires(storage: SqlStorage) -
     assert not await keyring.verify(old_token, old_kid)  # a key no longer held
 
 
-async def test_other_processes_pick_up_rotation_after_refresh(storage: SqlStorage) -> None:
+async def test_every_process_publishes_a_rotated_key_at_once(storage: SqlStorage) -> None:
+    """Issue 17, item 12: not a refresh interval later. b's signing cache is fresh for
+    10 s, yet what b publishes (JWKS, PEM, metadata algorithms) is read afresh."""
     clock = FakeClock(START)
     a = ring(storage, clock)
     await a.ensure_key()
     b = ring(storage, clock)
     await b.ensure_key()
-    status = await a.rotate(delay=30)
-    assert status.kid not in await kids_published(b)  # b's cache is fresh for 10 s
-    clock.now += 11
+    status = await a.rotate(delay=30, alg="ES256")
     assert status.kid in await kids_published(b)
-    clock.now += 20
+    assert await b.public_pem(status.kid) is not None
+    assert await b.published_algs() == ["ES256", "RS256"]
+    assert b.signer().kid != status.kid  # it signs only from activates_at
+    clock.now += 31
+    await b.refresh()
     assert b.signer().kid == status.kid
+
+
+async def test_concurrent_publications_share_one_read(storage: SqlStorage) -> None:
+    keyring = ring(storage, FakeClock(START))
+    await keyring.ensure_key()
+    reads = 0
+    real = storage.list_signing_keys
+
+    async def counted() -> Any:
+        nonlocal reads
+        reads += 1
+        await anyio.sleep(0.01)  # a read in flight while the others arrive
+        return await real()
+
+    keyring._storage = _Spy(storage, counted)  # type: ignore[assignment]
+    async with anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(keyring.jwks_body)
+    assert 1 <= reads <= 2  # the one in flight, and at most one begun after it
+
+
+class _Spy:
+    """``storage`` with ``list_signing_keys`` replaced."""
+
+    def __init__(self, storage: SqlStorage, list_signing_keys: Any) -> None:
+        self._storage = storage
+        self.list_signing_keys = list_signing_keys
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
 
 
 async def test_private_keys_are_stored_encrypted(storage: SqlStorage) -> None:

@@ -9,6 +9,14 @@ Each process keeps the key list in memory and re-reads it every
 ``refresh_interval`` seconds, so the choice of signing key is a pure function
 of the cached list and the clock: processes switch at the same instant without
 talking to each other.
+
+What a process *publishes* (the JWKS, the PEM, the metadata's algorithms) is
+read afresh instead, so a key rotated by any process (``keyturn keys rotate``
+is one) is in every process's JWKS from the moment its row is committed, not
+a refresh interval later. Concurrent publication requests share one read: a
+request waits for a read that began after it arrived, or makes one. The
+JWKS is fetched rarely (verifiers cache it), so this costs a query per
+fetch at most.
 """
 
 from __future__ import annotations
@@ -84,6 +92,7 @@ class KeyRing:
         self._signers: dict[str, Signer] = {}
         self._jwks_body = b'{"keys":[]}'
         self._loaded_at = float("-inf")
+        self._reads = 0  # key-list reads begun, for publication to share them
         self._lock = anyio.Lock()
 
     # -- loading -----------------------------------------------------------
@@ -102,18 +111,28 @@ class KeyRing:
         async with self._lock:
             if not force and self._clock() - self._loaded_at < self.refresh_interval:
                 return
-            records = await self._storage.list_signing_keys()
-            published = await self._prune(records, int(now))
-            self._records = published
-            self._signers = {
-                r.kid: self._signers.get(r.kid) or self._load_signer(r) for r in published
-            }
-            self._jwks_body = orjson.dumps({"keys": [r.public_jwk for r in published]})
-            if self._sign_processes is not None:
-                self._sign_processes.retain(self._signers)
-            else:
-                await self._start_sign_processes_for_rsa()
-            self._loaded_at = self._clock()
+            await self._reload(now)
+
+    async def _refresh_for_publication(self) -> None:
+        """Read the key list unless a read began since this call did (module docstring)."""
+        ticket = self._reads
+        async with self._lock:
+            if self._reads == ticket:
+                await self._reload(self._clock())
+
+    async def _reload(self, now: float) -> None:
+        """Read the key list and load its signers; the caller holds ``_lock``."""
+        self._reads += 1
+        records = await self._storage.list_signing_keys()
+        published = await self._prune(records, int(now))
+        self._records = published
+        self._signers = {r.kid: self._signers.get(r.kid) or self._load_signer(r) for r in published}
+        self._jwks_body = orjson.dumps({"keys": [r.public_jwk for r in published]})
+        if self._sign_processes is not None:
+            self._sign_processes.retain(self._signers)
+        else:
+            await self._start_sign_processes_for_rsa()
+        self._loaded_at = self._clock()
 
     async def _prune(self, records: list[SigningKeyRecord], now: int) -> list[SigningKeyRecord]:
         """Drop superseded keys whose last token has expired; keep the rest."""
@@ -262,7 +281,9 @@ class KeyRing:
         return self._sign_processes.pids if self._sign_processes is not None else []
 
     def close(self) -> None:
-        """Stop the signing helpers and threads (the server's shutdown, the CLI's exit)."""
+        """Stop the signing helpers and threads (the server's shutdown, the CLI's exit).
+        A later key-list read (a JWKS request still in flight) starts no helper again."""
+        self._sign_processes_wanted = 0
         if self._sign_processes is not None:
             self._sign_processes.close()
             self._sign_processes = None
@@ -272,15 +293,15 @@ class KeyRing:
 
     # -- publishing --------------------------------------------------------
     async def jwks_body(self) -> bytes:
-        await self.refresh()
+        await self._refresh_for_publication()
         return self._jwks_body
 
     async def published_algs(self) -> list[str]:
-        await self.refresh()
+        await self._refresh_for_publication()
         return sorted({r.alg for r in self._records})
 
     async def public_pem(self, kid: str | None = None) -> str | None:
-        await self.refresh()
+        await self._refresh_for_publication()
         if kid is None:
             return public_pem(self._records_by_kid()[self.signer().kid].public_jwk)
         record = self._records_by_kid().get(kid)
