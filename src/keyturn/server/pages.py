@@ -7,9 +7,13 @@ referrer, so neither a code nor a CSRF token leaks through them.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
 from starlette.responses import HTMLResponse
+
+from keyturn.server.request_body import FORM, media_type, read_body
 
 _env = Environment(
     loader=PackageLoader("keyturn.server", "templates"),
@@ -48,3 +52,15 @@ def render(template: str, status_code: int = 200, **context: Any) -> HTMLRespons
 
 def error_page(title: str, message: str, status_code: int = 400) -> HTMLResponse:
     return render("error.html", status_code, title=title, message=message)
+
+
+async def page_form(
+    request: Request, max_body_bytes: int, form: str
+) -> list[tuple[str, str]] | HTMLResponse:
+    """The fields of a browser form post (``form`` names it), or the error page to answer."""
+    if media_type(request) != FORM:
+        return error_page("Invalid request", f"The {form} form was not sent as a form.", 415)
+    body = await read_body(request, max_body_bytes)
+    if b"%00" in body or b"\x00" in body:
+        return error_page("Invalid request", "The form contains a NUL character.")
+    return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)

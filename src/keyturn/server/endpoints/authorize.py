@@ -26,8 +26,7 @@ from keyturn.server.authorization_request import (
     redirect_with,
 )
 from keyturn.server.context import ServerContext, get_context
-from keyturn.server.pages import PAGE_HEADERS, describe_scopes, error_page, render
-from keyturn.server.request_body import FORM, media_type, read_body
+from keyturn.server.pages import PAGE_HEADERS, describe_scopes, error_page, page_form, render
 from keyturn.server.secrets import generate_token_id
 from keyturn.server.sessions import (
     csrf_cookie,
@@ -167,12 +166,9 @@ async def authorize_get(request: Request) -> Response:
 async def authorize_post(request: Request) -> Response:
     """The consent form's answer."""
     ctx = get_context(request)
-    if media_type(request) != FORM:
-        return error_page("Invalid request", "The consent form was not sent as a form.", 415)
-    body = await read_body(request, ctx.settings.max_body_bytes)
-    if b"%00" in body or b"\x00" in body:
-        return error_page("Invalid request", "The form contains a NUL character.")
-    pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    pairs = await page_form(request, ctx.settings.max_body_bytes, "consent")
+    if isinstance(pairs, Response):
+        return pairs
     fields = dict(pairs)
     if not csrf_ok(ctx, request, fields.get("csrf_token")):
         return error_page(

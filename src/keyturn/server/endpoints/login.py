@@ -15,9 +15,8 @@ from starlette.responses import RedirectResponse, Response
 
 from keyturn.server.context import get_context
 from keyturn.server.lockout import Lockout, source_of
-from keyturn.server.pages import PAGE_HEADERS, error_page, render
+from keyturn.server.pages import PAGE_HEADERS, error_page, page_form, render
 from keyturn.server.passwords import verify_password
-from keyturn.server.request_body import FORM, media_type, read_body
 from keyturn.server.sessions import csrf_ok, start_session
 
 AUTHORIZE_PREFIX = "/oauth/authorize?"
@@ -25,12 +24,10 @@ AUTHORIZE_PREFIX = "/oauth/authorize?"
 
 async def login_post(request: Request) -> Response:
     ctx = get_context(request)
-    if media_type(request) != FORM:
-        return error_page("Invalid request", "The login form was not sent as a form.", 415)
-    body = await read_body(request, ctx.settings.max_body_bytes)
-    if b"%00" in body or b"\x00" in body:
-        return error_page("Invalid request", "The form contains a NUL character.")
-    fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    pairs = await page_form(request, ctx.settings.max_body_bytes, "login")
+    if isinstance(pairs, Response):
+        return pairs
+    fields = dict(pairs)
     next_url = fields.get("next", "")
     if not next_url.startswith(AUTHORIZE_PREFIX) or "\\" in next_url:
         return error_page("Invalid request", "This login form does not lead anywhere valid.")

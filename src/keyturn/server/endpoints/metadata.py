@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -50,13 +51,20 @@ def server_metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
     }
 
 
-async def metadata_endpoint(request: Request) -> Response:
+async def _document(
+    request: Request, build: Callable[[str, list[str]], dict[str, Any]]
+) -> Response:
+    """A discovery document: public, cacheable for five minutes."""
     ctx = get_context(request)
     return json_response(
-        server_metadata(ctx.settings.issuer_url, await ctx.keyring.published_algs()),
+        build(ctx.settings.issuer_url, await ctx.keyring.published_algs()),
         headers={"Cache-Control": "public, max-age=300"},
         no_store=False,
     )
+
+
+async def metadata_endpoint(request: Request) -> Response:
+    return await _document(request, server_metadata)
 
 
 def openid_metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
@@ -83,9 +91,4 @@ def openid_metadata(issuer: str, signing_algs: list[str]) -> dict[str, Any]:
 
 
 async def openid_configuration_endpoint(request: Request) -> Response:
-    ctx = get_context(request)
-    return json_response(
-        openid_metadata(ctx.settings.issuer_url, await ctx.keyring.published_algs()),
-        headers={"Cache-Control": "public, max-age=300"},
-        no_store=False,
-    )
+    return await _document(request, openid_metadata)
