@@ -6,14 +6,16 @@ names are re-exported here so that older imports keep working. Core statements,
 not the ORM, keep the token endpoint's hot path to one round-trip per insert.
 Records become rows and back through `rows` (one rule for every table), every
 token insert inside a transaction goes through `token_writer.append_tokens`,
-and every read of records through `_first` / `_all`.
+and every read of records through `_first` / `_all`, except the two token
+lookups introspection and revocation make, which `token_reader` answers on
+the driver itself (SQLAlchemy when it cannot without waiting).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -47,6 +49,7 @@ from keyturn.storage.records import (
     User,
 )
 from keyturn.storage.rows import to_record, to_row
+from keyturn.storage.token_reader import NotRead, create_token_reader
 from keyturn.storage.token_writer import append_tokens, create_token_writer
 
 __all__ = ["ClientExistsError", "SqlStorage", "Storage", "TokenFilter", "UserExistsError"]
@@ -65,6 +68,7 @@ class SqlStorage:
         self.engine = engine
         self.health = ServiceHealth("database", logging.getLogger("keyturn.storage"))
         self._token_writer = create_token_writer(engine)
+        self._token_reader = create_token_reader(engine)
         sync_engine = engine.sync_engine
         event.listen(sync_engine, "handle_error", self._on_error)
         event.listen(sync_engine, "after_cursor_execute", self._on_statement)
@@ -91,6 +95,8 @@ class SqlStorage:
 
     async def close(self) -> None:
         await self._token_writer.close()
+        if self._token_reader is not None:
+            await self._token_reader.close()
         await self.engine.dispose()
 
     async def _read_one(self, record_type: type[R], query: Select[Any]) -> R | None:
@@ -217,7 +223,26 @@ class SqlStorage:
         self.health.succeeded(write=True)
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
+        if self._token_reader is not None:
+            found = await self._fast_read(self._token_reader.by_id(token_id))
+            if not isinstance(found, NotRead):
+                return found
         return await self._read_one(TokenRecord, _token_by_id(token_id))
+
+    async def _fast_read(
+        self, lookup: Awaitable[TokenRecord | NotRead | None]
+    ) -> TokenRecord | NotRead | None:
+        """The token reader's lookup; it bypasses SQLAlchemy, so it reports its own health."""
+        try:
+            found = await lookup
+        except Exception as exc:
+            kind = database_fault(exc)
+            if kind is not None:
+                self.health.failed(exc, kind)
+            raise
+        if not isinstance(found, NotRead):
+            self.health.succeeded(write=False)
+        return found
 
     async def count_tokens(self, client_id: str | None = None) -> int:
         query = select(func.count()).select_from(schema.tokens)
@@ -235,6 +260,10 @@ class SqlStorage:
 
         Access tokens are not indexed by hash: they are found by their ``jti``.
         """
+        if self._token_reader is not None:
+            found = await self._fast_read(self._token_reader.by_hash(token_hash))
+            if not isinstance(found, NotRead):
+                return found
         t = schema.tokens.c
         return await self._read_one(
             TokenRecord,

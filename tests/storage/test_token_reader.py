@@ -1,0 +1,135 @@
+"""The token lookups' driver-level read path (introspection, revocation), on each driver."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from keyturn.storage import database
+from keyturn.storage.records import TOKEN_KIND_REFRESH
+from keyturn.storage.repository import SqlStorage
+from keyturn.storage.token_reader import (
+    NOT_READ,
+    AsyncpgTokenReader,
+    SqliteTokenReader,
+    create_token_reader,
+)
+from tests.storage.test_token_writer import _storage, _token
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def storage(database_url: str) -> AsyncIterator[tuple[SqlStorage, str]]:
+    storage, client_id = await _storage(database_url)
+    yield storage, client_id
+    await storage.close()
+
+
+async def test_reader_matches_the_driver(storage: tuple[SqlStorage, str]) -> None:
+    db, _ = storage
+    expected = SqliteTokenReader if db.engine.dialect.name == "sqlite" else AsyncpgTokenReader
+    assert isinstance(db._token_reader, expected)
+
+
+async def test_lookups_read_what_sqlalchemy_reads(storage: tuple[SqlStorage, str]) -> None:
+    """Every field, both lookups, and the misses, against SQLAlchemy's own read."""
+    db, client_id = storage
+    reader = db._token_reader
+    assert reader is not None
+    access = _token(client_id)
+    refresh = _token(client_id, kind=TOKEN_KIND_REFRESH, family_id="fam", audience=())
+    single = _token(client_id, audience=("https://only.test",), subject=None, kid=None)
+    await db.record_tokens([access, refresh, single])
+    for record in (access, refresh, single):
+        assert await reader.by_id(record.token_id) == record
+        assert await db.get_token(record.token_id) == record
+    assert await reader.by_hash(refresh.token_hash) == refresh
+    assert await db.find_token_by_hash(refresh.token_hash) == refresh
+    # Access tokens are found by jti only (the hash index leaves them out).
+    assert await reader.by_hash(access.token_hash) is None
+    assert await reader.by_id("no-such-token") is None
+    assert await reader.by_hash("0" * 64) is None
+
+
+async def test_a_revocation_by_another_connection_is_seen_at_once(database_url: str) -> None:
+    """Another engine stands for another process: its committed revocation is read
+    by the very next lookup, so introspection never answers from a stale view."""
+    db, client_id = await _storage(database_url)
+    other = SqlStorage(database.create_engine(db.engine.url.render_as_string(hide_password=False)))
+    try:
+        record = _token(client_id, expires_at=4_000_000_000)
+        await db.record_token(record)
+        reader = db._token_reader
+        assert reader is not None
+        before = await reader.by_id(record.token_id)
+        assert before is not None
+        assert before.revoked_at is None
+        await other.revoke_token(record.token_id, 1_700_000_100)
+        after = await db.get_token(record.token_id)
+        assert after is not None
+        assert after.revoked_at == 1_700_000_100
+        await other.revoke_family("fam-none", 1)  # unrelated write, still consistent
+        assert await db.get_token(record.token_id) == after
+    finally:
+        await other.close()
+        await db.close()
+
+
+async def test_sqlite_reader_never_waits_on_the_event_loop(tmp_path: Path) -> None:
+    """A lock it would have to wait for (a connection in exclusive mode) makes the
+    reader step aside (NOT_READ) at once; SQLAlchemy's read answers instead."""
+    path = tmp_path / "k.db"
+    db, client_id = await _storage(f"sqlite+aiosqlite:///{path}")
+    try:
+        record = _token(client_id)
+        await db.record_token(record)
+        reader = db._token_reader
+        assert isinstance(reader, SqliteTokenReader)
+        # Exclusive mode needs the file to itself: every other connection closes,
+        # and the reader must open a fresh one under the lock.
+        await reader.close()
+        await db._token_writer.close()
+        await db.engine.dispose()
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            assert await reader.by_id(record.token_id) is NOT_READ
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+        assert await reader.by_id(record.token_id) == record
+    finally:
+        await db.close()
+
+
+async def test_other_databases_have_no_fast_reader(tmp_path: Path) -> None:
+    engine = database.create_engine("sqlite+aiosqlite://")
+    try:
+        assert create_token_reader(engine) is None
+    finally:
+        await engine.dispose()
+
+
+async def test_postgres_reader_survives_its_connections_dying(postgres_database_url: str) -> None:
+    db, client_id = await _storage(postgres_database_url)
+    try:
+        reader = db._token_reader
+        assert isinstance(reader, AsyncpgTokenReader)
+        record = _token(client_id)
+        await db.record_token(record)
+        assert await reader.by_id(record.token_id) == record
+        pool = await reader._get_pool()
+        async with pool.acquire() as conn:
+            pid = conn.get_server_pid()
+        async with db.engine.connect() as conn:
+            await conn.execute(text(f"SELECT pg_terminate_backend({int(pid)})"))
+        # The pool's idle connection is dead: the read is tried once more, on a new one.
+        assert await reader.by_id(record.token_id) == record
+    finally:
+        await db.close()
