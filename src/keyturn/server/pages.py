@@ -13,7 +13,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from keyturn.server.context import ServerContext
 from keyturn.server.request_body import FORM, media_type, read_body
+from keyturn.server.sessions import csrf_ok
 
 _env = Environment(
     loader=PackageLoader("keyturn.server", "templates"),
@@ -55,12 +57,21 @@ def error_page(title: str, message: str, status_code: int = 400) -> HTMLResponse
 
 
 async def page_form(
-    request: Request, max_body_bytes: int, form: str
+    request: Request, ctx: ServerContext, form: str
 ) -> list[tuple[str, str]] | HTMLResponse:
-    """The fields of a browser form post (``form`` names it), or the error page to answer."""
+    """The fields of a CSRF-checked browser form post (``form`` names it), or the
+    error page to answer: the login and consent forms are read only this way."""
     if media_type(request) != FORM:
         return error_page("Invalid request", f"The {form} form was not sent as a form.", 415)
-    body = await read_body(request, max_body_bytes)
+    body = await read_body(request, ctx.settings.max_body_bytes)
     if b"%00" in body or b"\x00" in body:
         return error_page("Invalid request", "The form contains a NUL character.")
-    return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    if not csrf_ok(ctx, request, dict(pairs).get("csrf_token")):
+        return error_page(
+            "Request expired",
+            "This form could not be verified (it may be old or come from another site). "
+            "Go back to the application and start again.",
+            403,
+        )
+    return pairs

@@ -30,7 +30,6 @@ from keyturn.server.pages import PAGE_HEADERS, describe_scopes, error_page, page
 from keyturn.server.secrets import generate_token_id
 from keyturn.server.sessions import (
     csrf_cookie,
-    csrf_ok,
     csrf_token,
     current_session,
     set_csrf_cookie,
@@ -166,17 +165,10 @@ async def authorize_get(request: Request) -> Response:
 async def authorize_post(request: Request) -> Response:
     """The consent form's answer."""
     ctx = get_context(request)
-    pairs = await page_form(request, ctx.settings.max_body_bytes, "consent")
+    pairs = await page_form(request, ctx, "consent")
     if isinstance(pairs, Response):
         return pairs
     fields = dict(pairs)
-    if not csrf_ok(ctx, request, fields.get("csrf_token")):
-        return error_page(
-            "Request expired",
-            "This form could not be verified (it may be old or come from another site). "
-            "Go back to the application and start again.",
-            403,
-        )
     auth_pairs = [(k, v) for k, v in pairs if k not in ("csrf_token", "decision")]
     try:
         auth = await _parse(ctx, auth_pairs)
