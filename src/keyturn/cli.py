@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - exercised only without the server extr
 
 from keyturn.core.errors import OAuthError
 from keyturn.core.jose import SUPPORTED_ALGS
-from keyturn.server import client_service, metrics, token_service
+from keyturn.server import client_service, metrics, recorded_issuer, token_service
 from keyturn.server.bootstrap import build_context
 from keyturn.server.clients import NewClient
 from keyturn.server.context import ServerContext
@@ -191,6 +191,13 @@ def serve(
     where = _shown_url(settings.database_url) or str(settings.data_dir / "keyturn.db")
     # Plain lines on stderr, never wrapped: people copy the curl command (or JSON log lines).
     say = say_for(settings.log_format)
+    try:  # so that `keyturn tokens create` mints tokens with this iss (recorded_issuer)
+        recorded_issuer.record(settings)
+    except OSError as exc:
+        say(
+            f"warning: cannot record the issuer in {recorded_issuer.issuer_path(settings)} "
+            f"({exc.strerror or exc}); other keyturn commands need KEYTURN_ISSUER\n"
+        )
     say(f"Keyturn issuer {settings.issuer_url}  database {where}\n")
     if not clients:
         say(
@@ -349,10 +356,14 @@ def clients_create(
     if secret:
         print(f"client_secret: {secret}")
         print("(the secret is shown once and only its hash is kept: store it now)")
-        print("get a token:")
+        try:
+            server = recorded_issuer.resolve(settings).issuer_url
+        except recorded_issuer.UnknownIssuerError:
+            server = None
+        print("get a token:" if server else "get a token (SERVER: the server's public URL):")
         print(
             f"  curl -s -u '{client.client_id}:{secret}' -d grant_type=client_credentials "
-            f"{settings.issuer_url}/oauth/token"
+            f"{server or 'SERVER'}/oauth/token"
         )
 
 
@@ -628,7 +639,11 @@ def tokens_create(
         )
         return {**issued.response(), "token_id": issued.record.token_id}
 
-    data = _run(work)
+    try:
+        settings = recorded_issuer.resolve(Settings())
+    except recorded_issuer.UnknownIssuerError as exc:
+        raise _fail(str(exc)) from None
+    data = _run(work, settings)
     if as_json:
         _print_json(data)
     else:
