@@ -67,6 +67,9 @@ class StepKeyRing:
     async def verify(self, token: str, kid: str) -> bool:
         return kid == self.signer.kid and self.signer.verify(token)
 
+    async def verifier(self, kid: str) -> Signer | None:
+        return self.signer if kid == self.signer.kid else None
+
 
 def decision() -> TokenDecision:
     client = Client(client_id="c", scopes=("read",), audiences=("https://api.test",))

@@ -230,9 +230,14 @@ class KeyRing:
 
     async def verify(self, token: str, kid: str) -> bool:
         """Whether key ``kid``, still held, signed ``token`` (claims are not checked)."""
-        await self.refresh()
-        signer = self._signers.get(kid)
+        signer = await self.verifier(kid)
         return signer is not None and signer.verify(token)
+
+    async def verifier(self, kid: str) -> Signer | None:
+        """The key held for ``kid`` now (None if none): the same object until the
+        key is dropped or reloaded, so a cache of what it verified can tell."""
+        await self.refresh()
+        return self._signers.get(kid)
 
     def _thread_pool(self) -> SigningPool:
         if self._sign_pool is None:

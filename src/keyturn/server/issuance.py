@@ -17,6 +17,7 @@ from keyturn.keys.jwt import Signer
 from keyturn.keys.keyring import KeyRing
 from keyturn.server import metrics, tracing
 from keyturn.server.secrets import Hasher, generate_token_id
+from keyturn.server.verified_tokens import Verified, VerifiedTokens
 from keyturn.storage.records import TOKEN_KIND_ACCESS, Client, TokenRecord
 from keyturn.storage.repository import Storage
 
@@ -199,6 +200,8 @@ class TokenIssuer:
         self._clock = clock
         self._recorder = TokenRecorder(storage)
         self._in_progress = 0  # issuances between their start and their answer
+        self.verified = VerifiedTokens()
+        """Access tokens whose signature `recorded_as` has checked (introspection)."""
 
     async def issue_access_token(self, decision: TokenDecision) -> IssuedToken:
         """Sign and record a token; the record is written while it is signed.
@@ -249,8 +252,22 @@ class TokenIssuer:
             return False
         signing_input = token.rpartition(".")[0]
         if self._hasher.verify(signing_input, record.token_hash):
-            return record.kid is not None and await self._keyring.verify(token, record.kid)
+            return record.kid is not None and await self._signed_by(token, record, record.kid)
         return self._hasher.verify(token, record.token_hash)
+
+    async def _signed_by(self, token: str, record: TokenRecord, kid: str) -> bool:
+        """Whether the key held for ``kid`` signed ``token``: remembered once checked
+        (`verified_tokens`), for as long as that very key is held."""
+        signer = await self._keyring.verifier(kid)
+        if signer is None:
+            return False
+        known = self.verified.get(token)
+        if known is not None and known.signer is signer and known.kid == kid:
+            return True
+        if not signer.verify(token):
+            return False
+        self.verified.add(token, Verified(record.token_id, kid, signer))
+        return True
 
     async def sign_access_token(self, decision: TokenDecision) -> IssuedToken:
         """Sign without recording: for grants that record in their own transaction."""

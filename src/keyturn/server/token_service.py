@@ -101,9 +101,12 @@ async def find_by_value(ctx: ServerContext, token: str) -> TokenRecord | None:
 
     An access token is found by its ``jti`` and must be the token recorded
     under it (`TokenIssuer.recorded_as`); opaque tokens are found by their
-    keyed hash (see migration 0007 for why the two differ).
+    keyed hash (see migration 0007 for why the two differ). The record is read
+    every time, so liveness is exact; only the ``jti`` of a token verified
+    before comes from memory (`verified_tokens`).
     """
-    jti = unverified_jti(token)
+    known = ctx.issuer.verified.get(token)
+    jti = known.jti if known is not None else unverified_jti(token)
     if jti is not None:
         record = await ctx.storage.get_token(jti)
         if record is not None and await ctx.issuer.recorded_as(token, record):
