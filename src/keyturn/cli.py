@@ -23,6 +23,7 @@ try:
     import typer
     from rich.console import Console
     from rich.table import Table
+    from typer.core import TyperOption
 except ImportError:  # pragma: no cover - exercised only without the server extra
     sys.stderr.write('The keyturn command needs the server extra: pip install "keyturn[server]"\n')
     raise SystemExit(1) from None
@@ -38,6 +39,16 @@ from keyturn.server.settings import Settings, default_sign_processes
 from keyturn.server.users import build_user, with_password
 from keyturn.storage.records import Client, TokenRecord, User
 from keyturn.storage.repository import TokenFilter, UserExistsError
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    """Typer 0.2x writes ``<bool>`` beside every on/off flag in help, a placeholder for
+    a value that flags do not take; say nothing there, as click does."""
+    return None if self.is_flag else _typed_column(self, ctx)
+
+
+_typed_column = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 app = typer.Typer(help="Keyturn: OAuth 2.0 token server and tools.", no_args_is_help=True)
 clients_app = typer.Typer(help="Register and manage OAuth clients.", no_args_is_help=True)
@@ -71,7 +82,8 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def main_options(
     data_dir: Annotated[
-        Path | None, typer.Option(help="Where SQLite, the pepper and keys live.")
+        Path | None,
+        typer.Option(help="Where SQLite, the pepper and keys live (before or after the command)."),
     ] = None,
     database_url: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL, e.g. postgresql://user@host/db.")
@@ -122,6 +134,12 @@ def _run(work: Callable[[ServerContext], Awaitable[T]], settings: Settings | Non
 
 def _fail(message: str) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def _declined(what: str) -> typer.Exit:
+    """A confirmation answered "no": say that nothing happened (status 1, as before)."""
+    err_console.print(f"aborted: {what} (use --yes to skip the question)")
     return typer.Exit(1)
 
 
@@ -256,7 +274,7 @@ def _check_port(host: str, port: int) -> None:
 # -- db ----------------------------------------------------------------------
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending migrations (``serve`` also does this on start)."""
+    """Apply pending migrations ('keyturn serve' also does this on start)."""
 
     async def work(ctx: ServerContext) -> str | None:
         from keyturn.storage.database import current_revision
@@ -423,7 +441,7 @@ def clients_delete(
 ) -> None:
     """Delete a client and its tokens; live ones are revoked first (deny-list too)."""
     if not yes and not typer.confirm(f"Delete client {client_id} and revoke all its tokens?"):
-        raise typer.Exit(1)
+        raise _declined(f"client {client_id} was not deleted")
 
     async def work(ctx: ServerContext) -> list[TokenRecord]:
         return await client_service.delete(ctx, client_id)
@@ -661,7 +679,9 @@ def tokens_revoke(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Revoke one token (a refresh token takes its whole family)."""
-    if (token_id is None) == (token is None):
+    if token_id is None and token is None:
+        raise _fail("give the token's id (keyturn tokens revoke TOKEN_ID) or --token VALUE")
+    if token_id is not None and token is not None:
         raise _fail("give a token id or --token VALUE, not both")
 
     async def work(ctx: ServerContext) -> list[str]:
@@ -791,7 +811,7 @@ def users_delete(
 ) -> None:
     """Delete a user, their sessions and consents, and revoke their tokens."""
     if not yes and not typer.confirm(f"Delete user {username} and revoke their tokens?"):
-        raise typer.Exit(1)
+        raise _declined(f"user {username} was not deleted")
 
     async def work(ctx: ServerContext) -> int | None:
         user = await ctx.storage.get_user_by_name(username)
@@ -835,13 +855,48 @@ def users_set_password(
     console.print(f"password of {username} changed")
 
 
+_GLOBAL_VALUED = ("--data-dir", "--database-url")
+_GLOBAL_FLAGS = ("--debug",)
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``args`` with the global options moved before the command, so that
+    ``keyturn clients list --data-dir D`` means ``keyturn --data-dir D clients list``
+    (click reads an option only at the level that defines it). ``serve
+    --database-url`` has its own option that means the same. After ``--`` nothing
+    moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    command_seen = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        takes_value = name in _GLOBAL_VALUED and "=" not in arg
+        if not command_seen and not arg.startswith("-"):
+            command_seen = True
+            rest.append(arg)
+        elif not command_seen or arg in _GLOBAL_FLAGS or name in _GLOBAL_VALUED:
+            front.append(arg)
+            if takes_value and i + 1 < len(args):
+                i += 1
+                front.append(args[i])
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Run the command; a configuration or environment failure is two lines and status 2.
 
     Anything else propagates with its traceback: it is a bug.
     """
     try:
-        app()
+        app(args=hoist_global_options(sys.argv[1:]))
     except Exception as exc:
         problem = explain(exc)
         if problem is None:

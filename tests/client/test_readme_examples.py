@@ -67,7 +67,12 @@ def test_the_section_has_the_examples_it_promises() -> None:
 
 @pytest.fixture
 def fake_world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeTokenServer:
-    server = FakeTokenServer(clients={"my-client": "my-secret"}, users={"alice": "wonderland"})
+    server = FakeTokenServer(
+        # WEB_CLIENT_ID: the README's public client (no secret) and its redirect URI.
+        clients={"my-client": "my-secret", "WEB_CLIENT_ID": ""},
+        users={"alice": "wonderland"},
+        redirect_uri="http://127.0.0.1:3000/callback",
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
 
