@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyturn.server import lifecycle, metrics, token_service
-from keyturn.server.admin.app import create_admin_app
+from keyturn.server.admin import LazyAdminApp
 from keyturn.server.bootstrap import build_context
 from keyturn.server.context import ServerContext
 from keyturn.server.endpoints.authorize import authorize_get, authorize_post
@@ -165,7 +165,7 @@ def create_app(
     settings = settings or Settings()
     metrics.configure(settings)
 
-    admin = create_admin_app()
+    admin = LazyAdminApp()  # FastAPI is imported on the first admin request
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -173,7 +173,7 @@ def create_app(
         if context_hook is not None:
             context_hook(ctx)
         app.state.keyturn = ctx
-        admin.state.keyturn = ctx
+        admin.context = ctx
         lifecycle.drain_on_sigterm(settings.shutdown_drain)  # behind a balancer
         app.state.readiness = readiness = Readiness(ctx)
         try:

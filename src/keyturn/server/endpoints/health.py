@@ -18,23 +18,19 @@ many times a second (or many balancers) costs one check a second per process.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import anyio
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
 from keyturn.server.context import ServerContext
 from keyturn.server.redis_client import connect
 from keyturn.server.responses import json_response
-from keyturn.storage.database import MIGRATIONS_DIR
+from keyturn.storage.database import head_revision, schema_revisions
 from keyturn.storage.health import database_fault, describe
 
 log = logging.getLogger("keyturn.server")
@@ -67,30 +63,6 @@ async def readyz(request: Request) -> Response:
     return json_response(
         {"status": "not ready", "checks": checks}, 503, {"Retry-After": RETRY_AFTER}
     )
-
-
-@functools.cache
-def alembic_head() -> str | None:
-    """The newest migration this version of Keyturn ships (read from its scripts once)."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(config).get_current_head()
-
-
-async def schema_versions(engine: AsyncEngine) -> list[str | None]:
-    """The revisions the database records (Alembic's table) in one statement; none when
-    it has no such table yet. (Alembic's own reader asks whether the table exists first.)"""
-    async with engine.connect() as conn:
-        try:
-            result = await conn.execute(text("SELECT version_num FROM alembic_version"))
-        except DBAPIError as exc:
-            if database_fault(exc) is not None:
-                raise
-            return []  # answered, but no table: never migrated
-        return list(result.scalars())
 
 
 class Readiness:
@@ -151,7 +123,7 @@ class Readiness:
                 if self._at_head:
                     await storage.probe()
                 else:
-                    self._at_head = await schema_versions(storage.engine) == [alembic_head()]
+                    self._at_head = await schema_revisions(storage.engine) == [head_revision()]
         except Exception as exc:
             checks["database"] = self._failure(exc)
             checks["migrations"] = OK if self._at_head else UNKNOWN
