@@ -80,13 +80,13 @@ def test_a_key_no_longer_held_makes_the_remembered_token_a_miss(
 def test_least_recently_used_tokens_are_forgotten_first() -> None:
     cache = VerifiedTokens(2)
     entry: Any = Verified("jti", "kid", object())
-    cache.add("a", entry)
-    cache.add("b", entry)
+    cache.put("a", entry)
+    cache.put("b", entry)
     assert cache.get("a") is entry  # now the most recent
-    cache.add("c", entry)
+    cache.put("c", entry)
     assert cache.get("b") is None
     assert cache.get("a") is entry
     assert len(cache) == 2
     off = VerifiedTokens(0)
-    off.add("a", entry)
+    off.put("a", entry)
     assert off.get("a") is None

@@ -124,7 +124,7 @@ class TokenVerifier:
         self._async_client = async_http_client
         self._owns_client = http_client is None
         self._owns_async_client = async_http_client is None
-        self._verified = VerifiedTokens(verified_cache_size)
+        self._verified: VerifiedTokens[Verified] = VerifiedTokens(verified_cache_size)
         self._thread_lock = threading.Lock()
         self._async_lock: anyio.Lock | None = None
 

@@ -200,7 +200,7 @@ class TokenIssuer:
         self._clock = clock
         self._recorder = TokenRecorder(storage)
         self._in_progress = 0  # issuances between their start and their answer
-        self.verified = VerifiedTokens()
+        self.verified: VerifiedTokens[Verified] = VerifiedTokens()
         """Access tokens whose signature `recorded_as` has checked (introspection)."""
 
     async def issue_access_token(self, decision: TokenDecision) -> IssuedToken:
@@ -266,7 +266,7 @@ class TokenIssuer:
             return True
         if not signer.verify(token):
             return False
-        self.verified.add(token, Verified(record.token_id, kid, signer))
+        self.verified.put(token, Verified(record.token_id, kid, signer))
         return True
 
     async def sign_access_token(self, decision: TokenDecision) -> IssuedToken:
