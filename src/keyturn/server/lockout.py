@@ -21,6 +21,7 @@ names are hashed so a key's size is bounded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from contextvars import ContextVar
@@ -40,7 +41,12 @@ MAX_NAME = 128
 
 
 def source_of(request: HTTPConnection) -> str:
-    host = request.client.host if request.client else ""
+    return _source(request.client.host if request.client else "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _source(host: str) -> str:
+    """The address a lockout counts ``host`` under (pure: a busy caller parses it once)."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
