@@ -16,7 +16,10 @@ What it measures, in one run on one machine (see benchmarks/README.md):
 * the SDK and guard overheads, by running benchmarks/sdk_overhead.py and
   benchmarks/verify_overhead.py when they exist;
 * with ``--guard``, benchmarks/guard.py: a Starlette API's throughput with and
-  without the guard's middleware, and against a PyJWT middleware.
+  without the guard's middleware, and against a PyJWT middleware;
+* with ``--revocation``, RFC 7009 revocations/s at concurrency 16, each request
+  revoking a live token of its own from a pool minted before the run;
+* with ``--cold-start``, benchmarks/cold_start.py: launch to first token.
 
 Targets are measured interleaved, round after round, and each figure is the
 median of the rounds, so that noise from other work on the machine hits all of
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import re
@@ -62,6 +66,12 @@ INTROSPECTION_CONCURRENCY = (1, 16)
 INTROSPECTION_POOL = 50
 """Tokens each introspection run cycles through: a resource server sees many
 clients' tokens, each of them again and again for its lifetime."""
+
+REVOKE_LUA = HERE / "revoke.lua"
+REVOCATION_CONCURRENCY = 16
+REVOCATION_HEADROOM = 1.5
+"""Each run's pool holds this many times the tokens the warm-up rate says it needs."""
+REVOCATION_MAX_POOL = 60_000
 
 ALGS = ("RS256", "ES256")
 CONCURRENCY = (1, 16, 64)
@@ -131,6 +141,7 @@ class Target:
     unavailable: str | None = None  # why it could not be measured
     runs: dict[int, list[dict[str, float]]] = field(default_factory=dict)
     introspect_path: str = "/oauth/introspect"
+    revoke_path: str = "/oauth/revoke"
     introspect_bodies: list[str] = field(default_factory=list)
     client_auth: dict[str, str] = field(default_factory=dict)  # client_id, client_secret
 
@@ -274,6 +285,7 @@ def start_peer(target: Target, *, tmp: Path, token_format: str = "jwt") -> None:
     target.url = f"http://127.0.0.1:{port}"
     target.token_path = "/token"
     target.introspect_path = "/token/introspection"
+    target.revoke_path = "/token/revocation"
     target.client_auth = {"client_id": "bench", "client_secret": secret}
     target.body = urllib.parse.urlencode(
         {
@@ -504,6 +516,25 @@ def run_guard(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     if done.returncode != 0:
         return f"guard.py failed (exit {done.returncode}; its log is above)\n", {}
     return done.stdout, json.loads((args.out / "guard.json").read_text())
+
+
+def run_cold_start(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """benchmarks/cold_start.py in its own process (with --baseline-src if given)."""
+    log("running cold_start.py")
+    out = str(args.out.resolve())
+    cmd = [sys.executable, str(HERE / "cold_start.py"), "--out", out]
+    cmd += ["--quick"] if args.quick else []
+    cmd += ["--baseline-src", str(args.baseline_src.resolve())] if args.baseline_src else []
+    cmd += ["--no-peer"] if args.no_peer else []
+    try:
+        done = subprocess.run(
+            cmd, stdout=subprocess.PIPE, text=True, timeout=900, check=False, cwd=ROOT
+        )
+    except subprocess.TimeoutExpired:
+        return "cold_start.py timed out after 900 s\n", {}
+    if done.returncode != 0:
+        return f"cold_start.py failed (exit {done.returncode}; its log is above)\n", {}
+    return done.stdout, json.loads((args.out / "cold_start.json").read_text())
 
 
 # -- report --------------------------------------------------------------------
@@ -745,21 +776,31 @@ def servers(args: argparse.Namespace, alg: str, tmp: Path) -> Iterator[list[Targ
 
 
 @contextmanager
-def introspection_servers(args: argparse.Namespace, alg: str, tmp: Path) -> Iterator[list[Target]]:
+def introspection_servers(
+    args: argparse.Namespace,
+    alg: str,
+    tmp: Path,
+    *,
+    section: str = "introspection",
+    prepare: Callable[[Target], None] = prepare_introspection,
+    concurrency: tuple[int, ...] = INTROSPECTION_CONCURRENCY,
+) -> Iterator[list[Target]]:
     """Keyturn on SQLite and PostgreSQL (and a baseline tree, if given) and the
-    peer with opaque tokens, each with its pool of tokens to introspect."""
-    tmp = tmp / "introspection"
+    peer with opaque tokens, each made ready by ``prepare`` (by default, with its
+    pool of tokens to introspect; ``--revocation`` uses them too)."""
+    tmp = tmp / section
     targets: list[Target] = []
     with ExitStack() as stack:
         plan: list[tuple[Target, Callable[[Target], None]]] = []
 
         def keyturn(backend: str, src: Path | None, label: str) -> None:
             key = f"keyturn-{backend}" + ("-baseline" if src is not None else "")
-            t = Target(key, label, alg, concurrency=INTROSPECTION_CONCURRENCY)
+            t = Target(key, label, alg, concurrency=concurrency)
 
             def start(t: Target) -> None:
                 if backend == "postgres":
-                    url = args.postgres_url.rsplit("/", 1)[0] + f"/keyturn_bench_{alg.lower()}_in"
+                    url = args.postgres_url.rsplit("/", 1)[0]
+                    url += f"/keyturn_bench_{alg.lower()}_{section[:2]}"
                     url += "_base" if src is not None else ""
                     why = reset_postgres(url)
                     if why:
@@ -768,7 +809,7 @@ def introspection_servers(args: argparse.Namespace, alg: str, tmp: Path) -> Iter
                 else:
                     url = f"sqlite+aiosqlite:///{tmp / f'{alg}-{t.key}' / 'keyturn.db'}"
                 start_keyturn(t, tmp=tmp, database_url=url, workers=1, src=src)
-                prepare_introspection(t)
+                prepare(t)
 
             plan.append((t, start))
 
@@ -780,7 +821,7 @@ def introspection_servers(args: argparse.Namespace, alg: str, tmp: Path) -> Iter
                 keyturn(backend, args.baseline_src, f"Keyturn baseline · {name}")
         if not args.no_peer:
             peer = Target("peer", "node-oidc-provider (peer, opaque)", alg)
-            peer.concurrency = INTROSPECTION_CONCURRENCY
+            peer.concurrency = concurrency
             why = peer_unavailable()
             if why:
                 peer.unavailable = why
@@ -789,7 +830,7 @@ def introspection_servers(args: argparse.Namespace, alg: str, tmp: Path) -> Iter
 
                 def start_opaque_peer(t: Target) -> None:
                     start_peer(t, tmp=tmp, token_format="opaque")
-                    prepare_introspection(t)
+                    prepare(t)
 
                 plan.append((peer, start_opaque_peer))
         tmp.mkdir(parents=True, exist_ok=True)
@@ -799,7 +840,7 @@ def introspection_servers(args: argparse.Namespace, alg: str, tmp: Path) -> Iter
                 start(t)
             except Exception as exc:
                 t.unavailable = f"could not start: {exc}"[:300]
-                log(f"{t.label} ({alg}, introspection): {t.unavailable}")
+                log(f"{t.label} ({alg}, {section}): {t.unavailable}")
             stack.callback(stop_process, t.process)
         yield targets
 
@@ -859,6 +900,152 @@ def introspection_report(args: argparse.Namespace, targets: list[Target]) -> lis
     return lines
 
 
+# -- revocation ----------------------------------------------------------------
+def mint_tokens(target: Target, count: int, threads: int = 8) -> list[str]:
+    """``count`` access tokens from the target's token endpoint, on kept connections."""
+    import http.client
+
+    def mint(n: int) -> list[str]:
+        port = int(target.url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        tokens = []
+        try:
+            for _ in range(n):
+                conn.request("POST", target.token_path, target.body, headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(
+                        f"{target.label}: token answered {resp.status}: {raw[:200]!r}"
+                    )
+                tokens.append(json.loads(raw)["access_token"])
+        finally:
+            conn.close()
+        return tokens
+
+    shares = [count // threads + (1 if i < count % threads else 0) for i in range(threads)]
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        return [t for batch in pool.map(mint, shares) for t in batch]
+
+
+def revocation_body(target: Target, token: str) -> str:
+    return urllib.parse.urlencode(
+        {"token": token, "token_type_hint": "access_token", **target.client_auth}
+    )
+
+
+def revoke_run(target: Target, duration: float, pool: int, tmp: Path) -> dict[str, float]:
+    """Mint ``pool`` tokens, revoke them with wrk at c=16 for ``duration`` seconds.
+
+    ``reused`` counts requests past the pool's end (tokens revoked a second
+    time, which RFC 7009 also answers 200); a sized pool keeps it at zero.
+    Then each thread's first token introspects as inactive, and an unsent one as active.
+    """
+    tokens = mint_tokens(target, pool)
+    bodies = tmp / f"revoke-{target.alg}-{target.key}.txt"
+    bodies.write_text("\n".join(revocation_body(target, t) for t in tokens) + "\n")
+    threads = 2
+    cmd = [
+        "wrk", f"-t{threads}", f"-c{REVOCATION_CONCURRENCY}", f"-d{duration:g}s",
+        "--timeout", "10s", "-s", str(REVOKE_LUA), target.url + target.revoke_path,
+    ]  # fmt: skip
+    env = dict(os.environ, BENCH_BODIES_FILE=str(bodies), BENCH_THREADS=str(threads))
+    done = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=duration + 60, check=False
+    )
+    bodies.unlink()
+    match = re.search(r"^WRKJSON (.*)$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or not match:
+        raise RuntimeError(f"wrk failed: {done.stdout[-500:]} {done.stderr[-500:]}")
+    data = json.loads(match.group(1))
+    errors = data["connect"] + data["read"] + data["write"] + data["status"] + data["timeout"]
+    # Each wrk thread's first token was revoked (thread 2's is tokens[1]; thread 1's
+    # is tokens[2]: wrk calls request() once on that thread to check the script);
+    # one far past the end of the run was not.
+    checks = [(tokens[1], False), (tokens[2], False)]
+    if pool - data["requests"] > 4 * REVOCATION_CONCURRENCY:
+        checks.append((tokens[-1], True))
+    for token, active in checks:
+        body = urllib.parse.urlencode({"token": token, **target.client_auth}).encode()
+        status, raw = http("POST", target.introspect_url, body, timeout=10.0)
+        if status != 200 or json.loads(raw).get("active") is not active:
+            raise RuntimeError(f"{target.label}: introspection answered {status} {raw[:200]!r}")
+    return {
+        "rps": (data["requests"] - data["status"]) / (data["duration_us"] / 1e6),
+        "p50": data["p50_us"] / 1000.0,
+        "p99": data["p99_us"] / 1000.0,
+        "errors": float(errors),
+        "requests": float(data["requests"]),
+        "pool": float(pool),
+        "reused": float(max(0, data["requests"] - pool)),
+    }
+
+
+def measure_revocation(args: argparse.Namespace, alg: str, tmp: Path) -> list[Target]:
+    """Interleaved rounds of `revoke_run`; each pool sized from a warm-up's rate."""
+    with introspection_servers(
+        args, alg, tmp, section="revocation", prepare=lambda t: None,
+        concurrency=(REVOCATION_CONCURRENCY,),
+    ) as targets:  # fmt: skip
+        live = [t for t in targets if not t.unavailable]
+        need: dict[str, int] = {}
+        work = tmp / "revocation"
+        for t in live:
+            warm = revoke_run(t, 1.0, 2000, work)
+            rate = warm["requests"] / 1.0
+            need[t.key] = min(REVOCATION_MAX_POOL, int(rate * args.duration * REVOCATION_HEADROOM))
+            need[t.key] = max(need[t.key], 1000)
+        for r in range(args.rounds):
+            log(f"{alg}: revocation round {r + 1}/{args.rounds}")
+            for t in live if r % 2 == 0 else list(reversed(live)):
+                run = revoke_run(t, args.duration, need[t.key], work)
+                t.runs.setdefault(REVOCATION_CONCURRENCY, []).append(run)
+    return targets
+
+
+def revocation_report(args: argparse.Namespace, targets: list[Target]) -> list[str]:
+    stats = summarize(targets)
+    lines = [
+        "## Revocation (RFC 7009)",
+        "",
+        f"{args.rounds} round(s) of {args.duration:g} s, interleaved; medians; concurrency "
+        f"{REVOCATION_CONCURRENCY}. Every request revokes a live access token of its own "
+        "(client_secret_post, token_type_hint=access_token) from a pool minted just before "
+        f"the run, sized at {REVOCATION_HEADROOM:g}x what a warm-up's rate needs; 'reused' "
+        "counts requests past the pool's end (a second revocation of a token), which a sized "
+        "pool keeps at 0. Keyturn revokes its JWTs (record marked revoked, deny-list row), "
+        "the peer its opaque tokens (deleted from its in-memory adapter). Afterwards "
+        "revoked tokens introspect as inactive on each server, and an unsent one as active. "
+        "vs peer = revocations/s / the peer's, same run.",
+        "",
+        "| alg | server | revocations/s | p50 ms | p99 ms | pool | reused | vs peer |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for alg in args.algs:
+        for t in (t for t in targets if t.alg == alg):
+            if t.unavailable:
+                why = " ".join(t.unavailable.replace("|", "/").split())
+                lines.append(f"| {alg} | {t.label} | {why} | | | | | |")
+                continue
+            s = stats.get((alg, t.key, REVOCATION_CONCURRENCY))
+            runs = t.runs.get(REVOCATION_CONCURRENCY, [])
+            if s is None:
+                continue
+            peer_s = stats.get((alg, "peer", REVOCATION_CONCURRENCY))
+            vs_peer = s["rps"] / peer_s["rps"] if peer_s and peer_s["rps"] > 0 else None
+            err = f" ({int(s['errors'])} errors)" if s["errors"] else ""
+            pool = median([r["pool"] for r in runs])
+            reused = sum(r["reused"] for r in runs)
+            lines.append(
+                f"| {alg} | {t.label} | {fmt_rate(s['rps'])}{err} | {fmt_ms(s['p50'])} | "
+                f"{fmt_ms(s['p99'])} | {pool:,.0f} | {reused:,.0f} | "
+                f"{'—' if t.key == 'peer' else fmt_ratio(vs_peer)} |"
+            )
+    lines.append("")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Keyturn token issuance vs node-oidc-provider and the signing limit."
@@ -899,6 +1086,18 @@ def main(argv: list[str] | None = None) -> int:
         "(benchmarks/guard.py: about 3 minutes, 1 with --quick)",
     )
     parser.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="also measure launch to first token (benchmarks/cold_start.py: about 2 minutes, "
+        "1 with --quick; with --baseline-src, that tree's too)",
+    )
+    parser.add_argument(
+        "--revocation",
+        action="store_true",
+        help="also measure RFC 7009 revocations/s at concurrency 16 vs the peer's "
+        "(each on a fresh token; about 2 minutes per alg)",
+    )
+    parser.add_argument(
         "--no-issuance",
         action="store_true",
         help="skip issuance, signing and overheads (e.g. with --introspection alone)",
@@ -916,11 +1115,14 @@ def main(argv: list[str] | None = None) -> int:
         log("wrk is not installed (apt-get install wrk): the issuance rows are skipped")
     all_targets: list[Target] = []
     introspection: list[Target] = []
+    revocation: list[Target] = []
     signing: dict[tuple[str, str, int], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="keyturn-bench-") as tmpdir:
         tmp = Path(tmpdir)
         for alg in args.algs if args.introspection and have_wrk else ():
             introspection += measure_introspection(args, alg, tmp, warmup)
+        for alg in args.algs if args.revocation and have_wrk else ():
+            revocation += measure_revocation(args, alg, tmp)
         for alg in () if args.no_issuance else args.algs:
             signers = signing_functions(alg)
             with servers(args, alg, tmp) if have_wrk else nullservers() as targets:
@@ -954,6 +1156,8 @@ def main(argv: list[str] | None = None) -> int:
         overheads.append((name, run_overhead(path, args.quick)))
 
     guard = run_guard(args) if args.guard and have_wrk else None
+    args.out.mkdir(parents=True, exist_ok=True)
+    cold_start = run_cold_start(args) if args.cold_start else None
 
     elapsed = time.monotonic() - started
     report, data = build_report(args, all_targets, signing, overheads, elapsed)
@@ -968,6 +1172,16 @@ def main(argv: list[str] | None = None) -> int:
             for (a, k, c), v in summarize(introspection).items()
         ]
         data["introspection_raw_runs"] = {f"{t.alg}/{t.key}": t.runs for t in introspection}
+    if cold_start is not None:
+        report = cold_start[0] + "\n" + report
+        data["cold_start"] = cold_start[1]
+    if args.revocation:
+        report = "\n".join(revocation_report(args, revocation)) + "\n" + report
+        data["revocation"] = [
+            {"alg": a, "target": k, "concurrency": c, **v}
+            for (a, k, c), v in summarize(revocation).items()
+        ]
+        data["revocation_raw_runs"] = {f"{t.alg}/{t.key}": t.runs for t in revocation}
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (args.out / "results.md").write_text(report)

@@ -9,7 +9,9 @@
 // With --format opaque the access tokens are opaque (kept in the in-memory
 // adapter) and RFC 7662 introspection is on at /token/introspection: the peer
 // refuses to introspect its JWT access tokens, so this is what it can be
-// compared with for introspection (benchmarks/run.py --introspection).
+// compared with for introspection (benchmarks/run.py --introspection). RFC 7009
+// revocation is on at /token/revocation in that mode too (run.py --revocation):
+// revoking an opaque token deletes it from the adapter, as revoking a JWT cannot.
 import { generateKeyPairSync } from 'node:crypto';
 import { parseArgs } from 'node:util';
 
@@ -54,6 +56,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    revocation: { enabled: opts.format === 'opaque' },
     introspection: {
       enabled: opts.format === 'opaque',
       // Keyturn's rule for a client without can_introspect: its own tokens only.
