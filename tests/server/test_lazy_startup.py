@@ -225,3 +225,23 @@ async def asgi_get(server: Harness, path: str, token: str) -> tuple[int, bytes]:
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return status, body
+
+
+def test_an_app_on_sqlite_never_imports_asyncpg(tmp_path: Path) -> None:
+    code = (
+        "from pathlib import Path\n"
+        "from keyturn.server.app import create_app\n"
+        "from keyturn.server.settings import Settings\n"
+        f"create_app(Settings(data_dir=Path({str(tmp_path)!r}), pepper={TEST_PEPPER!r}))"
+    )
+    assert loaded_after(code, ("asyncpg",)) == []
+
+
+def test_an_app_on_postgresql_answers_asyncpg_faults_as_faults() -> None:
+    from keyturn.server.errors import exception_handlers, fault_handler
+
+    asyncpg = pytest.importorskip("asyncpg", reason="the postgres extra is not installed")
+    handlers = exception_handlers(postgres=True)
+    assert handlers[asyncpg.PostgresError] is fault_handler
+    assert handlers[asyncpg.InterfaceError] is fault_handler
+    assert asyncpg.PostgresError not in exception_handlers(postgres=False)

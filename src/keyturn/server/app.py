@@ -45,12 +45,13 @@ from keyturn.server.endpoints.metadata import (
 from keyturn.server.endpoints.revocation import revocation_endpoint
 from keyturn.server.endpoints.token import token_app, token_endpoint
 from keyturn.server.endpoints.userinfo import userinfo_endpoint
-from keyturn.server.errors import EXCEPTION_HANDLERS
+from keyturn.server.errors import exception_handlers
 from keyturn.server.nul_guard import RejectNulMiddleware, has_nul
 from keyturn.server.request_id import request_ids
 from keyturn.server.settings import Settings
 from keyturn.server.vendors import FAST_PATHS as VENDOR_FAST_PATHS
 from keyturn.server.vendors import routes as vendor_routes
+from keyturn.storage.database import uses_postgres
 from keyturn.storage.health import UNREACHABLE, database_fault
 
 log = logging.getLogger("keyturn.server")
@@ -230,6 +231,6 @@ def create_app(
         routes=routes,
         outer=outer,
         middleware=[Middleware(RejectNulMiddleware)],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=exception_handlers(uses_postgres(settings.database_url)),
         lifespan=lifespan,
     )

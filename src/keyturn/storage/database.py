@@ -324,6 +324,11 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await conn.run_sync(read)
 
 
+def uses_postgres(url: str | None) -> bool:
+    """Whether ``url`` (as an operator writes it; None is the SQLite default) is PostgreSQL."""
+    return url is not None and normalize_database_url(url).startswith("postgresql")
+
+
 def normalize_database_url(url: str) -> str:
     """Accept the plain URLs people copy from their provider and pick the async driver."""
     for prefix in ("postgres://", "postgresql://"):

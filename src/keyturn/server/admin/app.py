@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -37,7 +38,7 @@ from keyturn.server.admin.models import (
 )
 from keyturn.server.context import ServerContext
 from keyturn.server.errors import (
-    FAULT_CLASSES,
+    fault_classes,
     fault_handler,
     http_error_handler,
     oauth_error_handler,
@@ -314,7 +315,8 @@ def create_admin_app() -> FastAPI:
             OAuthError: oauth_error_handler,
             RequestValidationError: validation_error_handler,
             HTTPException: admin_http_error_handler,
-            **dict.fromkeys(FAULT_CLASSES, fault_handler),
+            # Built on the first admin request, when the database driver is loaded.
+            **dict.fromkeys(fault_classes("asyncpg" in sys.modules), fault_handler),
         },
     )
     app.include_router(router)
