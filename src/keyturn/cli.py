@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -31,10 +31,11 @@ except ImportError:  # pragma: no cover - exercised only without the server extr
 from keyturn.core.errors import OAuthError
 from keyturn.core.jose import SUPPORTED_ALGS
 from keyturn.server import client_service, metrics, recorded_issuer, token_service
-from keyturn.server.bootstrap import build_context
+from keyturn.server.bootstrap import build_context, open_storage
 from keyturn.server.clients import NewClient
 from keyturn.server.context import ServerContext
 from keyturn.server.operator_errors import OperatorError, explain
+from keyturn.server.secrets import pepper_from_settings
 from keyturn.server.settings import Settings, default_sign_processes
 from keyturn.server.users import build_user, with_password
 from keyturn.storage.records import Client, TokenRecord, User
@@ -120,8 +121,13 @@ def _run(work: Callable[[ServerContext], Awaitable[T]], settings: Settings | Non
             ctx.keyring.close()
             await ctx.storage.close()
 
+    return _guarded(settings, runner)
+
+
+def _guarded(settings: Settings, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work``; an OAuth refusal or an operator's mistake is a one-line error."""
     try:
-        return asyncio.run(runner())
+        return asyncio.run(work())
     except OAuthError as exc:
         raise _fail(exc.description or exc.error) from None
     except Exception as exc:
@@ -200,12 +206,9 @@ def serve(
     logging_setup = log_config(settings.log_format, settings.log_level, access_log=access_log)
     logging.config.dictConfig(logging_setup)
 
-    async def prepare(ctx: ServerContext) -> list[Client]:
-        return await ctx.storage.list_clients()
-
     if workers == 1:  # with several, uvicorn binds once in this process and says why
         _check_port(host, port)  # before migrating: a busy port is the one error shown
-    clients = _run(prepare, settings)
+    clients = _prepare_database(settings)
     where = _shown_url(settings.database_url) or str(settings.data_dir / "keyturn.db")
     # Plain lines on stderr, never wrapped: people copy the curl command (or JSON log lines).
     say = say_for(settings.log_format)
@@ -246,6 +249,26 @@ def serve(
         # (KEYTURN_HEADER_TIMEOUT etc.; the module says why a protocol subclass).
         http="keyturn.server.http_protocol:KeyturnHttpProtocol",
     )
+
+
+def _prepare_database(settings: Settings) -> list[Client]:
+    """Migrate once, before any worker starts, and read the clients for the hint.
+
+    Only storage: the key ring, the signing helpers and Redis are each worker's
+    own start (the first key is made there, under the start-up lock), so the
+    server is not started twice over (issue 18, cold start)."""
+
+    async def prepare() -> list[Client]:
+        pepper_from_settings(  # a missing, unreadable or bad pepper: said here, once
+            settings.pepper.get_secret_value() if settings.pepper else None, settings.data_dir
+        )
+        storage = await open_storage(settings)
+        try:
+            return await storage.list_clients()
+        finally:
+            await storage.close()
+
+    return _guarded(settings, prepare)
 
 
 def _shown_url(url: str | None) -> str | None:

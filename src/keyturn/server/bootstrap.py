@@ -18,18 +18,28 @@ from keyturn.storage import database
 from keyturn.storage.repository import SqlStorage
 
 
+async def open_storage(settings: Settings, *, migrate: bool = True) -> SqlStorage:
+    """The database of ``settings``, migrated to the head unless ``migrate`` is off."""
+    if settings.database_url is None:  # only the default location is made, never a URL's
+        database.ensure_private_dir(settings.data_dir)
+    storage = SqlStorage(database.create_engine(settings.resolved_database_url))
+    if migrate:
+        try:
+            await database.upgrade(storage.engine)
+        except BaseException:
+            await storage.close()
+            raise
+    return storage
+
+
 async def build_context(settings: Settings, *, migrate: bool = True) -> ServerContext:
     """Open storage and keys for ``settings``; the caller closes ``ctx.storage``."""
     pepper = pepper_from_settings(
         settings.pepper.get_secret_value() if settings.pepper else None, settings.data_dir
     )
-    if settings.database_url is None:  # only the default location is made, never a URL's
-        database.ensure_private_dir(settings.data_dir)
-    engine = database.create_engine(settings.resolved_database_url)
-    storage = SqlStorage(engine)
+    storage = await open_storage(settings, migrate=migrate)
+    engine = storage.engine
     try:
-        if migrate:
-            await database.upgrade(engine)
         hasher = Hasher(pepper)
         keyring = KeyRing(
             storage,
