@@ -388,7 +388,7 @@ def test_reissue_id_token(
     creds = PasswordCredentials(
         client_id=cid,
         client_secret=secret,
-        token_url=live_server.token_url,
+        issuer=live_server.url,  # an ID token is checked against its issuer's keys
         username="carol",
         password="correct-horse-9",
         scopes=("openid", "read"),
@@ -396,6 +396,8 @@ def test_reissue_id_token(
     with TokenManager(creds) as manager:
         signed_in = manager.fetch_token()
     assert signed_in.id_token is not None
+    assert signed_in.id_token_claims is not None
+    assert signed_in.id_token_claims["iss"] == live_server.url
     assert signed_in.refresh_token is not None
     admin = sdk.admin()
     again = sdk(admin.tokens.reissue_id_token(signed_in.refresh_token))
