@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from keyturn.core.errors import (
     InvalidClientError,
     InvalidRequestError,
-    OAuthError,
     RateLimitedError,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
@@ -24,7 +22,7 @@ from keyturn.core.errors import (
 from keyturn.server import metrics, tracing
 from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import ServerContext, get_context
-from keyturn.server.errors import oauth_error_handler, unexpected_error_handler
+from keyturn.server.errors import bare_app
 from keyturn.server.grants import HANDLERS
 from keyturn.server.lockout import SOURCE, source_of
 from keyturn.server.request_body import parse_params
@@ -90,26 +88,5 @@ async def check_issuance_rate(ctx: ServerContext, client: Client) -> None:
         )
 
 
-async def token_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """The endpoint as a bare ASGI app, for the app's token fast path (see ``app.py``).
-
-    It does what Starlette's route wrapper and exception middleware would, for
-    this one endpoint: an `OAuthError` becomes its RFC 6749 answer, anything
-    else a logged ``server_error``, and a client that went away gets nothing.
-    """
-    request = Request(scope, receive)
-    try:
-        response = await token_endpoint(request)
-    except OAuthError as exc:
-        metrics.token_error(exc.error)
-        response = await oauth_error_handler(request, exc)
-    except ClientDisconnect:
-        return
-    except Exception as exc:
-        response = await unexpected_error_handler(request, exc)
-        metrics.token_error(ERROR_OF_STATUS.get(response.status_code, "server_error"))
-    await response(scope, receive, send)
-
-
-ERROR_OF_STATUS = {503: "temporarily_unavailable", 500: "server_error"}
-"""The RFC 6749 code `unexpected_error_handler` answers with, by its status."""
+token_app = bare_app(token_endpoint, metrics.token_error)
+"""The endpoint as a bare ASGI app, for the app's token fast path (see ``app.py``)."""

@@ -16,13 +16,13 @@ arrives as its ``ApiError`` with this body.
 
 from __future__ import annotations
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from keyturn.core.errors import OAuthError
 from keyturn.server.context import get_context
 from keyturn.server.endpoints.token import grant_tokens
+from keyturn.server.errors import bare_app
 from keyturn.server.request_body import parse_params
 from keyturn.server.responses import json_response
 from keyturn.server.vendors._common import answer, has_bearer, without_authorization
@@ -62,11 +62,5 @@ async def candid_token_endpoint(request: Request) -> Response:
     return await answer(request, lambda: _issue(request), candid_error)
 
 
-async def candid_token_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """The endpoint as a bare ASGI app, for the app's token fast path (``app.py``)."""
-    request = Request(scope, receive)
-    try:
-        response = await candid_token_endpoint(request)
-    except ClientDisconnect:
-        return
-    await response(scope, receive, send)
+candid_token_app = bare_app(candid_token_endpoint)
+"""The endpoint as a bare ASGI app, for the app's token fast path (``app.py``)."""
