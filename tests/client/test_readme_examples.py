@@ -3,13 +3,16 @@
 The examples are copy-paste ready, so they name real-looking URLs; the test
 points every ``httpx2``/``httpx`` client and ``requests`` at an in-process
 `FakeTokenServer` that knows those credentials, and plays the user for the
-authorization-code example.
+authorization-code example. It needs no server process, so it runs in every
+quick run; tests/e2e/test_readme_examples.py runs the same examples (and the
+README's other blocks) against a real ``keyturn serve``.
 """
 
 from __future__ import annotations
 
 import builtins
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import requests
 
 from keyturn.testing import FakeTokenServer
 from tests.client.test_adapters import FakeServerAdapter, _httpx_transport
+from tests.conftest import REDIS_PREFIX, redis_or_skip
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -114,28 +118,44 @@ def fake_world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeTokenServ
     return server
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=[f"example{i}" for i in range(len(EXAMPLES))])
-def test_readme_example_runs(example: str, fake_world: FakeTokenServer) -> None:
-    stored_before: set[bytes] | None = None
-    if "redis" in example:
-        redis = pytest.importorskip("redis")
-        probe = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2)
-        try:
-            probe.ping()
-            # The example uses the store's default prefix: remember what was there.
-            stored_before = set(probe.scan_iter("keyturn:token:*"))
-        except redis.ConnectionError as exc:
-            pytest.skip(f"Redis is not reachable: {exc}")
-        finally:
-            probe.close()
-    namespace: dict[str, Any] = {"__name__": "__readme__"}
+@pytest.fixture
+def readme_redis_prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The README's Redis store writes under this run's prefix, and its keys go afterwards.
+
+    The example uses the store's default prefix, shared by anyone on that Redis:
+    `RedisTokenStore` is replaced by a subclass whose default is this run's.
+    """
+    from keyturn.client.stores import redis_store
+
+    client = redis_or_skip()
+    prefix = REDIS_PREFIX + "readme-token:"
+
+    class RunScopedRedisTokenStore(redis_store.RedisTokenStore):
+        def __init__(self, client: Any, *, prefix: str = prefix, **options: Any) -> None:
+            super().__init__(client, prefix=prefix, **options)
+
+    monkeypatch.setattr(redis_store, "RedisTokenStore", RunScopedRedisTokenStore)
     try:
-        exec(compile(example, "README.md", "exec"), namespace)
+        yield prefix
     finally:
-        if stored_before is not None:  # leave nothing behind in the shared Redis
-            with redis.Redis.from_url("redis://127.0.0.1:6379/0") as client:
-                left = set(client.scan_iter("keyturn:token:*")) - stored_before
-                if left:
-                    client.delete(*left)
+        keys = list(client.scan_iter(prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[f"example{i}" for i in range(len(EXAMPLES))])
+def test_readme_example_runs(
+    example: str, fake_world: FakeTokenServer, request: pytest.FixtureRequest
+) -> None:
+    if "redis" in example:
+        prefix = request.getfixturevalue("readme_redis_prefix")
+    exec(compile(example, "README.md", "exec"), {"__name__": "__readme__"})
+    if "redis" in example:
+        client = redis_or_skip()
+        try:
+            assert list(client.scan_iter(prefix + "*")), "the Redis store kept nothing"
+        finally:
+            client.close()
     if "FakeTokenServer(" not in example:  # that one checks its own server
         assert fake_world.token_requests >= 1
