@@ -44,9 +44,7 @@ from keyturn.server.errors import (
     oauth_error_handler,
 )
 from keyturn.server.grants import refresh_token
-from keyturn.server.id_tokens import OPENID
 from keyturn.server.responses import json_response
-from keyturn.storage.records import TOKEN_KIND_REFRESH
 from keyturn.storage.repository import TokenFilter
 
 Admin = Annotated[ServerContext, Depends(require_admin)]
@@ -197,16 +195,7 @@ async def import_tokens(ctx: Admin, body: ImportRequest) -> ImportedOut:
 async def reissue_id_token(ctx: Admin, body: ReissueRequest) -> ReissuedOut:
     """Authlete-style reissue: spend a refresh token of an OpenID grant for a new ID
     token with a new access and refresh token (rotation and reuse rules apply)."""
-    record = await token_service.find_by_value(ctx, body.refresh_token)
-    if record is None or record.kind != TOKEN_KIND_REFRESH:
-        raise token_service.NotFoundError("no refresh token with that value")
-    if OPENID not in record.scope.split() or record.auth_time is None:
-        raise InvalidRequestError("this grant has no openid scope, so it has no ID token")
-    client = await token_service.get_client(ctx, record.client_id)
-    response = await refresh_token.rotate(ctx, client, body.refresh_token, {})
-    if "id_token" not in response:
-        raise InvalidRequestError("the user of this grant no longer exists")
-    return ReissuedOut(**response)
+    return ReissuedOut(**await refresh_token.reissue_id_token(ctx, body.refresh_token))
 
 
 @router.get("/tokens/{token_id}", response_model=TokenOut, tags=["tokens"])

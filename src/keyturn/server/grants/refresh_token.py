@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from keyturn.core.errors import InvalidGrantError, InvalidScopeError
+from keyturn.core.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from keyturn.server import token_service
 from keyturn.server.context import ServerContext
 from keyturn.server.grants.common import (
     TokenDecision,
@@ -22,6 +23,7 @@ from keyturn.server.grants.common import (
     require,
     wants_id_token,
 )
+from keyturn.server.id_tokens import OPENID
 from keyturn.server.refresh_tokens import (
     decrypt_replay,
     encrypt_replay,
@@ -141,3 +143,23 @@ async def _replay_or_reuse(
     raise InvalidGrantError(
         "this refresh token was already used, so the whole grant has been revoked; sign in again"
     )
+
+
+async def reissue_id_token(
+    ctx: ServerContext, value: str, *, subject: str | None = None
+) -> dict[str, Any]:
+    """Spend a refresh token of an OpenID grant for a new ID token, access token and
+    refresh token (Authlete's reissue; rotation and reuse rules apply), for the admin
+    API and the Authlete route alike. ``subject``, when given, must be the grant's."""
+    record = await token_service.find_by_value(ctx, value)
+    if record is None or record.kind != TOKEN_KIND_REFRESH:
+        raise token_service.NotFoundError("no refresh token with that value")
+    if subject is not None and subject != record.subject:
+        raise InvalidRequestError("sub differs from the subject of the refresh token")
+    if OPENID not in record.scope.split() or record.auth_time is None:
+        raise InvalidRequestError("this grant has no openid scope, so it has no ID token")
+    client = await token_service.get_client(ctx, record.client_id)
+    response = await rotate(ctx, client, value, {})
+    if "id_token" not in response:
+        raise InvalidRequestError("the user of this grant no longer exists")
+    return response

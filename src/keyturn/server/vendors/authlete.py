@@ -36,7 +36,6 @@ from keyturn.server.bearer import bearer_token_record
 from keyturn.server.client_auth import authenticate_client
 from keyturn.server.context import ServerContext, get_context
 from keyturn.server.grants import refresh_token
-from keyturn.server.id_tokens import OPENID
 from keyturn.server.request_body import is_storable, read_body
 from keyturn.server.responses import json_response
 from keyturn.server.vendors._common import answer
@@ -362,18 +361,7 @@ async def id_token_reissue(request: Request) -> Response:
     value = text(body, "refreshToken")
     if value is None:
         raise InvalidRequestError("refreshToken is required")
-    record = await token_service.find_by_value(ctx, value)
-    if record is None or record.kind != TOKEN_KIND_REFRESH:
-        raise token_service.NotFoundError("no refresh token has that value")
-    sub = text(body, "sub")
-    if sub is not None and sub != record.subject:
-        raise InvalidRequestError("sub differs from the subject of the refresh token")
-    if OPENID not in record.scope.split() or record.auth_time is None:
-        raise InvalidRequestError("this grant has no openid scope, so it has no ID token")
-    client = await token_service.get_client(ctx, record.client_id)
-    response = await refresh_token.rotate(ctx, client, value, {})
-    if "id_token" not in response:
-        raise InvalidRequestError("the user of this grant no longer exists")
+    response = await refresh_token.reissue_id_token(ctx, value, subject=text(body, "sub"))
     return ok(
         "an ID token was reissued",
         responseContent=json.dumps(response),
