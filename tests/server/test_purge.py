@@ -1,0 +1,89 @@
+"""token_service.purge: every dead row goes, batch by batch, with a rest between batches.
+
+The rest is what keeps a large purge from stalling token requests
+(benchmarks/table_growth.py measures that); here it is only counted, through a
+stand-in for ``anyio`` in token_service alone, so the test waits for nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from keyturn.server import token_service
+from keyturn.storage.records import TOKEN_KIND_ACCESS, TokenRecord
+from keyturn.storage.repository import TokenFilter
+from tests.server.conftest import Harness, make_settings, run_harness
+
+RUN = secrets.token_hex(4)  # the PostgreSQL database is shared by this run's tests
+
+
+def record(n: int, client_id: str, issued_at: int, lifetime: int) -> TokenRecord:
+    return TokenRecord(
+        token_id=f"purge-{RUN}-{client_id[:8]}-{n:04d}",
+        token_hash=secrets.token_hex(32),
+        kind=TOKEN_KIND_ACCESS,
+        client_id=client_id,
+        subject=client_id,
+        scope="read",
+        audience=["https://api.example.test"],
+        grant_type="client_credentials",
+        issued_at=issued_at,
+        expires_at=issued_at + lifetime,
+        kid="k1",
+    )
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str) -> Iterator[Harness]:
+    # The server's own purge loop waits an hour: only the test's purge runs.
+    settings = make_settings(
+        tmp_path, database_url, purge_retention=3600, purge_batch=10, purge_interval=3600
+    )
+    yield from run_harness(settings)
+
+
+@pytest.mark.parametrize(("max_batches", "purged", "rests"), [(None, 25, 2), (2, 20, 1)])
+def test_purge_deletes_dead_rows_in_batches_and_rests_between_them(
+    server: Harness,
+    monkeypatch: pytest.MonkeyPatch,
+    max_batches: int | None,
+    purged: int,
+    rests: int,
+) -> None:
+    ctx = server.ctx
+    cid, _ = server.create_client()
+    now = int(time.time())
+    dead = [record(n, cid, now - 4 * 3600, 60) for n in range(25)]
+    live = [record(100 + n, cid, now, 3600) for n in range(3)]
+    recent = [record(200 + n, cid, now - 600, 60) for n in range(2)]  # within the retention
+    server.call(ctx.storage.record_tokens, dead + live + recent)
+
+    slept: list[float] = []
+
+    async def rest(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(token_service, "anyio", SimpleNamespace(sleep=rest))
+
+    async def purge() -> int:
+        return await token_service.purge(ctx, max_batches=max_batches)
+
+    assert server.call(purge) == purged
+    # A rest after each full batch but the last, never after the final one.
+    assert len(slept) == rests
+    assert all(s >= 0 for s in slept)
+
+    async def remaining() -> set[str]:
+        rows = await ctx.storage.list_tokens(TokenFilter(client_id=cid), now, 100)
+        return {r.token_id for r in rows}
+
+    left = server.call(remaining)
+    kept = {r.token_id for r in live + recent}
+    assert kept <= left
+    assert len(left - kept) == 25 - purged
