@@ -19,7 +19,10 @@ What it measures, in one run on one machine (see benchmarks/README.md):
   without the guard's middleware, and against a PyJWT middleware;
 * with ``--revocation``, RFC 7009 revocations/s at concurrency 16, each request
   revoking a live token of its own from a pool minted before the run;
-* with ``--cold-start``, benchmarks/cold_start.py: launch to first token.
+* with ``--cold-start``, benchmarks/cold_start.py: launch to first token;
+* with ``--table-growth``, benchmarks/table_growth.py: issuance and
+  introspection on an empty vs a pre-loaded token table, disk per token, and
+  the purge (``--table-growth-rows`` sets the table's size).
 
 Targets are measured interleaved, round after round, and each figure is the
 median of the rounds, so that noise from other work on the machine hits all of
@@ -535,6 +538,25 @@ def run_cold_start(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     if done.returncode != 0:
         return f"cold_start.py failed (exit {done.returncode}; its log is above)\n", {}
     return done.stdout, json.loads((args.out / "cold_start.json").read_text())
+
+
+def run_table_growth(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """benchmarks/table_growth.py in its own process: its tables, and its raw numbers."""
+    log("running table_growth.py")
+    cmd = [sys.executable, str(HERE / "table_growth.py"), "--out", str(args.out.resolve())]
+    cmd += ["--postgres-url", args.postgres_url, "--alg", args.algs[-1]]
+    cmd += ["--quick"] if args.quick else []
+    cmd += ["--rows", str(args.table_growth_rows)] if args.table_growth_rows else []
+    cmd += [f"--no-{name}" for name in ("sqlite", "postgres") if getattr(args, f"no_{name}")]
+    try:
+        done = subprocess.run(
+            cmd, stdout=subprocess.PIPE, text=True, timeout=7200, check=False, cwd=ROOT
+        )
+    except subprocess.TimeoutExpired:
+        return "table_growth.py timed out after 7200 s\n", {}
+    if done.returncode != 0:
+        return f"table_growth.py failed (exit {done.returncode}; its log is above)\n", {}
+    return done.stdout, json.loads((args.out / "table_growth.json").read_text())
 
 
 # -- report --------------------------------------------------------------------
@@ -1098,6 +1120,15 @@ def main(argv: list[str] | None = None) -> int:
         "(each on a fresh token; about 2 minutes per alg)",
     )
     parser.add_argument(
+        "--table-growth",
+        action="store_true",
+        help="also measure cost with table size: empty vs pre-loaded table, disk per token, "
+        "purge (benchmarks/table_growth.py: about 12 minutes at 1,000,000 rows, 3 with --quick)",
+    )
+    parser.add_argument(
+        "--table-growth-rows", type=int, help="--table-growth's table size (default 1,000,000)"
+    )
+    parser.add_argument(
         "--no-issuance",
         action="store_true",
         help="skip issuance, signing and overheads (e.g. with --introspection alone)",
@@ -1158,6 +1189,7 @@ def main(argv: list[str] | None = None) -> int:
     guard = run_guard(args) if args.guard and have_wrk else None
     args.out.mkdir(parents=True, exist_ok=True)
     cold_start = run_cold_start(args) if args.cold_start else None
+    table_growth = run_table_growth(args) if args.table_growth and have_wrk else None
 
     elapsed = time.monotonic() - started
     report, data = build_report(args, all_targets, signing, overheads, elapsed)
@@ -1175,6 +1207,9 @@ def main(argv: list[str] | None = None) -> int:
     if cold_start is not None:
         report = cold_start[0] + "\n" + report
         data["cold_start"] = cold_start[1]
+    if table_growth is not None:
+        report = table_growth[0] + "\n" + report
+        data["table_growth"] = table_growth[1]
     if args.revocation:
         report = "\n".join(revocation_report(args, revocation)) + "\n" + report
         data["revocation"] = [
