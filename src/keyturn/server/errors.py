@@ -97,12 +97,17 @@ def fault_classes(postgres: bool) -> tuple[type[Exception], ...]:
     return (*BASE_FAULT_CLASSES, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-async def disconnect_handler(request: Request, exc: Exception) -> Response:
-    """The client went away (or its body timed out) mid-request: nobody reads this
-    answer, and it is not a bug to log with a traceback."""
+def log_disconnect(request: Request) -> None:
+    """The client went away (or its body timed out) mid-request: one info line, since
+    it is not a bug to log with a traceback."""
     log.info(
         "%s %s: the client went away before its body arrived", request.method, request.url.path
     )
+
+
+async def disconnect_handler(request: Request, exc: Exception) -> Response:
+    """`log_disconnect`, and an answer nobody reads."""
+    log_disconnect(request)
     return Response(status_code=400)
 
 
@@ -128,7 +133,7 @@ def bare_app(endpoint: Endpoint, count_error: Callable[[str], None] | None = Non
     It does what Starlette's route wrapper and exception middleware would, for
     one endpoint: an `OAuthError` becomes its RFC 6749 answer, a database fault
     its 503, anything else a logged ``server_error``, and a client that went
-    away gets nothing. ``count_error`` is told each error's RFC 6749 code.
+    away is one info line. ``count_error`` is told each error's RFC 6749 code.
     """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -140,6 +145,7 @@ def bare_app(endpoint: Endpoint, count_error: Callable[[str], None] | None = Non
                 count_error(exc.error)
             response = await oauth_error_handler(request, exc)
         except ClientDisconnect:
+            log_disconnect(request)  # nobody is left to read an answer
             return
         except Exception as exc:
             response = await unexpected_error_handler(request, exc)
