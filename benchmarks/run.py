@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import concurrent.futures
 import json
 import os
@@ -339,6 +340,27 @@ def check_introspection(target: Target) -> None:
             raise RuntimeError(f"{target.label}: introspection answered {status}: {raw[:300]!r}")
 
 
+_MADE: dict[str, str] = {}
+"""Benchmark databases this run made (name -> admin URL): dropped when it exits."""
+
+
+def drop_postgres_databases() -> None:
+    """Leave nothing behind in the shared PostgreSQL: drop every database made here."""
+    import asyncpg
+
+    async def work() -> None:
+        for name, admin in list(_MADE.items()):
+            conn = await asyncpg.connect(admin, timeout=5)
+            try:
+                await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            finally:
+                await conn.close()
+            del _MADE[name]
+
+    with suppress(Exception):  # at exit: a database that is gone is fine
+        asyncio.run(work())
+
+
 def reset_postgres(url: str, *, synchronous_commit: bool = True) -> str | None:
     """Drop and create the benchmark database; ``None`` or why PostgreSQL is unusable.
 
@@ -360,6 +382,9 @@ def reset_postgres(url: str, *, synchronous_commit: bool = True) -> str | None:
         try:
             await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             await conn.execute(f"CREATE DATABASE {name}")
+            if not _MADE:
+                atexit.register(drop_postgres_databases)
+            _MADE[name] = admin
             if not synchronous_commit:
                 await conn.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
         finally:
