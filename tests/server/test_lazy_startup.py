@@ -164,9 +164,9 @@ def test_concurrent_first_admin_requests_share_one_build(
     builds: list[object] = []
     real_create = admin_app_module.create_admin_app
 
-    def counted_create() -> Any:
+    def counted_create(postgres: bool = False) -> Any:
         builds.append(object())
-        return real_create()
+        return real_create(postgres=postgres)
 
     monkeypatch.setattr(admin_app_module, "create_admin_app", counted_create)
     # Both requests are inside the build step before either may go on, so they

@@ -61,8 +61,12 @@ class LazyAdminApp:
         with self._lock:
             if self._app is None:
                 from keyturn.server.admin.app import create_admin_app
+                from keyturn.storage.database import uses_postgres
 
-                app = create_admin_app()
+                ctx = self._context
+                app = create_admin_app(
+                    postgres=ctx is not None and uses_postgres(ctx.settings.database_url)
+                )
                 app.state.keyturn = self._context
                 self._app = app
             return self._app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -291,7 +290,8 @@ async def expire_previous_secret(ctx: Admin, client_id: str) -> ClientOut:
     return ClientOut.of(client, ctx.clock())
 
 
-def create_admin_app() -> FastAPI:
+def create_admin_app(postgres: bool = False) -> FastAPI:
+    """The admin API; ``postgres`` adds asyncpg's faults to the 503 handlers, as the app does."""
     app = FastAPI(
         title="Keyturn admin API",
         version="1",
@@ -304,8 +304,7 @@ def create_admin_app() -> FastAPI:
             OAuthError: oauth_error_handler,
             RequestValidationError: validation_error_handler,
             HTTPException: admin_http_error_handler,
-            # Built on the first admin request, when the database driver is loaded.
-            **dict.fromkeys(fault_classes("asyncpg" in sys.modules), fault_handler),
+            **dict.fromkeys(fault_classes(postgres), fault_handler),
         },
     )
     app.include_router(router)
