@@ -16,8 +16,8 @@ from starlette.routing import Mount
 from starlette.types import Message
 
 import keyturn.server.admin.app as admin_app_module
+from keyturn.core.paths import ADMIN_PATH
 from keyturn.server.admin import LazyAdminApp
-from keyturn.server.endpoints.metadata import ADMIN_PATH
 from keyturn.storage import database
 from tests.conftest import TEST_PEPPER
 from tests.server.conftest import Harness

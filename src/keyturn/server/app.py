@@ -20,16 +20,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keyturn.server import lifecycle, metrics, token_service
-from keyturn.server.admin import LazyAdminApp
-from keyturn.server.bootstrap import build_context
-from keyturn.server.context import ServerContext
-from keyturn.server.endpoints.authorize import authorize_get, authorize_post
-from keyturn.server.endpoints.health import Readiness, healthz, readyz
-from keyturn.server.endpoints.introspection import introspection_endpoint
-from keyturn.server.endpoints.jwks import jwks_endpoint, public_key_endpoint
-from keyturn.server.endpoints.login import login_post
-from keyturn.server.endpoints.metadata import (
+from keyturn.core.paths import (
     ADMIN_PATH,
     AUTHORIZE_PATH,
     INTROSPECTION_PATH,
@@ -39,9 +30,17 @@ from keyturn.server.endpoints.metadata import (
     REVOCATION_PATH,
     TOKEN_PATH,
     USERINFO_PATH,
-    metadata_endpoint,
-    openid_configuration_endpoint,
 )
+from keyturn.server import lifecycle, metrics, token_service
+from keyturn.server.admin import LazyAdminApp
+from keyturn.server.bootstrap import build_context
+from keyturn.server.context import ServerContext
+from keyturn.server.endpoints.authorize import authorize_get, authorize_post
+from keyturn.server.endpoints.health import Readiness, healthz, readyz
+from keyturn.server.endpoints.introspection import introspection_endpoint
+from keyturn.server.endpoints.jwks import jwks_endpoint, public_key_endpoint
+from keyturn.server.endpoints.login import login_post
+from keyturn.server.endpoints.metadata import metadata_endpoint, openid_configuration_endpoint
 from keyturn.server.endpoints.revocation import revocation_endpoint
 from keyturn.server.endpoints.token import token_app, token_endpoint
 from keyturn.server.endpoints.userinfo import userinfo_endpoint

@@ -44,6 +44,7 @@ from keyturn.core.credentials import (
 from keyturn.core.discovery import metadata_urls
 from keyturn.core.id_token import token_hash
 from keyturn.core.jose import Signer, public_jwk
+from keyturn.core.paths import KeyturnUrls
 
 __all__ = ["FakeClock", "FakeTokenServer", "IssuedToken"]
 
@@ -138,7 +139,7 @@ class _Scripted:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeTokenServer:
+class FakeTokenServer(KeyturnUrls):
     """An in-process OAuth 2.0 server; call it with an ``httpx2.Request``."""
 
     def __init__(
@@ -156,7 +157,7 @@ class FakeTokenServer:
         refresh_grace_period: float = 5.0,
         discovery: Collection[str] = ("oauth-authorization-server", "openid-configuration"),
     ) -> None:
-        self.issuer = issuer
+        self.issuer = self.base_url = issuer
         self.clock = clock or FakeClock()
         self.clients = dict(clients or {"client-1": "s3cret-value"})
         self.users = dict(users or {"alice": "wonderland"})
@@ -165,13 +166,13 @@ class FakeTokenServer:
         self.redirect_uri = redirect_uri
         self.server_clock_skew = server_clock_skew
         self.revoke_access_tokens = revoke_access_tokens
+        """False: answer ``unsupported_token_type`` for access tokens (RFC 7009 §2.2.1),
+        as providers with self-contained JWT access tokens do."""
         self.refresh_grace_period = refresh_grace_period
         """Seconds a rotated refresh token still gets the same answer (Keyturn's default)."""
         self._rotated: dict[str, _Rotated] = {}
         self.discovery = frozenset(discovery)
         """Which well-known documents are published (a provider may have only one)."""
-        """False: answer ``unsupported_token_type`` for access tokens (RFC 7009 §2.2.1),
-        as providers with self-contained JWT access tokens do."""
         self.token_requests = 0
         self.api_requests = 0
         self.grants: Counter[str] = Counter()
@@ -193,22 +194,6 @@ class FakeTokenServer:
         """Claims to add to (or, set to ``None``, drop from) every ID token: for fault tests."""
 
     # -- endpoints and ready-made credentials -------------------------------------
-
-    @property
-    def token_url(self) -> str:
-        return f"{self.issuer}/oauth/token"
-
-    @property
-    def authorization_url(self) -> str:
-        return f"{self.issuer}/oauth/authorize"
-
-    @property
-    def revocation_url(self) -> str:
-        return f"{self.issuer}/oauth/revoke"
-
-    @property
-    def jwks_url(self) -> str:
-        return f"{self.issuer}/.well-known/jwks.json"
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [public_jwk(self._signing_key, "ES256") | {"kid": self._kid}]}

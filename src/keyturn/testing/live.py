@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from keyturn.client._http import httpx2
+from keyturn.core.paths import KeyturnUrls
 
 __all__ = ["KeyturnServer", "start_keyturn_server"]
 
@@ -35,7 +36,7 @@ def _free_port() -> int:
 
 
 @dataclass
-class KeyturnServer:
+class KeyturnServer(KeyturnUrls):
     url: str
     data_dir: Path
     env: dict[str, str]
@@ -43,17 +44,12 @@ class KeyturnServer:
     log_path: Path
     _stopped: bool = field(default=False, repr=False)
 
+    def __post_init__(self) -> None:
+        self.base_url = self.url
+
     @property
     def issuer(self) -> str:
         return self.url
-
-    @property
-    def token_url(self) -> str:
-        return self.url + "/oauth/token"
-
-    @property
-    def revocation_url(self) -> str:
-        return self.url + "/oauth/revoke"
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``keyturn ARGS`` against this server's database."""

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 from keyturn.client.api.errors import raise_for_api_error
 from keyturn.core.errors import InvalidResponseError
 from keyturn.core.http import HttpRequest, HttpResponse
+from keyturn.core.paths import ADMIN_PATH, KeyturnUrls
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,7 +49,7 @@ class Call(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoints:
+class Endpoints(KeyturnUrls):
     """Where a Keyturn server answers, and the default timeout of each request."""
 
     base_url: str
@@ -59,24 +60,12 @@ class Endpoints:
             raise ValueError("base_url must be an http(s) URL, e.g. https://auth.example")
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
 
-    @property
-    def token_url(self) -> str:
-        return self.base_url + "/oauth/token"
-
-    @property
-    def revocation_url(self) -> str:
-        return self.base_url + "/oauth/revoke"
-
-    @property
-    def introspection_url(self) -> str:
-        return self.base_url + "/oauth/introspect"
-
     def admin_url(self, *segments: str) -> str:
         """``/admin/v1/<segments>``, each percent-encoded so an id cannot change the path."""
         for segment in segments:
             if not segment:
                 raise ValueError("an identifier must not be empty")
-        return "/".join([self.base_url + "/admin/v1", *(quote(s, safe="") for s in segments)])
+        return "/".join([self.base_url + ADMIN_PATH, *(quote(s, safe="") for s in segments)])
 
 
 def admin_call(

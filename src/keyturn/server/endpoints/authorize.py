@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from keyturn.core.errors import AccessDeniedError, LoginRequiredError, OAuthError
+from keyturn.core.paths import AUTHORIZE_PATH
 from keyturn.server.authorization_request import (
     AuthorizationRequest,
     PageError,
@@ -79,7 +80,7 @@ def _login_page(ctx: ServerContext, request: Request, auth: AuthorizationRequest
         "login.html",
         client_name=auth.client.name or auth.client.client_id,
         csrf=csrf_token(ctx, cookie),
-        next="/oauth/authorize?" + urlencode(pairs),
+        next=AUTHORIZE_PATH + "?" + urlencode(pairs),
         username="",
         error=None,
     )

@@ -13,13 +13,14 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from keyturn.core.paths import AUTHORIZE_PATH
 from keyturn.server.context import get_context
 from keyturn.server.lockout import Lockout, source_of
 from keyturn.server.pages import PAGE_HEADERS, error_page, page_form, render
 from keyturn.server.passwords import verify_password
 from keyturn.server.sessions import start_session
 
-AUTHORIZE_PREFIX = "/oauth/authorize?"
+AUTHORIZE_PREFIX = AUTHORIZE_PATH + "?"
 
 
 async def login_post(request: Request) -> Response:

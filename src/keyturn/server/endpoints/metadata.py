@@ -8,19 +8,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from keyturn.core.paths import (
+    AUTHORIZE_PATH,
+    INTROSPECTION_PATH,
+    JWKS_PATH,
+    REVOCATION_PATH,
+    TOKEN_PATH,
+    USERINFO_PATH,
+)
 from keyturn.server.context import get_context
 from keyturn.server.grants.registry import ADVERTISED_GRANTS
 from keyturn.server.responses import json_response
 
-TOKEN_PATH = "/oauth/token"
-JWKS_PATH = "/.well-known/jwks.json"
-PUBLIC_KEY_PATH = "/oauth/public-key.pem"
-REVOCATION_PATH = "/oauth/revoke"
-INTROSPECTION_PATH = "/oauth/introspect"
-ADMIN_PATH = "/admin/v1"
-AUTHORIZE_PATH = "/oauth/authorize"
-LOGIN_PATH = "/oauth/login"
-USERINFO_PATH = "/oauth/userinfo"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 # Public clients authenticate with their client_id alone ("none") wherever they may
 # act: at the token endpoint, and to revoke or introspect their own tokens.
