@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from keyturn.client.api import LegacyToken, client_ops, oauth_ops, token_ops
+from keyturn.client.api._admin import AdminSession
 from keyturn.client.api._wire import Endpoints, RequestOptions, apply_options
 from keyturn.core.clock import SystemClock
 from keyturn.core.credentials import ClientCredentials
@@ -17,6 +18,7 @@ from keyturn.core.http import HttpRequest
 
 EP = Endpoints("https://auth.example/", timeout=7.0)
 CREDS = ClientCredentials(client_id="svc 1", client_secret="s3cret:value", token_url=EP.token_url)
+AS_CLIENT = AdminSession(EP, SystemClock(), CREDS, None, None)
 
 
 def body(request: HttpRequest) -> Any:
@@ -131,8 +133,7 @@ def test_request_options_reach_every_part_of_the_request() -> None:
 def test_get_token_is_the_core_client_credentials_request() -> None:
     options: RequestOptions = {"additional_body_parameters": {"resource": "https://api.example"}}
     call = oauth_ops.get_token(
-        EP,
-        SystemClock(),
+        AdminSession(EP, SystemClock(), None, None, None),
         client_id="svc",
         client_secret="pw",
         scope=["read", "write"],
@@ -152,17 +153,17 @@ def test_get_token_is_the_core_client_credentials_request() -> None:
 
 @pytest.mark.parametrize("build", [oauth_ops.revoke, oauth_ops.introspect])
 def test_revoke_and_introspect_authenticate_three_ways(build: Any) -> None:
-    basic = build(EP, CREDS, "tok", token_type_hint="refresh_token").request
+    basic = build(AS_CLIENT, "tok", token_type_hint="refresh_token").request
     assert basic.url in (EP.revocation_url, EP.introspection_url)
     pair = base64.b64decode(basic.headers["Authorization"].removeprefix("Basic ")).decode()
     assert pair == "svc%201:s3cret%3Avalue"  # RFC 6749 §2.3.1: encoded, then base64
     assert form(basic) == {"token": "tok", "token_type_hint": "refresh_token"}
 
-    post = build(EP, CREDS, "tok", client_auth="post").request
+    post = build(AS_CLIENT, "tok", client_auth="post").request
     assert "Authorization" not in post.headers
     assert form(post) == {"token": "tok", "client_id": "svc 1", "client_secret": "s3cret:value"}
 
-    square = build(EP, CREDS, "tok", client_auth="client").request
+    square = build(AS_CLIENT, "tok", client_auth="client").request
     assert square.headers["Authorization"] == "Client s3cret:value"
     assert form(square) == {"token": "tok", "client_id": "svc 1"}
     for request in (basic, post, square):
@@ -170,9 +171,9 @@ def test_revoke_and_introspect_authenticate_three_ways(build: Any) -> None:
         assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
 
     with pytest.raises(ValueError, match="client_id"):
-        build(EP, None, "tok")
+        build(AdminSession(EP, SystemClock(), None, None, None), "tok")
     with pytest.raises(ValueError, match="empty"):
-        build(EP, CREDS, "")
+        build(AS_CLIENT, "")
 
 
 def test_endpoints_want_an_http_url() -> None:

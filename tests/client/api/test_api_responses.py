@@ -21,6 +21,7 @@ from keyturn.client.api import (
     oauth_ops,
     token_ops,
 )
+from keyturn.client.api._admin import AdminSession
 from keyturn.client.api._wire import Endpoints
 from keyturn.core.credentials import ClientCredentials
 from keyturn.core.errors import (
@@ -34,6 +35,7 @@ from keyturn.testing import FakeClock
 
 EP = Endpoints("https://auth.example")
 CREDS = ClientCredentials(client_id="svc", client_secret="pw", token_url=EP.token_url)
+AS_CLIENT = AdminSession(EP, FakeClock(), CREDS, None, None)
 
 TOKEN = {
     "token_id": "j1",
@@ -208,7 +210,9 @@ def test_a_proxy_error_page_is_still_typed_by_status() -> None:
 
 
 def test_the_standard_endpoints_raise_provider_errors() -> None:
-    get = oauth_ops.get_token(EP, FakeClock(), client_id="svc", client_secret="pw")
+    get = oauth_ops.get_token(
+        AdminSession(EP, FakeClock(), None, None, None), client_id="svc", client_secret="pw"
+    )
     with pytest.raises(InvalidClientError) as denied:
         get.process(answer(401, {"error": "invalid_client", "error_description": "no"}))
     assert denied.value.status_code == 401
@@ -220,8 +224,8 @@ def test_the_standard_endpoints_raise_provider_errors() -> None:
     )
     assert (token.expires_in, token.expires_at) == (18000, FakeClock().time() + 18000)
 
-    assert oauth_ops.revoke(EP, CREDS, "t").process(answer(200)) is None
-    introspect = oauth_ops.introspect(EP, CREDS, "t").process
+    assert oauth_ops.revoke(AS_CLIENT, "t").process(answer(200)) is None
+    introspect = oauth_ops.introspect(AS_CLIENT, "t").process
     assert introspect(answer(200, {"active": False})).active is False
     info = introspect(
         answer(200, {"active": True, "scope": "a b", "aud": "x", "exp": 5, "cnf": {"jkt": "k"}})

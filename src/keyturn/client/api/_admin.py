@@ -67,15 +67,6 @@ class AdminSession:
             admin_auth = _bearer(initial.access_token)
         return cls(endpoints, clock, credentials, manager, admin_auth)
 
-    def own_credentials(self, client_id: str | None, client_secret: str | None) -> tuple[str, str]:
-        """``get_token``'s client: the one named in the call, else this client's own."""
-        if client_id is None and self.credentials is not None:
-            client_id = self.credentials.client_id
-            client_secret = client_secret or self.credentials.client_secret
-        if not client_id or not client_secret:
-            raise ValueError("get_token needs client_id= and client_secret=")
-        return client_id, client_secret
-
     def close(self) -> None:
         if self.manager is not None:
             self.manager.close()

@@ -1,5 +1,8 @@
 """The standard endpoints as calls: token (client credentials), revoke, introspect.
 
+Each takes the `Caller` first, so a shell binds it as a method whole and the
+signature is written once, here.
+
 They reuse the core's builders and checks (`keyturn.core.grants`), so the
 SDK's token manager and these calls cannot disagree on client authentication
 or on what a valid token response is. Their errors are provider errors
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import urlencode
 
 from keyturn.client.api._wire import Call, Endpoints, RequestOptions, apply_options
@@ -34,18 +37,36 @@ ClientAuth = Literal["basic", "post", "client"]
 ``Authorization: Client <secret>`` with ``client_id`` in the body."""
 
 
+class Caller(Protocol):
+    """What the standard endpoints need of the calling client: where its server is,
+    its clock, and its own credentials, with which it revokes and introspects."""
+
+    @property
+    def endpoints(self) -> Endpoints: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def credentials(self) -> Credentials | None: ...
+
+
 def get_token(
-    ep: Endpoints,
-    clock: Clock,
+    caller: Caller,
     *,
-    client_id: str,
-    client_secret: str,
+    client_id: str | None = None,
+    client_secret: str | None = None,
     scope: str | Iterable[str] | None = None,
     audience: str | None = None,
     auth_method: ClientAuthMethod | None = None,
     request_options: RequestOptions | None = None,
 ) -> Call[OAuthToken]:
-    """``POST /oauth/token`` with ``grant_type=client_credentials``, answered as an `OAuthToken`."""
+    """A new client-credentials token (this client's own unless others are named)."""
+    own, ep = caller.credentials, caller.endpoints
+    if client_id is None and own is not None:
+        client_id, client_secret = own.client_id, client_secret or own.client_secret
+    if not client_id or not client_secret:
+        raise ValueError("get_token needs client_id= and client_secret=")
     creds = ClientCredentials(
         client_id=client_id,
         client_secret=client_secret,
@@ -56,12 +77,12 @@ def get_token(
         timeout=ep.timeout,
     )
     request = apply_options(grant_request(creds, ep.token_url), request_options)
+    clock = caller.clock
     return Call(request, lambda response: process_token_response(response, now=clock.time()))
 
 
 def revoke(
-    ep: Endpoints,
-    creds: Credentials | None,
+    caller: Caller,
     token: str,
     *,
     token_type_hint: str | None = None,
@@ -69,13 +90,13 @@ def revoke(
     request_options: RequestOptions | None = None,
 ) -> Call[None]:
     """RFC 7009: revoke one of the client's own tokens (200 even when the server knows none)."""
-    request = _token_form(ep.revocation_url, creds, token, token_type_hint, client_auth)
+    url = caller.endpoints.revocation_url
+    request = _token_form(url, caller.credentials, token, token_type_hint, client_auth)
     return Call(apply_options(request, request_options), process_revocation_response)
 
 
 def introspect(
-    ep: Endpoints,
-    creds: Credentials | None,
+    caller: Caller,
     token: str,
     *,
     token_type_hint: str | None = None,
@@ -83,7 +104,8 @@ def introspect(
     request_options: RequestOptions | None = None,
 ) -> Call[Introspection]:
     """RFC 7662: what the server knows of a token; anything dead is just ``active: false``."""
-    request = _token_form(ep.introspection_url, creds, token, token_type_hint, client_auth)
+    url = caller.endpoints.introspection_url
+    request = _token_form(url, caller.credentials, token, token_type_hint, client_auth)
     return Call(apply_options(request, request_options), process_introspection_response)
 
 

@@ -9,7 +9,7 @@ nothing itself: it returns a pager that fetches pages as it is iterated.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar
 
 from keyturn.client._http import httpx2, send_async
@@ -19,7 +19,6 @@ from keyturn.client.api._wire import Call, Endpoints, RequestOptions, shell_meth
 from keyturn.client.api.models import Token, TokenPage
 from keyturn.client.manager import TokenManager
 from keyturn.core.clock import Clock
-from keyturn.core.credentials import ClientAuthMethod, Credentials
 from keyturn.core.token import OAuthToken
 
 __all__ = ["AsyncClients", "AsyncKeyturnClient", "AsyncTokenPager", "AsyncTokens"]
@@ -53,15 +52,14 @@ def _sends(
 
 
 def _sends_as_client(
-    op: Callable[Concatenate[Endpoints, Credentials | None, P], Call[T]],
+    op: Callable[Concatenate[oauth_ops.Caller, P], Call[T]],
 ) -> Callable[Concatenate[AsyncKeyturnClient, P], Awaitable[T]]:
-    """The same for the standard endpoints, which authenticate with the client's own credentials."""
+    """The same for the standard endpoints, which act as the client, with its own credentials."""
 
     async def method(client: AsyncKeyturnClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        session = client._session
-        return await client._run(op(session.endpoints, session.credentials, *args, **kwargs))
+        return await client._run(op(client._session, *args, **kwargs))
 
-    return shell_method(op, method, supplied=2)
+    return shell_method(op, method)
 
 
 def _pages(
@@ -191,31 +189,7 @@ class AsyncKeyturnClient:
         auth = self._session.admin_auth if call.admin else None
         return call.process(await send_async(self._http, call.request, auth=auth))
 
-    async def get_token(
-        self,
-        *,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        scope: str | Iterable[str] | None = None,
-        audience: str | None = None,
-        auth_method: ClientAuthMethod | None = None,
-        request_options: RequestOptions | None = None,
-    ) -> OAuthToken:
-        """A new client-credentials token (this client's own unless others are named)."""
-        client_id, client_secret = self._session.own_credentials(client_id, client_secret)
-        s = self._session
-        call = oauth_ops.get_token(
-            s.endpoints,
-            s.clock,
-            client_id=client_id,
-            client_secret=client_secret,
-            scope=scope,
-            audience=audience,
-            auth_method=auth_method,
-            request_options=request_options,
-        )
-        return await self._run(call)
-
+    get_token = _sends_as_client(oauth_ops.get_token)
     revoke = _sends_as_client(oauth_ops.revoke)
     introspect = _sends_as_client(oauth_ops.introspect)
 
