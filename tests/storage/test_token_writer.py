@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
@@ -147,9 +147,9 @@ async def test_sqlite_checkpoints_in_the_writer_thread(
         threads: list[str] = []
         real = writer._write_threaded
 
-        def spy(rows: list[tuple[object, ...]]) -> None:
+        def spy(work: Callable[[sqlite3.Connection], None]) -> None:
             threads.append(threading.current_thread().name)
-            real(rows)
+            real(work)
 
         monkeypatch.setattr(writer, "_write_threaded", spy)
         for _ in range(12):

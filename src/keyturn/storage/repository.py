@@ -40,7 +40,6 @@ from keyturn.storage import schema
 from keyturn.storage.health import ServiceHealth, database_fault
 from keyturn.storage.protocol import ClientExistsError, Storage, TokenFilter, UserExistsError
 from keyturn.storage.records import (
-    TOKEN_KIND_ACCESS,
     AuthorizationCode,
     Client,
     Session,
@@ -50,7 +49,12 @@ from keyturn.storage.records import (
 )
 from keyturn.storage.rows import to_record, to_row
 from keyturn.storage.token_reader import NotRead, create_token_reader
-from keyturn.storage.token_writer import append_tokens, create_token_writer
+from keyturn.storage.token_writer import (
+    RevokeBy,
+    append_tokens,
+    create_token_writer,
+    denied_rows,
+)
 
 __all__ = ["ClientExistsError", "SqlStorage", "Storage", "TokenFilter", "UserExistsError"]
 
@@ -312,10 +316,26 @@ class SqlStorage:
         return record
 
     async def revoke_token(self, token_id: str, now: int) -> list[TokenRecord]:
-        return await self._revoke_where([schema.tokens.c.token_id == token_id], now)
+        return await self._revoke_one("token_id", token_id, now)
 
     async def revoke_family(self, family_id: str, now: int) -> list[TokenRecord]:
-        return await self._revoke_where([schema.tokens.c.family_id == family_id], now)
+        return await self._revoke_one("family_id", family_id, now)
+
+    async def _revoke_one(self, by: RevokeBy, value: str, now: int) -> list[TokenRecord]:
+        """RFC 7009's revocation: the token writer's, which bypasses SQLAlchemy (so it
+        reports its own health), where it has one."""
+        try:
+            revoked = await self._token_writer.revoke(by, value, now)
+        except Exception as exc:
+            kind = database_fault(exc)
+            if kind is not None:
+                self.health.failed(exc, kind)
+            raise
+        if revoked is None:
+            column = schema.tokens.c.token_id if by == "token_id" else schema.tokens.c.family_id
+            return await self._revoke_where([column == value], now)
+        self.health.succeeded(write=True)
+        return revoked
 
     async def revoke_matching(self, flt: TokenFilter, now: int) -> list[TokenRecord]:
         return await self._revoke_where(_conditions(flt, now), now)
@@ -659,9 +679,8 @@ async def _consume_then_append(
 async def _deny(conn: Any, records: Sequence[TokenRecord], now: int) -> None:
     """Put the live access tokens among ``records`` on the durable deny-list (unpublished)."""
     rows = [
-        {"token_id": r.token_id, "revoked_at": now, "expires_at": r.expires_at}
-        for r in records
-        if r.kind == TOKEN_KIND_ACCESS and r.expires_at > now
+        {"token_id": token_id, "revoked_at": revoked_at, "expires_at": expires_at}
+        for token_id, revoked_at, expires_at in denied_rows(records, now)
     ]
     if rows:
         await conn.execute(insert(schema.denylist), rows)

@@ -1,4 +1,5 @@
-"""The token endpoint's one write: append token records, on the driver itself.
+"""The hot writes of the token table, on the driver itself: the token endpoint's
+append of token records, and RFC 7009's revocation of one token or family.
 
 Every issued token is recorded before it is answered, so this insert is on the
 hot path of every token request. Through SQLAlchemy each commit cost about
@@ -23,6 +24,15 @@ new column is picked up without touching this module.
   ``execute`` for a single row, which skips executemany's batching machinery
   (a one-row insert on loopback: 355 -> 318 us, 37 us of a c=1 request).
 - Any other database: SQLAlchemy, as before.
+
+A revocation is the same kind of write: through SQLAlchemy it was a
+transaction of a SELECT, an UPDATE and the deny-list INSERT, each a hop to
+aiosqlite's thread or a round trip. Here it is one ``UPDATE ... RETURNING``
+and the deny-list insert in one transaction on SQLite (on the loop when the
+lock is free, as above), and on PostgreSQL one statement (a data-modifying
+CTE), so one round trip, atomic on its own. Either way the deny-list row is
+committed with the revocation (what `SqlStorage` promises), and only what this
+call revoked is returned.
 """
 
 from __future__ import annotations
@@ -31,9 +41,9 @@ import asyncio
 import os
 import shutil
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 from sqlalchemy import insert
@@ -42,8 +52,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from keyturn.storage import schema
 from keyturn.storage.database import CONNECT_TIMEOUT, apply_sqlite_pragmas
 from keyturn.storage.health import FULL, database_fault
-from keyturn.storage.records import TokenRecord
+from keyturn.storage.records import TOKEN_KIND_ACCESS, TokenRecord
 from keyturn.storage.rows import to_row
+from keyturn.storage.token_reader import to_token
+
+R = TypeVar("R")
+RevokeBy = Literal["token_id", "family_id"]
+"""What a revocation names: one token, or a refresh token's whole family."""
 
 COLUMNS = tuple(column.name for column in schema.tokens.columns)
 _AUDIENCE = COLUMNS.index("audience")
@@ -76,6 +91,43 @@ def token_values(token: TokenRecord) -> tuple[Any, ...]:
     return tuple(values)
 
 
+def denied_rows(records: Sequence[TokenRecord], now: int) -> list[tuple[str, int, int]]:
+    """The deny-list rows (token_id, revoked_at, expires_at) of the live access tokens
+    among ``records``, just revoked: the one rule of what goes on the deny-list."""
+    return [
+        (r.token_id, now, r.expires_at)
+        for r in records
+        if r.kind == TOKEN_KIND_ACCESS and r.expires_at > now
+    ]
+
+
+def revoke_sql(by: RevokeBy, style: str) -> str:
+    """Revoke what ``by`` names and is not revoked yet, answering the rows it revoked.
+
+    On PostgreSQL the deny-list insert rides in the same statement, so the
+    whole revocation is one round trip and atomic; SQLite has no DML in a
+    CTE, so its caller inserts them in the same transaction (`DENY_SQL`).
+    """
+    # Column names come from the schema and this module; every value is bound.
+    columns = ", ".join(COLUMNS)
+    if style == "qmark":
+        return (
+            f"UPDATE tokens SET revoked_at = ? WHERE {by} = ? AND revoked_at IS NULL "  # noqa: S608
+            f"RETURNING {columns}"
+        )
+    return (
+        f"WITH revoked AS (UPDATE tokens SET revoked_at = $1 "  # noqa: S608
+        f"WHERE {by} = $2 AND revoked_at IS NULL RETURNING {columns}), "
+        "denied AS (INSERT INTO denylist (token_id, revoked_at, expires_at) "
+        "SELECT token_id, $1, expires_at FROM revoked "
+        f"WHERE kind = '{TOKEN_KIND_ACCESS}' AND expires_at > $1) "
+        f"SELECT {columns} FROM revoked"
+    )
+
+
+DENY_SQL = "INSERT INTO denylist (token_id, revoked_at, expires_at) VALUES (?, ?, ?)"
+
+
 async def append_tokens(conn: AsyncConnection, tokens: Sequence[TokenRecord]) -> None:
     """Insert ``tokens`` in the caller's transaction: the one SQLAlchemy token insert."""
     if tokens:
@@ -84,6 +136,12 @@ async def append_tokens(conn: AsyncConnection, tokens: Sequence[TokenRecord]) ->
 
 class TokenWriter(Protocol):
     async def write(self, tokens: Sequence[TokenRecord]) -> None: ...
+
+    async def revoke(self, by: RevokeBy, value: str, now: int) -> list[TokenRecord] | None:
+        """What this call revoked, its live access tokens put on the deny-list in
+        the same transaction; None: no driver path here, SQLAlchemy's does it."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -107,11 +165,21 @@ def insert_sql(style: str) -> str:
     return f"INSERT INTO tokens ({', '.join(COLUMNS)}) VALUES ({_placeholders(style)})"  # noqa: S608
 
 
+class _Busy:
+    """The write lock was taken this instant: nothing was done on the loop."""
+
+    __slots__ = ()
+
+
+_BUSY = _Busy()
+
+
 class SqliteTokenWriter:
     def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
         self._path = path
         self._busy_timeout = busy_timeout
         self._sql = insert_sql("qmark")
+        self._revoke_sql = {by: revoke_sql(by, "qmark") for by in ("token_id", "family_id")}
         self._inline: sqlite3.Connection | None = None
         self._threaded: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
@@ -131,22 +199,46 @@ class SqliteTokenWriter:
 
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
         rows = [token_values(t) for t in tokens]
+        sql = self._sql
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.executemany(sql, rows)
+
+        await self._transact(insert, len(rows))
+
+    async def revoke(self, by: RevokeBy, value: str, now: int) -> list[TokenRecord]:
+        sql = self._revoke_sql[by]
+
+        def revoke(conn: sqlite3.Connection) -> list[TokenRecord]:
+            records = [to_token(row) for row in conn.execute(sql, (now, value)).fetchall()]
+            denied = denied_rows(records, now)
+            if denied:
+                conn.executemany(DENY_SQL, denied)
+            return records
+
+        return await self._transact(revoke, 1)
+
+    async def _transact(self, work: Callable[[sqlite3.Connection], R], rows: int) -> R:
+        """Run ``work`` in one write transaction: on the loop if the lock is free this
+        instant and the write is small, else on the writer thread."""
         if self._since_checkpoint >= self._next_space_check:
             self._budget = self._wal_budget()
             self._next_space_check = self._since_checkpoint + SPACE_CHECK_PAGES
         inline = (
-            len(rows) <= INLINE_MAX_ROWS
+            rows <= INLINE_MAX_ROWS
             and self._since_checkpoint < self._budget
             and not self._disk_was_full
         )
         try:
-            if inline and self._try_inline(rows):
-                self._since_checkpoint += COMMIT_PAGES + len(rows)
-                return
+            if inline:
+                done = self._try_inline(work)
+                if not isinstance(done, _Busy):
+                    self._since_checkpoint += COMMIT_PAGES + rows
+                    return done
             if self._thread is None:
                 self._thread = ThreadPoolExecutor(1, thread_name_prefix="keyturn-sqlite")
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._thread, self._write_threaded, rows)
+            result = await loop.run_in_executor(self._thread, self._write_threaded, work)
         except sqlite3.Error as exc:
             if database_fault(exc) == FULL:
                 # Once space is back, the first write shrinks the WAL to nothing
@@ -155,6 +247,7 @@ class SqliteTokenWriter:
             raise
         self._since_checkpoint = 0
         self._next_space_check = 0
+        return result
 
     def _wal_budget(self) -> int:
         """Pages the WAL may grow by before a checkpoint: `CHECKPOINT_EVERY`, or
@@ -173,8 +266,8 @@ class SqliteTokenWriter:
             return CHECKPOINT_EVERY
         return max(COMMIT_PAGES, min(CHECKPOINT_EVERY, free // PAGE_SIZE // 4))
 
-    def _try_inline(self, rows: list[tuple[Any, ...]]) -> bool:
-        """Write if the lock is free this instant; ``False`` (nothing written) if it is not."""
+    def _try_inline(self, work: Callable[[sqlite3.Connection], R]) -> R | _Busy:
+        """Do ``work`` if the lock is free this instant; `_BUSY` (nothing done) if not."""
         try:
             if self._inline is None:  # its pragmas may meet a lock too: same answer
                 self._inline = self._connect(timeout=0, autocheckpoint=False)
@@ -184,30 +277,32 @@ class SqliteTokenWriter:
             # The primary code (low byte): SQLite may report an extended one
             # such as SQLITE_BUSY_RECOVERY.
             if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                return False
+                return _BUSY
             raise
-        self._insert(conn, rows)
-        return True
+        return self._commit(conn, work)
 
-    def _write_threaded(self, rows: list[tuple[Any, ...]]) -> None:
+    def _write_threaded(self, work: Callable[[sqlite3.Connection], R]) -> R:
         if self._threaded is None:
             self._threaded = self._connect(timeout=self._busy_timeout, autocheckpoint=True)
         if self._disk_was_full:
             self._threaded.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._disk_was_full = False
         self._threaded.execute("BEGIN IMMEDIATE")
-        self._insert(self._threaded, rows)
+        result = self._commit(self._threaded, work)
         if self._budget < CHECKPOINT_EVERY:  # little room: give the WAL's back now
             self._threaded.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return result
 
-    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    @staticmethod
+    def _commit(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], R]) -> R:
         try:
-            conn.executemany(self._sql, rows)
+            result = work(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        return result
 
     async def close(self) -> None:
         if self._thread is not None:
@@ -237,13 +332,36 @@ class AsyncpgTokenWriter:
         _, params = engine.dialect.create_connect_args(engine.url)
         self._params = {k: v for k, v in params.items() if k not in self._SQLALCHEMY_ONLY}
         self._sql = insert_sql("numeric")
+        self._revoke_sql = {by: revoke_sql(by, "numeric") for by in ("token_id", "family_id")}
         self._conn: Any = None
         self._lock = asyncio.Lock()
 
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
+        rows = [token_values(t) for t in tokens]
+        sql = self._sql
+
+        async def insert(conn: Any) -> None:
+            if len(rows) == 1:  # 318 vs 355 us on loopback, measured
+                await conn.execute(sql, *rows[0])
+            else:
+                await conn.executemany(sql, rows)
+
+        await self._on_connection(insert)
+
+    async def revoke(self, by: RevokeBy, value: str, now: int) -> list[TokenRecord]:
+        """One statement: should a lost connection's attempt have committed after
+        all, the retry revokes nothing more and answers ``[]``; its deny-list rows
+        are committed, unpublished, and the deny-list publisher's sweep takes them."""
+        sql = self._revoke_sql[by]
+
+        async def revoke(conn: Any) -> list[TokenRecord]:
+            return [to_token(row.values()) for row in await conn.fetch(sql, now, value)]
+
+        return await self._on_connection(revoke)
+
+    async def _on_connection(self, work: Callable[[Any], Awaitable[R]]) -> R:
         import asyncpg  # type: ignore[import-untyped]
 
-        rows = [token_values(t) for t in tokens]
         async with self._lock:
             for attempt in (1, 2):
                 if self._conn is None or self._conn.is_closed():
@@ -251,11 +369,7 @@ class AsyncpgTokenWriter:
                         **{"timeout": CONNECT_TIMEOUT, **self._params}
                     )
                 try:
-                    if len(rows) == 1:  # 318 vs 355 us on loopback, measured
-                        await self._conn.execute(self._sql, *rows[0])
-                    else:
-                        await self._conn.executemany(self._sql, rows)
-                    return
+                    return await work(self._conn)
                 except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError):
                     raise  # the rows' own fault; the connection is fine
                 except Exception:
@@ -265,6 +379,7 @@ class AsyncpgTokenWriter:
                     self._drop()
                     if attempt == 2:
                         raise
+        raise AssertionError("unreachable")
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -285,6 +400,9 @@ class SqlAlchemyTokenWriter:
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
         async with self._engine.begin() as conn:
             await append_tokens(conn, tokens)
+
+    async def revoke(self, by: RevokeBy, value: str, now: int) -> None:
+        return None
 
     async def close(self) -> None:
         return None

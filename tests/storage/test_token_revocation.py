@@ -1,0 +1,181 @@
+"""RFC 7009's revocation on each driver: what one call revokes, what goes on the
+deny-list with it, and that the driver path and SQLAlchemy's agree."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+import pytest
+from sqlalchemy import select, text
+
+from keyturn.storage import schema
+from keyturn.storage.records import TOKEN_KIND_REFRESH, TokenRecord
+from keyturn.storage.repository import SqlStorage
+from keyturn.storage.token_writer import AsyncpgTokenWriter, SqlAlchemyTokenWriter
+from tests.storage.test_token_writer import _storage, _token
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1_700_001_000
+
+
+@pytest.fixture
+async def storage(database_url: str) -> AsyncIterator[tuple[SqlStorage, str]]:
+    storage, client_id = await _storage(database_url)
+    yield storage, client_id
+    await storage.close()
+
+
+async def _denied(db: SqlStorage, client_id: str) -> dict[str, tuple[int, int, int | None]]:
+    """The deny-list rows of ``client_id``'s tokens (the database is shared by the run)."""
+    d, t = schema.denylist.c, schema.tokens.c
+    mine = select(t.token_id).where(t.client_id == client_id)
+    query = select(d.token_id, d.revoked_at, d.expires_at, d.published_at)
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(query.where(d.token_id.in_(mine)))
+        return {r.token_id: (r.revoked_at, r.expires_at, r.published_at) for r in rows}
+
+
+def _revoked(record: TokenRecord, at: int = NOW) -> TokenRecord:
+    return replace(record, revoked_at=at)
+
+
+def _family(client_id: str) -> list[TokenRecord]:
+    return [
+        _token(client_id, family_id="fam-1", kind=TOKEN_KIND_REFRESH, expires_at=NOW + 86400),
+        _token(client_id, family_id="fam-1"),  # live access token
+        _token(client_id, family_id="fam-1", expires_at=NOW - 1),  # expired access token
+        _token(client_id, family_id="fam-1", revoked_at=NOW - 5),  # revoked before
+        _token(client_id, family_id="fam-2"),  # another family
+    ]
+
+
+@pytest.mark.parametrize("via", ["driver", "sqlalchemy"])
+async def test_one_token_is_revoked_once_and_denied(
+    storage: tuple[SqlStorage, str], via: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, client_id = storage
+    if via == "sqlalchemy":
+        monkeypatch.setattr(db, "_token_writer", SqlAlchemyTokenWriter(db.engine))
+    access, refresh = _token(client_id), _token(client_id, kind=TOKEN_KIND_REFRESH)
+    await db.record_tokens([access, refresh])
+
+    assert await db.revoke_token(access.token_id, NOW) == [_revoked(access)]
+    assert await db.revoke_token(access.token_id, NOW + 1) == []  # already revoked
+    assert (await db.get_token(access.token_id)) == _revoked(access)
+    assert await db.revoke_token(refresh.token_id, NOW) == [_revoked(refresh)]
+    assert await db.revoke_token("no-such-token", NOW) == []
+    # Only the live access token goes on the deny-list, unpublished.
+    assert await _denied(db, client_id) == {access.token_id: (NOW, access.expires_at, None)}
+
+
+@pytest.mark.parametrize("via", ["driver", "sqlalchemy"])
+async def test_a_family_is_revoked_whole_and_only_what_was_live_is_answered(
+    storage: tuple[SqlStorage, str], via: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, client_id = storage
+    if via == "sqlalchemy":
+        monkeypatch.setattr(db, "_token_writer", SqlAlchemyTokenWriter(db.engine))
+    refresh, live, expired, before, other = _family(client_id)
+    await db.record_tokens([refresh, live, expired, before, other])
+
+    revoked = await db.revoke_family("fam-1", NOW)
+    assert sorted(revoked, key=lambda r: r.token_id) == sorted(
+        [_revoked(refresh), _revoked(live), _revoked(expired)], key=lambda r: r.token_id
+    )
+    assert await db.get_token(before.token_id) == before  # its first revocation stands
+    assert await db.get_token(other.token_id) == other
+    assert await _denied(db, client_id) == {live.token_id: (NOW, live.expires_at, None)}
+    assert await db.revoke_family("fam-1", NOW + 1) == []
+
+
+async def test_concurrent_revocations_of_one_token_answer_it_once(
+    storage: tuple[SqlStorage, str],
+) -> None:
+    db, client_id = storage
+    token = _token(client_id)
+    await db.record_token(token)
+    answers = await asyncio.gather(*(db.revoke_token(token.token_id, NOW) for _ in range(8)))
+    assert sorted(len(a) for a in answers) == [0] * 7 + [1]
+    assert len(await _denied(db, client_id)) == 1
+
+
+async def test_sqlite_revocation_waits_for_another_writer_off_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    db, client_id = await _storage(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
+    try:
+        token = _token(client_id)
+        await db.record_token(token)
+        other = sqlite3.connect(tmp_path / "k.db", isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await anyio.sleep(0.01)
+
+        release = threading.Timer(0.4, lambda: other.execute("COMMIT"))
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(tick)
+            release.start()
+            started = time.monotonic()
+            revoked = await db.revoke_token(token.token_id, NOW)
+            waited = time.monotonic() - started
+            tasks.cancel_scope.cancel()
+        other.close()
+        assert waited >= 0.3
+        assert ticks >= 15
+        assert revoked == [_revoked(token)]
+        assert len(await _denied(db, client_id)) == 1
+    finally:
+        await db.close()
+
+
+async def test_a_failed_sqlite_revocation_changes_nothing(tmp_path: Path) -> None:
+    db, client_id = await _storage(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
+    try:
+        token = _token(client_id)
+        await db.record_token(token)
+        async with db.engine.begin() as conn:  # the deny-list insert will collide
+            await conn.execute(
+                schema.denylist.insert().values(token_id=token.token_id, revoked_at=1, expires_at=2)
+            )
+        with pytest.raises(sqlite3.IntegrityError):
+            await db.revoke_token(token.token_id, NOW)
+        assert await db.get_token(token.token_id) == token  # rolled back whole
+        other = _token(client_id)  # and the writer is usable after the failure
+        await db.record_token(other)
+        assert await db.revoke_token(other.token_id, NOW) == [_revoked(other)]
+    finally:
+        await db.close()
+
+
+async def test_postgres_revocation_is_one_statement_and_reconnects(
+    postgres_database_url: str,
+) -> None:
+    db, client_id = await _storage(postgres_database_url)
+    try:
+        writer = db._token_writer
+        assert isinstance(writer, AsyncpgTokenWriter)
+        first, second = _token(client_id), _token(client_id)
+        await db.record_tokens([first, second])
+        assert await db.revoke_token(first.token_id, NOW) == [_revoked(first)]
+        pid = writer._conn.get_server_pid()
+        async with db.engine.connect() as conn:
+            await conn.execute(text(f"SELECT pg_terminate_backend({int(pid)})"))
+        # The dead connection is replaced and the revocation tried again.
+        assert await db.revoke_token(second.token_id, NOW) == [_revoked(second)]
+        assert writer._conn.get_server_pid() != pid
+        assert set(await _denied(db, client_id)) == {first.token_id, second.token_id}
+    finally:
+        await db.close()
