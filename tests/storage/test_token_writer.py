@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import pytest
@@ -27,6 +28,8 @@ from keyturn.storage.token_writer import (
 from tests.conftest import TEST_PEPPER
 
 pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
 
 
 async def _storage(url: str) -> tuple[SqlStorage, str]:
@@ -104,32 +107,39 @@ async def test_unknown_client_is_refused_by_the_foreign_key(
         await db.record_token(_token("kt_nobody"))
 
 
+async def while_another_writer_holds_the_lock(path: Path, write: Awaitable[T]) -> T:
+    """Run ``write`` while another connection holds SQLite's write lock for 0.4 s, and
+    check that it waited for the lock off the event loop, which went on meanwhile."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.sleep(0.01)
+
+    release = threading.Timer(0.4, lambda: other.execute("COMMIT"))
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(tick)
+        release.start()
+        started = time.monotonic()
+        result = await write
+        waited = time.monotonic() - started
+        tasks.cancel_scope.cancel()
+    other.close()
+    assert waited >= 0.3  # it really waited for the lock ...
+    assert ticks >= 15  # ... while the event loop went on serving others
+    return result
+
+
 async def test_sqlite_waits_for_another_writer_off_the_event_loop(tmp_path: Path) -> None:
     """A lock held elsewhere sends the write to the thread; the loop keeps running."""
     db, client_id = await _storage(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
     try:
-        other = sqlite3.connect(tmp_path / "k.db", isolation_level=None, check_same_thread=False)
-        other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await anyio.sleep(0.01)
-
-        release = threading.Timer(0.4, lambda: other.execute("COMMIT"))
         record = _token(client_id)
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(tick)
-            release.start()
-            started = time.monotonic()
-            await db.record_token(record)
-            waited = time.monotonic() - started
-            tasks.cancel_scope.cancel()
-        other.close()
-        assert waited >= 0.3  # it really waited for the lock ...
-        assert ticks >= 15  # ... while the event loop went on serving others
+        await while_another_writer_holds_the_lock(tmp_path / "k.db", db.record_token(record))
         assert await db.get_token(record.token_id) == record
     finally:
         await db.close()
@@ -185,6 +195,16 @@ async def test_other_databases_use_sqlalchemy(tmp_path: Path) -> None:
         await db.close()
 
 
+async def kill_writer_connection(db: SqlStorage) -> int:
+    """Terminate the token writer's own PostgreSQL connection, as a restart would."""
+    writer = db._token_writer
+    assert isinstance(writer, AsyncpgTokenWriter)
+    pid = int(writer._conn.get_server_pid())
+    async with db.engine.connect() as conn:
+        await conn.execute(text(f"SELECT pg_terminate_backend({pid})"))
+    return pid
+
+
 async def test_postgres_writer_reconnects_after_its_connection_dies(
     postgres_database_url: str,
 ) -> None:
@@ -193,9 +213,7 @@ async def test_postgres_writer_reconnects_after_its_connection_dies(
         writer = db._token_writer
         assert isinstance(writer, AsyncpgTokenWriter)
         await db.record_token(_token(client_id))
-        pid = writer._conn.get_server_pid()
-        async with db.engine.connect() as conn:
-            await conn.execute(text(f"SELECT pg_terminate_backend({int(pid)})"))
+        pid = await kill_writer_connection(db)
         record = _token(client_id)
         await db.record_token(record)  # the dead connection is replaced, the write retried
         assert writer._conn.get_server_pid() != pid
