@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - exercised only without the server extr
 
 from keyturn.core.errors import OAuthError
 from keyturn.core.jose import SUPPORTED_ALGS
+from keyturn.keys.jwt import decrypt_private_key
 from keyturn.server import client_service, metrics, recorded_issuer, token_service
 from keyturn.server.bootstrap import build_context, open_storage
 from keyturn.server.clients import NewClient
@@ -259,11 +260,16 @@ def _prepare_database(settings: Settings) -> list[Client]:
     server is not started twice over (issue 18, cold start)."""
 
     async def prepare() -> list[Client]:
-        pepper_from_settings(  # a missing, unreadable or bad pepper: said here, once
+        pepper = pepper_from_settings(  # a missing, unreadable or bad pepper: said here, once
             settings.pepper.get_secret_value() if settings.pepper else None, settings.data_dir
         )
         storage = await open_storage(settings)
         try:
+            # Another pepper than the keys were made with: said here too, not as the
+            # workers' tracebacks (one decryption, well under a millisecond).
+            keys = await storage.list_signing_keys()
+            if keys:
+                decrypt_private_key(keys[-1].private_key, pepper)
             return await storage.list_clients()
         finally:
             await storage.close()

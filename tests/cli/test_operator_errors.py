@@ -221,3 +221,20 @@ def test_a_user_error_is_not_an_operator_error(tmp_path: Path) -> None:
     done = keyturn(tmp_path, "clients", "show", "no-such-client")
     assert done.returncode == 1
     assert "no client" in done.stderr
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_another_pepper_than_the_keys_were_made_with(tmp_path: Path, alg: str) -> None:
+    """The keys in the database are encrypted under the pepper: a changed pepper is said
+    in two lines by every command that opens them, serve first of all, not a traceback
+    per worker."""
+    made = keyturn(tmp_path, "clients", "create", "--name", "a", env={"KEYTURN_SIGNING_ALG": alg})
+    assert made.returncode == 0, made.stderr
+    other = secrets.token_hex(32)
+    env = {"KEYTURN_PEPPER": other, "KEYTURN_SIGNING_ALG": alg}
+    for args in (("serve", "--port", str(closed_port())), ("tokens", "list")):
+        done = keyturn(tmp_path, *args, env=env)
+        stderr = assert_operator_error(done, "do not decrypt with this pepper", "KEYTURN_PEPPER")
+        assert other not in stderr
+    served = keyturn(tmp_path, "tokens", "list", env={"KEYTURN_SIGNING_ALG": alg})
+    assert served.returncode == 0, served.stderr  # the right pepper still opens them

@@ -27,6 +27,7 @@ from keyturn.core.jose import (
 __all__ = [
     "ACCESS_TOKEN_TYP",
     "SUPPORTED_ALGS",
+    "KeyDecryptionError",
     "PrivateKey",
     "Signer",
     "decrypt_private_key",
@@ -55,8 +56,19 @@ def encrypt_private_key(private_key: PrivateKey, password: bytes) -> str:
     ).decode()
 
 
+class KeyDecryptionError(ValueError):
+    """A stored signing key does not decrypt with this pepper: the pepper changed, or
+    the key is damaged. An operator's matter (`keyturn.server.operator_errors`)."""
+
+
 def decrypt_private_key(pem: str, password: bytes) -> PrivateKey:
-    return as_private_key(serialization.load_pem_private_key(pem.encode(), password=password))
+    try:
+        loaded = serialization.load_pem_private_key(pem.encode(), password=password)
+    except ValueError as exc:
+        # cryptography says "Incorrect password" for some key types and an ASN.1
+        # parsing error for others: either way, this pepper does not open the key.
+        raise KeyDecryptionError(f"a stored signing key does not decrypt: {exc}") from None
+    return as_private_key(loaded)
 
 
 class Signer(jose.Signer):

@@ -252,10 +252,25 @@ def _pepper(exc: BaseException, _: Settings | None) -> OperatorError | None:
     return OperatorError(str(exc), exc.fix)
 
 
+def _wrong_pepper(exc: BaseException, settings: Settings | None) -> OperatorError | None:
+    """The database's signing keys were encrypted under another pepper."""
+    from keyturn.keys.jwt import KeyDecryptionError
+
+    if not isinstance(exc, KeyDecryptionError):
+        return None
+    file = f"{settings.data_dir / 'pepper'}" if settings is not None else "the data directory's"
+    return OperatorError(
+        f"the signing keys in {_database_where(settings)} do not decrypt with this pepper",
+        f"use the pepper this database was made with: set KEYTURN_PEPPER to it, or unset "
+        f"KEYTURN_PEPPER to use {file} file (client secrets and token hashes need it too)",
+    )
+
+
 _RULES: tuple[Callable[[BaseException, Settings | None], OperatorError | None], ...] = (
     _operator_error,
     _invalid_settings,
     _pepper,
+    _wrong_pepper,
     _missing_driver,
     _bad_database_url,
     _postgres_refused,
