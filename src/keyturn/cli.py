@@ -32,11 +32,10 @@ from keyturn.core.errors import OAuthError
 from keyturn.core.jose import SUPPORTED_ALGS
 from keyturn.keys.jwt import decrypt_private_key
 from keyturn.server import client_service, metrics, recorded_issuer, token_service
-from keyturn.server.bootstrap import build_context, open_storage
+from keyturn.server.bootstrap import build_context, open_storage, settings_pepper
 from keyturn.server.clients import NewClient
 from keyturn.server.context import ServerContext
 from keyturn.server.operator_errors import OperatorError, explain
-from keyturn.server.secrets import pepper_from_settings
 from keyturn.server.settings import Settings, default_sign_processes
 from keyturn.server.users import build_user, with_password
 from keyturn.storage.records import Client, TokenRecord, User
@@ -260,9 +259,7 @@ def _prepare_database(settings: Settings) -> list[Client]:
     server is not started twice over (issue 18, cold start)."""
 
     async def prepare() -> list[Client]:
-        pepper = pepper_from_settings(  # a missing, unreadable or bad pepper: said here, once
-            settings.pepper.get_secret_value() if settings.pepper else None, settings.data_dir
-        )
+        pepper = settings_pepper(settings)  # a missing, unreadable or bad one: said here, once
         storage = await open_storage(settings)
         try:
             # Another pepper than the keys were made with: said here too, not as the

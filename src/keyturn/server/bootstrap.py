@@ -32,11 +32,16 @@ async def open_storage(settings: Settings, *, migrate: bool = True) -> SqlStorag
     return storage
 
 
-async def build_context(settings: Settings, *, migrate: bool = True) -> ServerContext:
-    """Open storage and keys for ``settings``; the caller closes ``ctx.storage``."""
-    pepper = pepper_from_settings(
+def settings_pepper(settings: Settings) -> bytes:
+    """The pepper ``settings`` name: ``KEYTURN_PEPPER``, else the data directory's file."""
+    return pepper_from_settings(
         settings.pepper.get_secret_value() if settings.pepper else None, settings.data_dir
     )
+
+
+async def build_context(settings: Settings, *, migrate: bool = True) -> ServerContext:
+    """Open storage and keys for ``settings``; the caller closes ``ctx.storage``."""
+    pepper = settings_pepper(settings)
     storage = await open_storage(settings, migrate=migrate)
     engine = storage.engine
     try:

@@ -59,6 +59,7 @@ from keyturn.storage.token_writer import (
 __all__ = ["ClientExistsError", "SqlStorage", "Storage", "TokenFilter", "UserExistsError"]
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class SqlStorage:
@@ -215,15 +216,19 @@ class SqlStorage:
     async def record_token(self, token: TokenRecord) -> None:
         await self._write_tokens((token,))
 
-    async def _write_tokens(self, tokens: Sequence[TokenRecord]) -> None:
-        """The token writer's insert; it bypasses SQLAlchemy, so it reports its own health."""
+    async def _on_driver(self, work: Awaitable[T]) -> T:
+        """A token writer's or reader's call: it bypasses SQLAlchemy, whose error hook
+        reports faults, so its faults are reported here."""
         try:
-            await self._token_writer.write(tokens)
+            return await work
         except Exception as exc:
             kind = database_fault(exc)
             if kind is not None:
                 self.health.failed(exc, kind)
             raise
+
+    async def _write_tokens(self, tokens: Sequence[TokenRecord]) -> None:
+        await self._on_driver(self._token_writer.write(tokens))
         self.health.succeeded(write=True)
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
@@ -236,14 +241,8 @@ class SqlStorage:
     async def _fast_read(
         self, lookup: Awaitable[TokenRecord | NotRead | None]
     ) -> TokenRecord | NotRead | None:
-        """The token reader's lookup; it bypasses SQLAlchemy, so it reports its own health."""
-        try:
-            found = await lookup
-        except Exception as exc:
-            kind = database_fault(exc)
-            if kind is not None:
-                self.health.failed(exc, kind)
-            raise
+        """The token reader's lookup (`_on_driver`)."""
+        found = await self._on_driver(lookup)
         if not isinstance(found, NotRead):
             self.health.succeeded(write=False)
         return found
@@ -322,18 +321,10 @@ class SqlStorage:
         return await self._revoke_one("family_id", family_id, now)
 
     async def _revoke_one(self, by: RevokeBy, value: str, now: int) -> list[TokenRecord]:
-        """RFC 7009's revocation: the token writer's, which bypasses SQLAlchemy (so it
-        reports its own health), where it has one."""
-        try:
-            revoked = await self._token_writer.revoke(by, value, now)
-        except Exception as exc:
-            kind = database_fault(exc)
-            if kind is not None:
-                self.health.failed(exc, kind)
-            raise
+        """RFC 7009's revocation: the token writer's (`_on_driver`), where it has one."""
+        revoked = await self._on_driver(self._token_writer.revoke(by, value, now))
         if revoked is None:
-            column = schema.tokens.c.token_id if by == "token_id" else schema.tokens.c.family_id
-            return await self._revoke_where([column == value], now)
+            return await self._revoke_where([schema.tokens.c[by] == value], now)
         self.health.succeeded(write=True)
         return revoked
 

@@ -43,7 +43,7 @@ import shutil
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, get_args
 
 import orjson
 from sqlalchemy import insert
@@ -125,6 +125,11 @@ def revoke_sql(by: RevokeBy, style: str) -> str:
     )
 
 
+def revoke_statements(style: str) -> dict[RevokeBy, str]:
+    """`revoke_sql` for each thing a revocation may name, in ``style``."""
+    return {by: revoke_sql(by, style) for by in get_args(RevokeBy)}
+
+
 DENY_SQL = "INSERT INTO denylist (token_id, revoked_at, expires_at) VALUES (?, ?, ?)"
 
 
@@ -179,7 +184,7 @@ class SqliteTokenWriter:
         self._path = path
         self._busy_timeout = busy_timeout
         self._sql = insert_sql("qmark")
-        self._revoke_sql = {by: revoke_sql(by, "qmark") for by in ("token_id", "family_id")}
+        self._revoke_sql = revoke_statements("qmark")
         self._inline: sqlite3.Connection | None = None
         self._threaded: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
@@ -332,7 +337,7 @@ class AsyncpgTokenWriter:
         _, params = engine.dialect.create_connect_args(engine.url)
         self._params = {k: v for k, v in params.items() if k not in self._SQLALCHEMY_ONLY}
         self._sql = insert_sql("numeric")
-        self._revoke_sql = {by: revoke_sql(by, "numeric") for by in ("token_id", "family_id")}
+        self._revoke_sql = revoke_statements("numeric")
         self._conn: Any = None
         self._lock = asyncio.Lock()
 
