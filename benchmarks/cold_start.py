@@ -40,21 +40,21 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))  # `run` below, also when a test imports this file
+from run import free_port, log, median, stop_process  # noqa: E402
+
 ROOT = HERE.parent
 PEER_DIR = HERE / "peer"
 SCOPE = "read"
@@ -62,18 +62,6 @@ AUDIENCE = "https://api.bench.test"
 POLL = 0.01
 TIMEOUT = 60.0
 MODES = ("migrated", "fresh")
-
-
-def log(message: str) -> None:
-    sys.stderr.write(f"[cold-start {time.strftime('%H:%M:%S')}] {message}\n")
-    sys.stderr.flush()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def request(port: int, method: str, path: str, body: str | None = None) -> int | None:
@@ -87,19 +75,6 @@ def request(port: int, method: str, path: str, body: str | None = None) -> int |
         return None
     finally:
         conn.close()
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a server we started, and its process group (signing helpers too)."""
-    if process.poll() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
 
 
 class ImportLog:
@@ -237,7 +212,7 @@ def launch_once(
                                    f"stderr:\n{tail}")  # fmt: skip
             time.sleep(POLL)
     finally:
-        stop(process)
+        stop_process(process)
         imports.join()
         if variant.src is not None:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -253,10 +228,6 @@ def peer_unavailable() -> str | None:
     if not (PEER_DIR / "node_modules" / "oidc-provider").is_dir():
         return "the peer's modules are not installed (npm install in benchmarks/peer)"
     return None
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def summarize(variants: list[Variant]) -> dict[tuple[str, str], dict[str, float]]:
