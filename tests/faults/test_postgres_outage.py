@@ -3,13 +3,14 @@
 During the outage every answer is ``503`` with ``Retry-After`` and an RFC
 6749-style JSON error -- never a 500, never a hang -- and the server says so
 once in its log, not once per request. When PostgreSQL is back the same
-server process answers 200 again, and every token a client received
-introspects active.
+server process answers 200 again, every token a client received introspects
+active, and every token whose revocation was answered 200 introspects inactive.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from pathlib import Path
 
@@ -47,17 +48,33 @@ def test_postgres_outage_answers_503_then_recovers_without_restart(
         resource_auth = (resource["client_id"], resource["client_secret"])
         with httpx2.Client(timeout=CLIENT_TIMEOUT) as http:
             seed = token_request(http, server, auth).json()["access_token"]
+            # Tokens to revoke under load: RFC 7009's write, on the driver.
+            to_revoke = [
+                token_request(http, server, auth).json()["access_token"] for _ in range(300)
+            ]
+        revocations: list[tuple[str, int]] = []
+        lock = threading.Lock()
 
         def mixed(http: httpx2.Client) -> httpx2.Response:
-            """Three token requests to one introspection (a lookup by jti)."""
-            if secrets.randbelow(4) == 0:
+            """Of eight requests, one introspection (a lookup by jti), one revocation
+            (while tokens are left to revoke) and token requests."""
+            pick = secrets.randbelow(8)
+            if pick == 0:
                 return http.post(
                     server.url + "/oauth/introspect", data={"token": seed}, auth=resource_auth
                 )
-            return token_request(http, server, auth)
+            with lock:
+                token = to_revoke.pop() if pick == 1 and to_revoke else None
+            if token is None:
+                return token_request(http, server, auth)
+            r = http.post(server.url + "/oauth/revoke", data={"token": token}, auth=auth)
+            with lock:
+                revocations.append((token, r.status_code))
+            return r
 
         with Load(mixed, workers=8, seconds=45) as load:
             load.wait_received(50, timeout=10)
+            wait_for(lambda: any(status == 200 for _, status in revocations), timeout=10)
             private_postgres.stop("fast")
             down_at = time.monotonic()
             time.sleep(OUTAGE)
@@ -93,6 +110,16 @@ def test_postgres_outage_answers_503_then_recovers_without_restart(
         active = introspect_active(server, received, resource_auth)
         print(f"tokens received {len(received)}, introspect active {active}")
         assert active == len(received)
+        # A revocation answered 200 holds (one answered 503 may or may not have).
+        revoked = [token for token, status in revocations if status == 200]
+        assert any(status == 503 for _, status in revocations), revocations[-20:]
+        assert revoked, "no revocation was answered 200"
+        with httpx2.Client(timeout=CLIENT_TIMEOUT) as http:  # and revocation works again
+            late = token_request(http, server, auth).json()["access_token"]
+            r = http.post(server.url + "/oauth/revoke", data={"token": late}, auth=auth)
+            assert r.status_code == 200, r.text
+        revoked.append(late)
+        assert introspect_active(server, revoked, resource_auth) == 0
         # The recovery is noticed by the traffic that works, or else by the
         # server's own probe twice a second: give the log line that long.
         wait_for(lambda: "database available again" in server.log(), timeout=10)
