@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keyturn.core.bearer import MalformedAuthorizationError, bearer_credentials, www_authenticate
 
@@ -93,3 +95,29 @@ def test_any_token_without_spaces_when_b64token_is_off() -> None:
     for header in ("Bearer", "Bearer a b"):
         with pytest.raises(MalformedAuthorizationError):
             bearer_credentials(header, b64token=False)
+
+
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+"""RFC 6750 §2.1's b64token as a regular expression: the reference the fast check must match."""
+
+
+@pytest.mark.parametrize(
+    "token", ["=", "==", "a=", "a==", "=a", "a=b=", "é", "a\x00", "a\tb", "a;b", "A-z.0_~+/"]
+)
+def test_b64token_edges_match_the_grammar(token: str) -> None:
+    expected = B64TOKEN.fullmatch(token) is not None
+    if expected:
+        assert bearer_credentials(f"Bearer {token}") == token
+    else:
+        with pytest.raises(MalformedAuthorizationError):
+            bearer_credentials(f"Bearer {token}")
+
+
+@given(st.text(alphabet=st.sampled_from("aZ09-._~+/=!,;é\x00\t%"), min_size=1, max_size=12))
+def test_b64token_check_is_the_grammar(token: str) -> None:
+    expected = B64TOKEN.fullmatch(token) is not None
+    try:
+        got = bearer_credentials(f"Bearer {token}") == token
+    except MalformedAuthorizationError:
+        got = False
+    assert got is expected
