@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from keyturn.storage.repository import SqlStorage
 from keyturn.storage.token_reader import (
     NOT_READ,
     AsyncpgTokenReader,
+    ReadConnections,
     SqliteTokenReader,
     create_token_reader,
 )
@@ -124,12 +126,141 @@ async def test_postgres_reader_survives_its_connections_dying(postgres_database_
         record = _token(client_id)
         await db.record_token(record)
         assert await reader.by_id(record.token_id) == record
-        pool = await reader._get_pool()
-        async with pool.acquire() as conn:
-            pid = conn.get_server_pid()
+        conn = await reader._connections.acquire()
+        pid = conn.get_server_pid()
+        reader._connections.release(conn)
         async with db.engine.connect() as conn:
             await conn.execute(text(f"SELECT pg_terminate_backend({int(pid)})"))
         # The pool's idle connection is dead: the read is tried once more, on a new one.
         assert await reader.by_id(record.token_id) == record
     finally:
         await db.close()
+
+
+class FakeConnection:
+    """What `ReadConnections` uses of an asyncpg connection: terminate and close."""
+
+    opened = 0
+
+    def __init__(self) -> None:
+        FakeConnection.opened += 1
+        self.number = FakeConnection.opened
+        self.terminated = False
+        self.closed = False
+
+    def terminate(self) -> None:
+        self.terminated = True
+
+    async def close(self, timeout: float) -> None:  # noqa: ASYNC109 (asyncpg's signature)
+        self.closed = True
+
+
+def _connections(size: int) -> ReadConnections:
+    async def connect() -> FakeConnection:
+        await asyncio.sleep(0)
+        return FakeConnection()
+
+    return ReadConnections(connect, size)
+
+
+async def test_read_connections_lend_at_most_size_and_queue_the_rest_in_order() -> None:
+    connections = _connections(2)
+    a, b = await connections.acquire(), await connections.acquire()
+    assert a is not b
+    assert connections.count == 2
+    third = asyncio.ensure_future(connections.acquire())
+    fourth = asyncio.ensure_future(connections.acquire())
+    await asyncio.sleep(0.01)
+    assert not third.done()
+    assert not fourth.done()
+    connections.release(b)
+    # The first waiter gets the first connection given back.
+    assert await asyncio.wait_for(third, 1.0) is b
+    connections.release(a)
+    assert await asyncio.wait_for(fourth, 1.0) is a
+    assert connections.count == 2
+    connections.release(a)
+    assert await connections.acquire() is a  # idle again, and reused: nothing new opened
+    assert connections.count == 2
+
+
+async def test_a_discarded_connection_makes_room_for_a_new_one() -> None:
+    connections = _connections(1)
+    broken = await connections.acquire()
+    waiting = asyncio.ensure_future(connections.acquire())
+    await asyncio.sleep(0.01)
+    connections.discard(broken)
+    fresh = await asyncio.wait_for(waiting, 1.0)
+    assert broken.terminated
+    assert fresh is not broken
+    assert not fresh.terminated
+    assert connections.count == 1
+    connections.discard(broken)  # twice: no effect on the count
+    assert connections.count == 1
+
+
+async def test_expire_replaces_idle_connections_now_and_lent_ones_on_release() -> None:
+    connections = _connections(3)
+    idle, lent = await connections.acquire(), await connections.acquire()
+    connections.release(idle)
+    connections.expire()
+    assert idle.terminated
+    assert not lent.terminated
+    connections.release(lent)
+    assert lent.terminated  # from before the failure: never lent again
+    fresh = await connections.acquire()
+    assert fresh not in (idle, lent)
+    assert connections.count == 1
+
+
+async def test_a_failed_connect_lets_a_waiter_try_instead_of_hanging() -> None:
+    gate = asyncio.Event()
+    attempts = 0
+
+    async def connect() -> FakeConnection:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            await gate.wait()
+            raise OSError("connection refused")
+        return FakeConnection()
+
+    connections = ReadConnections(connect, 1)
+    first = asyncio.ensure_future(connections.acquire())
+    await asyncio.sleep(0.01)  # first is opening: the only place is taken
+    second = asyncio.ensure_future(connections.acquire())
+    await asyncio.sleep(0.01)
+    assert not second.done()  # it waits for that place
+    gate.set()
+    with pytest.raises(OSError, match="refused"):
+        await first
+    conn = await asyncio.wait_for(second, 1.0)
+    assert isinstance(conn, FakeConnection)
+    assert connections.count == 1
+
+
+async def test_a_cancelled_waiter_passes_on_what_it_was_handed() -> None:
+    connections = _connections(1)
+    conn = await connections.acquire()
+    cancelled = asyncio.ensure_future(connections.acquire())
+    behind = asyncio.ensure_future(connections.acquire())
+    await asyncio.sleep(0.01)
+    connections.release(conn)  # handed to the first waiter...
+    cancelled.cancel()  # ...which is cancelled before it runs
+    assert await asyncio.wait_for(behind, 1.0) is conn
+    assert cancelled.cancelled()
+    assert connections.count == 1
+
+
+async def test_close_closes_idle_connections_and_lent_ones_on_return() -> None:
+    connections = _connections(2)
+    idle, lent = await connections.acquire(), await connections.acquire()
+    connections.release(idle)
+    await connections.close()
+    assert idle.closed
+    assert connections.count == 1
+    connections.release(lent)
+    assert lent.terminated
+    assert connections.count == 0
+    again = await connections.acquire()  # a later lookup opens a new one
+    assert again not in (idle, lent)
