@@ -22,7 +22,7 @@ async def test_upgrade_is_idempotent_and_sqlite_uses_wal(tmp_path: Path) -> None
     try:
         await database.upgrade(engine)
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0009"
+        assert await database.current_revision(engine) == "0010"
         async with engine.connect() as conn:
             mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
             tables = {
@@ -41,7 +41,7 @@ async def test_postgres_migrates(postgres_database_url: str) -> None:
     engine = database.create_engine(normalize_database_url(postgres_database_url))
     try:
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0009"
+        assert await database.current_revision(engine) == "0010"
     finally:
         await engine.dispose()
 
@@ -80,7 +80,7 @@ async def test_downgrade_and_upgrade_round_trip(tmp_path: Path) -> None:
         await database.downgrade(engine, "base")
         assert await database.current_revision(engine) is None
         await database.upgrade(engine)
-        assert await database.current_revision(engine) == "0009"
+        assert await database.current_revision(engine) == "0010"
     finally:
         await engine.dispose()
 
@@ -180,7 +180,7 @@ async def test_0007_keeps_the_data_and_indexes_only_opaque_tokens_by_hash(
             await conn.execute(insert, rows)
             before = await conn.run_sync(_index_sql)
         assert "unique ['token_hash']" in before
-        await database.upgrade(engine)
+        await database.upgrade(engine, "0007")
         async with engine.begin() as conn:
             after = await conn.run_sync(_index_sql)
             kept = (await conn.execute(text("SELECT count(*) FROM tokens"))).scalar_one()
@@ -202,6 +202,49 @@ async def test_0007_keeps_the_data_and_indexes_only_opaque_tokens_by_hash(
         async with engine.begin() as conn:
             assert await conn.run_sync(_index_sql) == before
             assert (await conn.execute(text("SELECT count(*) FROM tokens"))).scalar_one() == 4
+    finally:
+        await engine.dispose()
+
+
+async def test_0010_replaces_the_listing_indexes_and_keeps_the_data(
+    own_database_url: str,
+) -> None:
+    engine = database.create_engine(normalize_database_url(own_database_url))
+    try:
+        await database.upgrade(engine, "0009")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO clients (client_id, name, is_public, grant_types, scopes,"
+                    " audiences, redirect_uris, auth_methods, can_introspect, allow_plain_pkce,"
+                    " created_at, updated_at) VALUES ('c', '', false, '[]', '[]', '[]', '[]',"
+                    " '[]', false, false, 1, 1)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO tokens (token_id, token_hash, kind, client_id, subject, scope,"
+                    " audience, grant_type, issued_at, expires_at) VALUES (:id, :id,"
+                    " 'access_token', 'c', 'u', '', '[]', 'x', :at, 9)"
+                ),
+                [{"id": f"t{i}", "at": i % 3} for i in range(6)],
+            )
+            before = await conn.run_sync(_index_sql)
+        await database.upgrade(engine)
+        async with engine.begin() as conn:
+            after = await conn.run_sync(_index_sql)
+            kept = (await conn.execute(text("SELECT count(*) FROM tokens"))).scalar_one()
+        assert kept == 6
+        assert {"ix_tokens_client_subject", "ix_tokens_issued_at_id"} <= set(before)
+        assert not {"ix_tokens_client_subject", "ix_tokens_issued_at_id"} & set(after)
+        added = {"ix_tokens_client_issued_at", "ix_tokens_subject_client", "ix_tokens_issued_at"}
+        assert (
+            set(after)
+            == set(before) - {"ix_tokens_client_subject", "ix_tokens_issued_at_id"} | added
+        )
+        await database.downgrade(engine, "0009")
+        async with engine.begin() as conn:
+            assert await conn.run_sync(_index_sql) == before
     finally:
         await engine.dispose()
 

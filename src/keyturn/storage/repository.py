@@ -24,7 +24,6 @@ from sqlalchemy import (
     Select,
     Table,
     Update,
-    and_,
     delete,
     event,
     func,
@@ -276,16 +275,7 @@ class SqlStorage:
     async def list_tokens(
         self, flt: TokenFilter, now: int, limit: int, after: tuple[int, str] | None = None
     ) -> list[TokenRecord]:
-        """Newest first, ordered by (issued_at, token_id): stable under inserts."""
-        t = schema.tokens.c
-        query = select(schema.tokens).where(*_conditions(flt, now))
-        if after is not None:
-            issued_at, token_id = after
-            query = query.where(
-                or_(t.issued_at < issued_at, and_(t.issued_at == issued_at, t.token_id < token_id))
-            )
-        query = query.order_by(t.issued_at.desc(), t.token_id.desc()).limit(limit)
-        return await self._read_all(TokenRecord, query)
+        return await self._read_all(TokenRecord, listing_query(flt, now, limit, after))
 
     async def update_token(
         self, token_id: str, *, scope: str | None = None, expires_at: int | None = None
@@ -606,6 +596,23 @@ class SqlStorage:
             )
             value = result.scalar_one_or_none()
         return int(value) if value is not None else None
+
+
+def listing_query(
+    flt: TokenFilter, now: int, limit: int, after: tuple[int, str] | None = None
+) -> Select[Any]:
+    """A page of tokens, newest first, ordered by (issued_at, token_id): stable under
+    inserts. Each filter has an index that yields its rows in this order (0010)."""
+    t = schema.tokens.c
+    query = select(schema.tokens).where(*_conditions(flt, now))
+    if after is not None:
+        issued_at, token_id = after
+        # The range on issued_at alone lets the index start at the cursor; as
+        # one OR, SQLite read every newer row first (2.5 s deep in 1 M rows).
+        query = query.where(
+            t.issued_at <= issued_at, or_(t.issued_at < issued_at, t.token_id < token_id)
+        )
+    return query.order_by(t.issued_at.desc(), t.token_id.desc()).limit(limit)
 
 
 def _conditions(flt: TokenFilter, now: int) -> list[ColumnElement[bool]]:

@@ -91,14 +91,20 @@ tokens = Table(
     Column("kid", String(64), nullable=True),
     # When the user authenticated, for ID tokens issued on refresh (user grants only).
     Column("auth_time", BigInteger, nullable=True),
-    Index("ix_tokens_client_subject", "client_id", "subject"),
+    # Listings, newest first: by client, by subject (within a client), by time
+    # (migration 0010). Ties of one second are ordered by token_id on the spot.
+    # PostgreSQL stores equal keys once, so there (subject, client_id) is a
+    # tenth of the size with issued_at, and its statistics pick the right plan.
+    Index("ix_tokens_client_issued_at", "client_id", "issued_at"),
+    Index("ix_tokens_subject_client", "subject", "client_id", "issued_at").ddl_if(dialect="sqlite"),
+    Index("ix_tokens_subject_client", "subject", "client_id").ddl_if(dialect="postgresql"),
+    Index("ix_tokens_issued_at", "issued_at"),
     Index("ix_tokens_expires_at", "expires_at"),
     # Partial: most tokens have no family and are never revoked, so these two
     # B-trees are not written at all by their inserts (migration 0006).
     _partial_index("ix_tokens_family_id", "family_id", "family_id IS NOT NULL"),
     Index("ix_tokens_kid_expires_at", "kid", "expires_at"),
     _partial_index("ix_tokens_revoked_at", "revoked_at", "revoked_at IS NOT NULL"),
-    Index("ix_tokens_issued_at_id", "issued_at", "token_id"),
     # Access tokens are found by their jti (the primary key), so only opaque
     # tokens are indexed by hash; the one random-keyed index of this table is
     # not written by access-token inserts (migration 0007).
