@@ -10,7 +10,7 @@ import filelock
 import httpx2
 import pytest
 
-from keyturn.client import OAuthToken, TokenManager
+from keyturn.client import OAuthToken, StoreLockTimeoutError, TokenManager
 from keyturn.client.stores.file import FileTokenStore, generate_key
 from keyturn.testing import FakeTokenServer
 
@@ -88,3 +88,21 @@ async def test_async_manager_with_an_encrypted_store(tmp_path: Path) -> None:
         other = TokenManager(server.client_credentials(), store=store, async_http_client=client)
         assert (await other.aget_token()) == token  # read back through the lock, decrypted
     assert server.token_requests == 1
+
+
+def test_a_lock_held_too_long_is_keyturns_error_naming_the_fix(tmp_path: Path) -> None:
+    holder = FileTokenStore(tmp_path).lock("k")
+    holder.acquire()
+    try:
+        waiter = FileTokenStore(tmp_path, lock_timeout=0.05)
+        with (
+            pytest.raises(StoreLockTimeoutError, match=r"lock_timeout=") as caught,
+            waiter.lock("k"),
+        ):
+            pytest.fail("the lock is held by another")
+        assert isinstance(caught.value, TimeoutError)
+        assert "k.lock" in str(caught.value)
+    finally:
+        holder.release()
+    with FileTokenStore(tmp_path, lock_timeout=0.05).lock("k"):  # free again
+        pass

@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from keyturn.client import OAuthToken, TokenManager
+from keyturn.client import OAuthToken, StoreLockTimeoutError, TokenManager
 from keyturn.client.stores.redis_store import AsyncRedisTokenStore, RedisTokenStore
 from keyturn.testing import FakeClock, FakeTokenServer
 from tests.client.conftest import API
@@ -115,3 +115,32 @@ async def test_async_store_with_async_client(
         pytest.raises(TypeError, match="async-only"),
     ):
         sync.get(API)
+
+
+def test_a_lock_held_too_long_is_keyturns_error(sync_redis: Any, prefix: str) -> None:
+    holder = RedisTokenStore(sync_redis, prefix=prefix).lock("k")
+    holder.__enter__()
+    try:
+        waiter = RedisTokenStore(sync_redis, prefix=prefix, blocking_timeout=0.05)
+        expected = pytest.raises(StoreLockTimeoutError, match=r"blocking_timeout=")
+        with expected as caught, waiter.lock("k"):
+            pytest.fail("the lock is held by another")
+        assert isinstance(caught.value, TimeoutError)
+        assert prefix in str(caught.value)
+    finally:
+        holder.__exit__(None, None, None)
+    with RedisTokenStore(sync_redis, prefix=prefix, blocking_timeout=0.05).lock("k"):
+        pass  # free again
+
+
+@pytest.mark.anyio
+async def test_an_async_lock_held_too_long_is_keyturns_error(async_redis: Any, prefix: str) -> None:
+    holder = AsyncRedisTokenStore(async_redis, prefix=prefix).alock("k")
+    await holder.__aenter__()
+    try:
+        waiter = AsyncRedisTokenStore(async_redis, prefix=prefix, blocking_timeout=0.05)
+        with pytest.raises(StoreLockTimeoutError, match=r"blocking_timeout="):
+            async with waiter.alock("k"):
+                pytest.fail("the lock is held by another")
+    finally:
+        await holder.__aexit__(None, None, None)

@@ -31,6 +31,7 @@ __all__ = [
     "PayloadTooLargeError",
     "RateLimitedError",
     "ServerError",
+    "StoreLockTimeoutError",
     "TemporarilyUnavailableError",
     "TransportError",
     "UnauthorizedClientError",
@@ -265,6 +266,12 @@ class InvalidResponseError(KeyturnError):
 
 class TransportError(KeyturnError):
     """The token endpoint could not be reached (timeout, refused, reset)."""
+
+
+class StoreLockTimeoutError(KeyturnError, TimeoutError):
+    """A token store's lock stayed held (by another process or thread fetching the
+    same token) past the store's timeout, so this call got no token; retry it, or
+    give the store a longer lock timeout."""
 
 
 _BY_CODE: dict[str, type[OAuthError]] = {

@@ -25,10 +25,12 @@ import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
+from keyturn.core.errors import StoreLockTimeoutError
 from keyturn.core.token import OAuthToken
 
 __all__ = ["FileTokenStore", "generate_key"]
@@ -56,6 +58,20 @@ def _sealer(keys: Key | Sequence[Key] | None) -> MultiFernet | None:
         raise ValueError(
             "encryption_key must be 32 url-safe base64-encoded bytes: use generate_key()"
         ) from None
+
+
+class _TokenFileLock(FileLock):
+    """filelock's lock, whose timeout is Keyturn's error, saying what to do."""
+
+    def acquire(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().acquire(*args, **kwargs)
+        except Timeout:
+            raise StoreLockTimeoutError(
+                f"waited {self.timeout:g} s for the token lock {self.lock_file}, held by "
+                "another process or thread fetching the same token; retry, or raise "
+                "FileTokenStore(lock_timeout=...)"
+            ) from None
 
 
 class FileTokenStore:
@@ -122,13 +138,14 @@ class FileTokenStore:
         return True
 
     def lock(self, key: str) -> FileLock:
-        """An exclusive cross-process lock for ``key``, a new one per call.
+        """An exclusive cross-process lock for ``key``, a new one per call; after
+        ``lock_timeout`` seconds of waiting it raises `StoreLockTimeoutError`.
 
         Not thread-local (the async shell may take it in one worker thread and
         release it in another) and not shared, so threads of one process
         exclude each other as processes do.
         """
-        return FileLock(
+        return _TokenFileLock(
             self._path(key, ".lock"),
             timeout=self.lock_timeout,
             mode=0o600,

@@ -2,7 +2,8 @@
 
 The lock is redis-py's own `Lock` (SET NX PX with a random owner token and a
 Lua compare-and-delete release), with ``thread_local=False`` because the async
-shell may take and release a sync store's lock on different threads.
+shell may take and release a sync store's lock on different threads. Waiting
+for it longer than ``blocking_timeout`` raises `StoreLockTimeoutError`.
 Compare-and-clear is one Lua script, so it is atomic even without the lock.
 Tokens are kept without a TTL unless ``ttl`` is given: a refresh token outlives
 its access token.
@@ -83,11 +84,14 @@ class RedisTokenStore(_Base):
         return bool(done)
 
     def lock(self, key: str) -> AbstractContextManager[object]:
+        from keyturn.client.stores._redis_locks import TokenLock
+
         lock: AbstractContextManager[object] = self.client.lock(
             self._lock_name(key),
             timeout=self.lock_timeout,
             blocking_timeout=self.blocking_timeout,
             thread_local=False,
+            lock_class=TokenLock,
         )
         return lock
 
@@ -109,10 +113,13 @@ class AsyncRedisTokenStore(_Base):
         return bool(done)
 
     def alock(self, key: str) -> AbstractAsyncContextManager[object]:
+        from keyturn.client.stores._redis_locks import AsyncTokenLock
+
         lock: AbstractAsyncContextManager[object] = self.client.lock(
             self._lock_name(key),
             timeout=self.lock_timeout,
             blocking_timeout=self.blocking_timeout,
             thread_local=False,
+            lock_class=AsyncTokenLock,
         )
         return lock
