@@ -139,6 +139,14 @@ async def test_family_and_revocation_indexes_are_partial_and_used(own_database_u
         await engine.dispose()
 
 
+INSERT_CLIENT_C = text(
+    "INSERT INTO clients (client_id, name, is_public, grant_types, scopes, audiences,"
+    " redirect_uris, auth_methods, can_introspect, allow_plain_pkce, created_at, updated_at)"
+    " VALUES ('c', '', false, '[]', '[]', '[]', '[]', '[]', false, false, 1, 1)"
+)
+"""Client ``c``, for migration tests that add its tokens with plain SQL."""
+
+
 def _index_sql(connection: Connection) -> dict[str, str]:
     inspector = inspect(connection)
     found = {}
@@ -169,14 +177,7 @@ async def test_0007_keeps_the_data_and_indexes_only_opaque_tokens_by_hash(
     try:
         await database.upgrade(engine, "0006")
         async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO clients (client_id, name, is_public, grant_types, scopes,"
-                    " audiences, redirect_uris, auth_methods, can_introspect, allow_plain_pkce,"
-                    " created_at, updated_at) VALUES ('c', '', false, '[]', '[]', '[]', '[]',"
-                    " '[]', false, false, 1, 1)"
-                )
-            )
+            await conn.execute(INSERT_CLIENT_C)
             await conn.execute(insert, rows)
             before = await conn.run_sync(_index_sql)
         assert "unique ['token_hash']" in before
@@ -213,14 +214,7 @@ async def test_0010_replaces_the_listing_indexes_and_keeps_the_data(
     try:
         await database.upgrade(engine, "0009")
         async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO clients (client_id, name, is_public, grant_types, scopes,"
-                    " audiences, redirect_uris, auth_methods, can_introspect, allow_plain_pkce,"
-                    " created_at, updated_at) VALUES ('c', '', false, '[]', '[]', '[]', '[]',"
-                    " '[]', false, false, 1, 1)"
-                )
-            )
+            await conn.execute(INSERT_CLIENT_C)
             await conn.execute(
                 text(
                     "INSERT INTO tokens (token_id, token_hash, kind, client_id, subject, scope,"
