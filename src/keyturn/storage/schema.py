@@ -94,7 +94,7 @@ tokens = Table(
     # Listings, newest first: by client, by subject (within a client), by time
     # (migration 0010). Ties of one second are ordered by token_id on the spot.
     # PostgreSQL stores equal keys once, so there (subject, client_id) is a
-    # tenth of the size with issued_at, and its statistics pick the right plan.
+    # tenth of the size it has with issued_at, and its statistics pick the plan.
     Index("ix_tokens_client_issued_at", "client_id", "issued_at"),
     Index("ix_tokens_subject_client", "subject", "client_id", "issued_at").ddl_if(dialect="sqlite"),
     Index("ix_tokens_subject_client", "subject", "client_id").ddl_if(dialect="postgresql"),
