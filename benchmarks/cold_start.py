@@ -173,7 +173,7 @@ def launch_once(
     if variant.src is None:  # the peer
         secret = secrets.token_urlsafe(32)
         cmd = ["node", "server.mjs", "--port", str(port), "--alg", alg, "--client-id", "bench",
-               "--client-secret", secret, "--scope", SCOPE, "--audience", AUDIENCE]  # fmt: skip
+               f"--client-secret={secret}", "--scope", SCOPE, "--audience", AUDIENCE]  # fmt: skip
         env, cwd, path = dict(os.environ), PEER_DIR, "/token"
         body: str | None = urllib.parse.urlencode(
             {"grant_type": "client_credentials", "client_id": "bench", "client_secret": secret,

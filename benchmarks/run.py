@@ -304,7 +304,7 @@ def start_peer(target: Target, *, tmp: Path, token_format: str = "jwt") -> None:
     with target.log_path.open("wb") as out:
         target.process = subprocess.Popen(
             ["node", "server.mjs", "--port", str(port), "--alg", target.alg,
-             "--client-id", "bench", "--client-secret", secret,
+             "--client-id", "bench", f"--client-secret={secret}",
              "--scope", SCOPE, "--audience", AUDIENCE, "--format", token_format],
             cwd=PEER_DIR, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
