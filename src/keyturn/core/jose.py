@@ -20,7 +20,7 @@ import base64
 import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -194,10 +194,6 @@ class Signer:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-
-    @classmethod
-    def from_der(cls, der: bytes, alg: str, kid: str) -> Self:
-        return cls(as_private_key(serialization.load_der_private_key(der, password=None)), alg, kid)
 
     def __repr__(self) -> str:
         return f"Signer(alg={self.alg!r}, kid={self.kid!r})"

