@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from keyturn.server.logging_config import JsonFormatter, StripQuery, TextFormatter, log_config
-from keyturn.server.request_id import REQUEST_ID, sane_request_id
+from keyturn.server.request_id import REQUEST_ID, new_request_id, sane_request_id
 from tests.server.conftest import Harness, make_settings, run_harness
 
 GENERATED = r"[0-9a-f]{32}"
@@ -121,3 +122,21 @@ def test_sqlalchemy_is_held_at_warning_even_at_debug() -> None:
     assert log_config("text", "info", access_log=False)["loggers"]["keyturn.access"] == {
         "level": "WARNING"
     }
+
+
+def test_generated_ids_differ_in_a_forked_child() -> None:
+    """Ids come from `random`, which must reseed after a fork, or two workers forked
+    from one parent would hand out the same ids in the same order."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first ids, then out without pytest's teardown
+        os.write(write, " ".join(new_request_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        childs = pipe.read().split()
+    os.waitpid(pid, 0)
+    parents = [new_request_id() for _ in range(3)]
+    assert len(childs) == 3
+    assert all(re.fullmatch(GENERATED, i) for i in childs + parents)
+    assert not set(childs) & set(parents)

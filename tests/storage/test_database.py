@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from pathlib import Path
 
@@ -71,6 +73,18 @@ def test_hasher_is_keyed_and_constant_time_shaped() -> None:
     assert "a" * 32 not in repr(a)
     with pytest.raises(ValueError, match="32 bytes"):
         Hasher(b"short")
+
+
+def test_hasher_is_hmac_sha256_of_each_value_alone() -> None:
+    """Stored hashes must not change: each call is HMAC-SHA-256(pepper, value), with
+    nothing carried over from an earlier call (the keyed HMAC is copied, not fed)."""
+    pepper = bytes(range(32))
+    hasher = Hasher(pepper)
+    for value in ("", "s", "a" * 1000, "caf\u00e9", "s"):
+        assert hasher.hash(value) == hmac.new(pepper, value.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(pepper, b"label\x00value", hashlib.sha256).digest()
+    assert hasher.derive_key("label", "value") == expected
+    assert hasher.derive_key("label", "value") == expected
 
 
 async def test_downgrade_and_upgrade_round_trip(tmp_path: Path) -> None:

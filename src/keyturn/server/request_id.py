@@ -17,8 +17,8 @@ logger, which ``serve --access-log`` enables.
 from __future__ import annotations
 
 import logging
+import random
 import re
-import secrets
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -40,7 +40,14 @@ def sane_request_id(value: bytes) -> str | None:
 
 
 def new_request_id() -> str:
-    return secrets.token_hex(16)
+    """128 random bits as 32 hex digits.
+
+    A request id is a label for logs, not a secret (a client may choose its
+    own), so it comes from `random`, not `secrets`, whose system call on every
+    request was 2 % of an introspection's samples under load. `random` reseeds
+    itself in a forked child, so two workers do not repeat each other's ids.
+    """
+    return f"{random.getrandbits(128):032x}"
 
 
 def request_ids(app: ASGIApp) -> ASGIApp:

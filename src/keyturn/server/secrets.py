@@ -72,21 +72,31 @@ def legacy_lookup_value(token: str) -> str:
 
 
 class Hasher:
-    """HMAC-SHA-256 under the pepper; one instance per process, reused."""
+    """HMAC-SHA-256 under the pepper; one instance per process, reused.
 
-    __slots__ = ("_key",)
+    Each hash copies an HMAC already keyed with the pepper rather than keying a
+    new one: 1.5 us instead of 4.3 under OpenSSL 3, and a token request or an
+    introspection hashes two or three values.
+    """
+
+    __slots__ = ("_keyed",)
 
     def __init__(self, pepper: bytes) -> None:
         if len(pepper) < 32:
             raise ValueError("the pepper must be at least 32 bytes")
-        self._key = pepper
+        self._keyed = hmac.new(pepper, digestmod=hashlib.sha256)
+
+    def _mac(self, data: bytes) -> hmac.HMAC:
+        mac = self._keyed.copy()
+        mac.update(data)
+        return mac
 
     def hash(self, value: str) -> str:
-        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+        return self._mac(value.encode()).hexdigest()
 
     def derive_key(self, label: str, value: str) -> bytes:
         """A 256-bit key bound to the pepper, a purpose and a value (HMAC as a PRF)."""
-        return hmac.new(self._key, f"{label}\x00{value}".encode(), hashlib.sha256).digest()
+        return self._mac(f"{label}\x00{value}".encode()).digest()
 
     def verify(self, value: str, expected_hash: str | None) -> bool:
         """Constant-time check; a missing hash never matches (but costs the same)."""
