@@ -87,3 +87,36 @@ def test_each_signature_is_fresh() -> None:
 def test_unsupported_algorithm_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         Signer(generate_private_key("ES256"), "HS256", "k")
+
+
+def test_es256_signatures_are_r_and_s_in_32_bytes_each() -> None:
+    """ES256 is signed here, not by joserfc (`Signer`): each of many signatures (so
+    some have an ``r`` or ``s`` with leading zero bytes, about 1 in 128 each) is
+    64 bytes and verifies with joserfc, PyJWT and the public key itself."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    private_key = generate_private_key("ES256")
+    assert isinstance(private_key, ec.EllipticCurvePrivateKey)
+    jwk = public_jwk(private_key, "ES256")
+    signer = Signer(private_key, "ES256", jwk["kid"])
+    key = ECKey.import_key(jwk)
+    public = pyjwt.PyJWK(jwk).key
+    short = 0
+    for n in range(5000):  # until 300 signatures and 2 short ones (1 in 128: a dozen by 800)
+        if n >= 300 and short >= 2:
+            break
+        token = signer.sign({**CLAIMS, "n": n})
+        signing_input, _, encoded = token.rpartition(".")
+        signature = _segment(encoded)
+        assert len(signature) == 64
+        r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        short += r < 2**248 or s < 2**248
+        der = encode_dss_signature(r, s)
+        private_key.public_key().verify(der, signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        obj = jws.deserialize_compact(token, key, algorithms=["ES256"])
+        assert json.loads(obj.payload)["n"] == n
+        claims = pyjwt.decode(token, public, algorithms=["ES256"], audience="https://api.test")
+        assert claims["n"] == n
+    assert short >= 2  # the padded case was exercised

@@ -22,8 +22,9 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jws
 from joserfc.errors import JoseError, UnsupportedAlgorithmError
 from joserfc.jwk import ECKey, JWKRegistry, Key, OKPKey, RSAKey
@@ -116,8 +117,12 @@ class Signer:
     """Signs compact JWS with one key; built once per key and reused.
 
     The signature is joserfc's: its algorithm object signs with the key object
-    it imported (for ES256 that includes the DER to ``r || s`` conversion).
-    What ``jws.serialize_compact`` adds per call -- building an algorithm
+    it imported. ES256's is the exception, made here with cryptography: per
+    call, joserfc's resolves the key's operation and builds an ``ECDSA``
+    object, 13 of its 44 us, which an ES256 token request pays on the event
+    loop. It is the same RFC 7518 §3.4 form, the DER signature's ``r`` and
+    ``s`` as two 32-byte big-endian integers. What ``jws.serialize_compact``
+    adds per call -- building an algorithm
     registry, checking a header we wrote ourselves, re-checking the key -- is
     done once here, and the protected header, which is the same for every
     token of a key and ``typ``, is encoded once. That took a fifth off an
@@ -129,7 +134,16 @@ class Signer:
     is 3 us a token faster than `compact_json` and not in the base install.
     """
 
-    __slots__ = ("_algorithm", "_dumps", "_headers", "_key", "_private_key", "alg", "kid")
+    __slots__ = (
+        "_algorithm",
+        "_dumps",
+        "_ecdsa",
+        "_headers",
+        "_key",
+        "_private_key",
+        "alg",
+        "kid",
+    )
 
     def __init__(
         self,
@@ -150,6 +164,9 @@ class Signer:
         self._algorithm = JWSRegistry.algorithms[alg]
         self._algorithm.check_key(self._key)
         self._headers: dict[str, bytes] = {}
+        self._ecdsa: tuple[ec.EllipticCurvePrivateKey, ec.ECDSA] | None = None
+        if alg == "ES256" and isinstance(private_key, ec.EllipticCurvePrivateKey):
+            self._ecdsa = (private_key, ec.ECDSA(hashes.SHA256()))  # P-256: check_key
 
     def _header_segment(self, typ: str) -> bytes:
         segment = self._headers.get(typ)
@@ -171,6 +188,10 @@ class Signer:
         return self._header_segment(typ) + b"." + _b64url(self._dumps(claims))
 
     def signature(self, signing_input: bytes) -> bytes:
+        if self._ecdsa is not None:
+            key, ecdsa = self._ecdsa
+            r, s = decode_dss_signature(key.sign(signing_input, ecdsa))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
         signature: bytes = self._algorithm.sign(signing_input, self._key)
         return signature
 
