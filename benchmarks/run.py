@@ -398,6 +398,41 @@ def reset_postgres(url: str, *, synchronous_commit: bool = True) -> str | None:
 
 
 # -- load ----------------------------------------------------------------------
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stats() -> dict[int, tuple[int, str, int]]:
+    """Every live process: pid -> (parent pid, command name, CPU ticks), or {} without /proc."""
+    out: dict[int, tuple[int, str, int]] = {}
+    with suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                raw = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            name = raw[raw.index("(") + 1 : raw.rindex(")")]
+            fields = raw[raw.rindex(")") + 2 :].split()
+            out[int(entry.name)] = (int(fields[1]), name, int(fields[11]) + int(fields[12]))
+    return out
+
+
+def _cpu_of(root: int | None, stats: dict[int, tuple[int, str, int]]) -> tuple[int, int]:
+    """CPU ticks of ``root`` and its descendants (workers, signing helpers), and of
+    PostgreSQL's processes (the machine's: the benchmark's database is among them)."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    tree, todo = 0, [root] if root is not None else []
+    while todo:
+        pid = todo.pop()
+        tree += stats.get(pid, (0, "", 0))[2]
+        todo.extend(children.get(pid, ()))
+    database = sum(ticks for _, name, ticks in stats.values() if name == "postgres")
+    return tree, database
+
+
 def wrk(
     target: Target, connections: int, duration: float, *, introspect: bool = False
 ) -> dict[str, float]:
@@ -413,22 +448,37 @@ def wrk(
         "-s", str(script), url,
     ]  # fmt: skip
     env = dict(os.environ, BENCH_BODY=target.body, BENCH_BODIES="\n".join(target.introspect_bodies))
+    root = target.process.pid if target.process is not None else None
+    before, wrk_before = _cpu_of(root, _proc_stats()), _children_cpu()
     done = subprocess.run(
         cmd, env=env, capture_output=True, text=True, timeout=duration + 60, check=False
     )
+    after, wrk_after = _cpu_of(root, _proc_stats()), _children_cpu()
     match = re.search(r"^WRKJSON (.*)$", done.stdout, re.MULTILINE)
     if done.returncode != 0 or not match:
         raise RuntimeError(f"wrk failed: {done.stdout[-500:]} {done.stderr[-500:]}")
     data = json.loads(match.group(1))
     errors = data["connect"] + data["read"] + data["write"] + data["status"] + data["timeout"]
     seconds = data["duration_us"] / 1e6
+    per_request = 1e6 / max(data["requests"], 1)  # microseconds of CPU per request
     return {
         "rps": (data["requests"] - data["status"]) / seconds,
         "p50": data["p50_us"] / 1000.0,
         "p99": data["p99_us"] / 1000.0,
         "errors": float(errors),
         "requests": float(data["requests"]),
+        "cpu_server_us": (after[0] - before[0]) / TICK * per_request,
+        "cpu_database_us": (after[1] - before[1]) / TICK * per_request,
+        "cpu_wrk_us": (wrk_after - wrk_before) * per_request,
     }
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's waited-for children (each wrk run, once it ends)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- signing limit -------------------------------------------------------------
@@ -609,8 +659,57 @@ def summarize(targets: list[Target]) -> dict[tuple[str, str, int], dict[str, flo
                 "p99": median([r["p99"] for r in runs]),
                 "errors": sum(r["errors"] for r in runs),
                 "rounds": float(len(runs)),
+                **{
+                    key: median([r[key] for r in runs if key in r])
+                    for key in ("cpu_server_us", "cpu_database_us", "cpu_wrk_us")
+                },
             }
     return out
+
+
+def workers_ceiling(args: argparse.Namespace, stats: dict[Any, dict[str, float]]) -> list[str]:
+    """Why two workers can or cannot reach a given ratio on this machine: the CPU.
+
+    Every process of the run shares the machine's cores: the server (its
+    workers, its signing helpers), PostgreSQL and wrk. With one worker at c=64,
+    a token costs so many microseconds of CPU in each; were the cores all busy
+    at that cost, tokens/s would be cores / cost. That over the one-worker
+    rate is the most a second worker could add: the ceiling.
+    """
+    cores = os.cpu_count() or 1
+    rows = []
+    for alg in args.algs:
+        for backend, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+            one = stats.get((alg, f"keyturn-{backend}", 64))
+            two = stats.get((alg, f"keyturn-{backend}-w2", 64))
+            if not one or not two or one.get("cpu_server_us") != one.get("cpu_server_us"):
+                continue
+            database = one["cpu_database_us"] if backend == "postgres" else 0.0
+            cost = one["cpu_server_us"] + database + one["cpu_wrk_us"]
+            busy = one["rps"] * cost / 1e6
+            ceiling = cores / busy if busy > 0 else None
+            db_cell = f"{database:.0f}" if backend == "postgres" else "—"
+            rows.append(
+                f"| {alg} | {label} | {one['cpu_server_us']:.0f} | {db_cell} | "
+                f"{one['cpu_wrk_us']:.0f} | {busy:.2f} | {fmt_ratio(ceiling)} | "
+                f"{fmt_ratio(two['rps'] / one['rps'] if one['rps'] else None)} |"
+            )
+    if not rows:
+        return []
+    return [
+        "## Workers: the CPU ceiling on this machine",
+        "",
+        f"One worker at concurrency 64: CPU per token (microseconds) in the server's processes "
+        f"(workers and signing helpers), in PostgreSQL's, and in wrk; the cores that uses at "
+        f"its rate; and the ceiling for more workers, {cores} cores / cores used (what a "
+        "second worker could reach if tokens cost the same CPU and every core were busy). "
+        "Measured = 2 workers / 1 worker, same run.",
+        "",
+        "| alg | database | server µs | database µs | wrk µs | cores used | ceiling | measured |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+    ]
 
 
 def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -667,6 +766,7 @@ def build_report(
                     f"{'—' if t.key == 'peer' else fmt_ratio(vs_peer)} | {fmt_ratio(vs_limit)} |"
                 )
     add("")
+    lines.extend(workers_ceiling(args, stats))
     add("## Signing limit: one token's signature in a tight loop (same alg and key size)")
     add("")
     add("| alg | library | threads | signatures/s | vs joserfc 1 thread |")
