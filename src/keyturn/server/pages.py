@@ -32,6 +32,7 @@ def _environment() -> Environment:
         auto_reload=False,
     )
 
+
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Pragma": "no-cache",
