@@ -9,9 +9,13 @@ skipped, saying why, only when that server cannot be reached.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import secrets
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,6 +27,21 @@ from hypothesis import settings as hypothesis_settings
 # random examples on purpose: ``pytest --hypothesis-profile=default``.
 hypothesis_settings.register_profile("keyturn", derandomize=True, database=None, print_blob=True)
 hypothesis_settings.load_profile("keyturn")
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script that is not a package module (a benchmark, an example), imported by path.
+
+    Registered under ``name`` in `sys.modules` before it runs: its dataclasses look
+    their module up there."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 POSTGRES_URL = os.environ.get(
     "KEYTURN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -8,7 +8,6 @@ states.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import signal
 import subprocess
@@ -19,6 +18,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.conftest import load_script
+
 RUN = Path(__file__).parents[1] / "benchmarks" / "run.py"
 BURN = "import time\nend = time.monotonic() + 20\nwhile time.monotonic() < end: pass"
 SLEEP = "import time; time.sleep(20)"
@@ -26,13 +27,7 @@ SLEEP = "import time; time.sleep(20)"
 
 @pytest.fixture(scope="module")
 def run() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_run", RUN)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_run"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(RUN, "bench_run")
 
 
 def parent_of(code: str) -> subprocess.Popen[bytes]:

@@ -6,11 +6,9 @@ Small and bounded; no timing is asserted. Skipped where wrk is not installed.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import math
 import shutil
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 
 from keyturn.guard.verified import Verified, VerifiedTokens
+from tests.conftest import load_script
 
 BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "guard.py"
 
@@ -30,13 +29,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("keyturn_guard_benchmark", BENCHMARK)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARK, "keyturn_guard_benchmark")
 
 
 @pytest.fixture

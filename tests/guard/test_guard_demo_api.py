@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -17,18 +16,14 @@ pytest.importorskip("uvicorn", reason="the server extra is not installed")
 from starlette.testclient import TestClient
 
 from keyturn.guard import TokenVerifier
+from tests.conftest import load_script
 
 DEMO = Path(__file__).parents[2] / "examples" / "demo_api.py"
 
 
 @pytest.fixture(scope="module")
 def demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("keyturn_demo_api", DEMO)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DEMO, "keyturn_demo_api")
 
 
 def test_demo_loop_in_process(

@@ -6,12 +6,13 @@ test command catch a stale ``_sync`` too.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "unasync.py"
@@ -19,12 +20,7 @@ API = ROOT / "src" / "keyturn" / "client" / "api"
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("unasync", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "unasync")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
