@@ -9,6 +9,7 @@ accepts a request.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -221,22 +222,19 @@ def create_app(
     ]
     if settings.metrics_port is None:  # else on their own port only (cli.py serve)
         routes.insert(2, Route("/metrics", metrics.metrics_endpoint, methods=["GET"]))
-    outer: list[Wrapper] = []
-    outer.append(request_ids)  # outermost: every answer carries X-Request-ID, every log line it
-    # Latency by route, for every request (the token fast path too); labels are the
-    # routes' own paths, never a raw one.
-    outer.append(
-        metrics.timed_requests(
-            [r.path for r in routes if isinstance(r, Route)],
-            [m.path for m in routes if isinstance(m, Mount)],
-        )
+    # Outermost, around every request (the fast paths too): each answer carries
+    # X-Request-ID, each log line the id, and the latency metric its route and
+    # status (labels are the routes' own paths, never a raw one).
+    timer = metrics.request_timer(
+        [r.path for r in routes if isinstance(r, Route)],
+        [m.path for m in routes if isinstance(m, Mount)],
     )
-    # Innermost: a draining process's 503 on /readyz is counted and logged like any.
-    outer.append(lifecycle.answer_draining)
     return KeyturnApp(
         routes=routes,
-        outer=outer,
-        middleware=[Middleware(RejectNulMiddleware)],
+        outer=[functools.partial(request_ids, finished=timer)],
+        # A draining process's 503 on /readyz (never a fast path) is counted and
+        # logged like any answer, being inside the outer wrapper.
+        middleware=[Middleware(lifecycle.answer_draining), Middleware(RejectNulMiddleware)],
         exception_handlers=exception_handlers(uses_postgres(settings.database_url)),
         lifespan=lifespan,
     )

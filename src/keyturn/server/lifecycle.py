@@ -14,8 +14,10 @@ one. A second SIGTERM, or SIGINT (Ctrl-C), stops at once.
 
 The drain wraps whatever SIGTERM handler the server installed (uvicorn's, in
 each worker process), so it works with ``--workers N`` too. `answer_draining`
-is the outer ASGI wrapper that makes ``/readyz`` say so while the readiness
-checks themselves (endpoints/health.py) stay about dependencies.
+is the ASGI middleware that makes ``/readyz`` say so while the readiness
+checks themselves (endpoints/health.py) stay about dependencies. It sits in
+Starlette's stack, which the fast paths (``POST`` to the token endpoints)
+skip, so they do not pay for it.
 """
 
 from __future__ import annotations

@@ -28,8 +28,7 @@ import logging
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -46,7 +45,7 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 if TYPE_CHECKING:
     from keyturn.server.context import ServerContext
@@ -324,13 +323,16 @@ def token_write(batch: int, seconds: float) -> None:
     _write_seconds.observe(seconds)
 
 
-# -- request latency: an ASGI wrapper for the app's ``outer`` list -------------
-def timed_requests(paths: Iterable[str], prefixes: Iterable[str] = ()) -> Any:
-    """An ``outer`` wrapper observing every HTTP request's duration by route.
+# -- request latency, told by the outermost wrapper (request_id.request_ids) ------
+def request_timer(
+    paths: Iterable[str], prefixes: Iterable[str] = ()
+) -> Callable[[Scope, int, float], None]:
+    """Observe each HTTP request's duration by route and status.
 
     The route label is one of ``paths`` (exact), ``prefixes`` (a mounted app:
     everything under it counts as the prefix) or `OTHER`, so a scan of random
-    URLs adds no series.
+    URLs adds no series. The status is 0 when no answer began (the client went
+    away, or a crash).
     """
     exact = {p: p for p in paths}
     mounts = tuple((p.rstrip("/") + "/", p) for p in prefixes)
@@ -344,29 +346,10 @@ def timed_requests(paths: Iterable[str], prefixes: Iterable[str] = ()) -> Any:
                 return name
         return OTHER
 
-    def wrap(app: ASGIApp) -> ASGIApp:
-        async def timed(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            started = time.perf_counter()
-            status = 0  # no answer began: the client went away, or a crash
+    def finished(scope: Scope, status: int, seconds: float) -> None:
+        _requests.get(route_of(scope["path"]), str(status)).observe(seconds)
 
-            async def send_status(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
-            try:
-                await app(scope, receive, send_status)
-            finally:
-                elapsed = time.perf_counter() - started
-                _requests.get(route_of(scope["path"]), str(status)).observe(elapsed)
-
-        return timed
-
-    return wrap
+    return finished
 
 
 # -- gauges, sampled from the process's own state (no I/O) -----------------------
