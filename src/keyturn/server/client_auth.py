@@ -22,6 +22,7 @@ from starlette.requests import Request
 from keyturn.core.errors import InvalidClientError, InvalidRequestError
 from keyturn.server.context import ServerContext
 from keyturn.server.lockout import Lockout, source_of
+from keyturn.server.request_headers import header as request_header
 from keyturn.storage.records import AUTH_BASIC, AUTH_NONE, AUTH_POST, Client
 
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="keyturn", charset="UTF-8"'}
@@ -35,7 +36,7 @@ class Credentials:
 
 
 def extract_credentials(request: Request, params: dict[str, str]) -> Credentials:
-    header = request.headers.get("authorization")
+    header = request_header(request, b"authorization")
     body_id = params.get("client_id")
     body_secret = params.get("client_secret")
     if header:

@@ -8,13 +8,13 @@ and because the size limit must hold before the body is buffered whole.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
 from starlette.requests import Request
 
 from keyturn.core.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from keyturn.server.request_headers import header
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -28,9 +28,9 @@ class RequestTimeoutError(InvalidRequestError):
     status_code = 408
 
 
-def declared_length(headers: Mapping[str, str], limit: int) -> int | None:
+def declared_length(request: Request, limit: int) -> int | None:
     """``Content-Length`` checked against ``limit`` before a byte of the body is read."""
-    declared = headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is None:
         return None
     if not (declared.isascii() and declared.isdigit()) or len(declared) > 19:
@@ -46,7 +46,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     How long it may take is bounded by the server (``KEYTURN_BODY_TIMEOUT``,
     `keyturn.server.http_protocol`), which costs the hot path nothing.
     """
-    declared_length(request.headers, limit)
+    declared_length(request, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -64,7 +64,7 @@ def too_large(limit: int) -> PayloadTooLargeError:
 
 
 def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return (header(request, b"content-type") or "").split(";", 1)[0].strip().lower()
 
 
 async def parse_params(request: Request, limit: int) -> dict[str, str]:

@@ -71,7 +71,7 @@ class AdminGuard:
     async def _admit(self, request: Request, receive: Receive) -> bytes:
         ctx = get_context(request)
         limit = ctx.settings.max_admin_body_bytes
-        declared_length(request.headers, limit)
+        declared_length(request, limit)
         request.scope[ADMIN_TOKEN_KEY] = await bearer_token_record(
             ctx, request, realm=REALM, scope=ADMIN_SCOPE
         )
