@@ -238,13 +238,16 @@ class TokenIssuer:
         metrics.signed(signer.alg, time.perf_counter() - started)
         return token
 
-    async def recorded_as(self, token: str, record: TokenRecord) -> bool:
+    async def recorded_as(
+        self, token: str, record: TokenRecord, known: Verified | None = None
+    ) -> bool:
         """Whether ``token`` is the very access token ``record`` was written for.
 
         The record holds the keyed hash of the signing input, which a token
         with a forged signature shares, so the signature is checked too, with
         the key the record names. Records written by earlier versions of
         Keyturn hold the hash of the whole token instead, and still match.
+        ``known`` is what `verified` holds for ``token``, if the caller has it.
         """
         # Three segments, always: the signing input alone ("header.payload")
         # would otherwise pass as a whole token of an earlier version.
@@ -252,16 +255,21 @@ class TokenIssuer:
             return False
         signing_input = token.rpartition(".")[0]
         if self._hasher.verify(signing_input, record.token_hash):
-            return record.kid is not None and await self._signed_by(token, record, record.kid)
+            return record.kid is not None and await self._signed_by(
+                token, record, record.kid, known
+            )
         return self._hasher.verify(token, record.token_hash)
 
-    async def _signed_by(self, token: str, record: TokenRecord, kid: str) -> bool:
+    async def _signed_by(
+        self, token: str, record: TokenRecord, kid: str, known: Verified | None
+    ) -> bool:
         """Whether the key held for ``kid`` signed ``token``: remembered once checked
         (`verified_tokens`), for as long as that very key is held."""
         signer = await self._keyring.verifier(kid)
         if signer is None:
             return False
-        known = self.verified.get(token)
+        if known is None:
+            known = self.verified.get(token)
         if known is not None and known.signer is signer and known.kid == kid:
             return True
         if not signer.verify(token):

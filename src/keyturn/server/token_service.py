@@ -112,7 +112,7 @@ async def find_by_value(ctx: ServerContext, token: str) -> TokenRecord | None:
     jti = known.jti if known is not None else unverified_jti(token)
     if jti is not None:
         record = await ctx.storage.get_token(jti)
-        if record is not None and await ctx.issuer.recorded_as(token, record):
+        if record is not None and await ctx.issuer.recorded_as(token, record, known):
             return record
     record = await ctx.storage.find_token_by_hash(ctx.hasher.hash(token))
     if record is None:

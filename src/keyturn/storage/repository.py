@@ -221,10 +221,13 @@ class SqlStorage:
         try:
             return await work
         except Exception as exc:
-            kind = database_fault(exc)
-            if kind is not None:
-                self.health.failed(exc, kind)
+            self._report_fault(exc)
             raise
+
+    def _report_fault(self, exc: Exception) -> None:
+        kind = database_fault(exc)
+        if kind is not None:
+            self.health.failed(exc, kind)
 
     async def _write_tokens(self, tokens: Sequence[TokenRecord]) -> None:
         await self._on_driver(self._token_writer.write(tokens))
@@ -240,8 +243,13 @@ class SqlStorage:
     async def _fast_read(
         self, lookup: Awaitable[TokenRecord | NotRead | None]
     ) -> TokenRecord | NotRead | None:
-        """The token reader's lookup (`_on_driver`)."""
-        found = await self._on_driver(lookup)
+        """The token reader's lookup, its faults reported as `_on_driver` does (inline:
+        an introspection's every read comes here)."""
+        try:
+            found = await lookup
+        except Exception as exc:
+            self._report_fault(exc)
+            raise
         if not isinstance(found, NotRead):
             self.health.succeeded(write=False)
         return found
