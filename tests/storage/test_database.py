@@ -123,6 +123,21 @@ def test_token_ids_are_unique_and_follow_issuance_time() -> None:
     assert earlier[:9] <= later[:9]
 
 
+def test_token_id_encoding_is_the_standard_base32hex() -> None:
+    import base64
+    import os
+
+    from keyturn.server.secrets import base32hex_lower
+
+    edges = [bytes(16), b"\xff" * 16, b"\x80" + bytes(15), bytes(15) + b"\x01"]
+    for data in edges + [os.urandom(16) for _ in range(20_000)]:
+        expected = base64.b32hexencode(data).decode("ascii").rstrip("=").lower()
+        assert base32hex_lower(data) == expected, data.hex()
+    for wrong in (bytes(15), bytes(17)):
+        with pytest.raises(ValueError, match="16 bytes"):
+            base32hex_lower(wrong)
+
+
 async def test_family_and_revocation_indexes_are_partial_and_used(own_database_url: str) -> None:
     """Inserts skip the two mostly-NULL indexes; lookups by family and purges still use them."""
     engine = database.create_engine(normalize_database_url(own_database_url))
