@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 from pathlib import Path
 
@@ -125,7 +126,6 @@ def test_token_ids_are_unique_and_follow_issuance_time() -> None:
 
 def test_token_id_encoding_is_the_standard_base32hex() -> None:
     import base64
-    import os
 
     from keyturn.server.secrets import base32hex_lower
 
@@ -136,6 +136,37 @@ def test_token_id_encoding_is_the_standard_base32hex() -> None:
     for wrong in (bytes(15), bytes(17)):
         with pytest.raises(ValueError, match="16 bytes"):
             base32hex_lower(wrong)
+
+
+def test_token_id_random_bytes_are_sliced_without_reuse() -> None:
+    from keyturn.server.secrets import RandomBytes
+
+    pool = RandomBytes(size=64)
+    taken = [pool.take(10) for _ in range(50)]  # 6 slices a buffer, then a fresh read
+    assert all(len(t) == 10 for t in taken)
+    assert len(set(taken)) == len(taken)
+    assert len(pool.take(100)) == 100  # more than a buffer: read at its own size
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_repeat_its_parents_token_id_bytes() -> None:
+    from keyturn.server.secrets import RandomBytes
+
+    pool = RandomBytes()
+    pool.take(10)  # the parent's buffer holds bytes it has not handed out yet
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next slice, to the parent
+        try:
+            os.write(write, pool.take(10))
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 10)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 10
+    assert child != pool.take(10)
 
 
 async def test_family_and_revocation_indexes_are_partial_and_used(own_database_url: str) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
 import time
 from pathlib import Path
 
@@ -51,7 +52,47 @@ def generate_token_id() -> str:
     random part keeps ids unguessable and unique across processes.
     """
     stamp = (time.time_ns() // 1_000_000).to_bytes(6, "big")
-    return base32hex_lower(stamp + secrets.token_bytes(10))
+    return base32hex_lower(stamp + _ID_RANDOM.take(10))
+
+
+class RandomBytes:
+    """The operating system's random bytes, read 4 KiB at a time and handed out in
+    slices: one ``getrandom`` call per 400 token ids instead of one per id (the
+    call was 2 % of a token request's samples under load).
+
+    Only for values that are unique and unguessable but not secret, such as a
+    ``jti``, which every holder of its token reads: a secret (a client secret,
+    a refresh token) still comes from `secrets` itself. A forked child starts
+    with an empty buffer, so no two processes hand out the same bytes, and a
+    lock keeps two threads from taking the same slice.
+    """
+
+    __slots__ = ("_buffer", "_lock", "_size", "_used")
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._buffer = b""
+        self._used = 0
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self.clear)
+
+    def clear(self) -> None:
+        self._buffer = b""
+        self._used = 0
+        self._lock = threading.Lock()  # a lock held at the fork stays held in the child
+
+    def take(self, count: int) -> bytes:
+        with self._lock:
+            start = self._used
+            end = start + count
+            if end > len(self._buffer):
+                self._buffer = os.urandom(max(self._size, count))
+                start, end = 0, count
+            self._used = end
+            return self._buffer[start:end]
+
+
+_ID_RANDOM = RandomBytes()
 
 
 _PAIRS = [
