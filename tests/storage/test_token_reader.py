@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -135,6 +137,104 @@ async def test_postgres_reader_survives_its_connections_dying(postgres_database_
         assert await reader.by_id(record.token_id) == record
     finally:
         await db.close()
+
+
+def _count_queries(reader: AsyncpgTokenReader) -> list[int]:
+    """Count the reader's round trips (each direct read or batch is one query)."""
+    calls: list[int] = []
+    query = reader._query
+
+    async def counted(run: Any) -> Any:
+        calls.append(1)
+        return await query(run)
+
+    reader._query = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def test_concurrent_postgres_lookups_share_round_trips(postgres_database_url: str) -> None:
+    """Lookups made while a read is in flight are read in one batch: each still gets
+    its own record (or None), duplicates and misses included."""
+    db, client_id = await _storage(postgres_database_url)
+    try:
+        reader = db._token_reader
+        assert isinstance(reader, AsyncpgTokenReader)
+        records = [_token(client_id, expires_at=4_000_000_000) for _ in range(12)]
+        await db.record_tokens(records)
+        await db.revoke_token(records[3].token_id, 1_700_000_100)
+        expected = {r.token_id: await reader.by_id(r.token_id) for r in records}
+        queries = _count_queries(reader)
+        ids = [r.token_id for r in records] + ["no-such-token", records[0].token_id]
+        found = await asyncio.gather(*(reader.by_id(i) for i in ids))
+        assert found == [expected.get(i) for i in ids]
+        assert found[3] is not None
+        assert found[3].revoked_at == 1_700_000_100
+        # The first read goes alone; the 13 that arrive meanwhile share one batch.
+        assert len(queries) == 2
+        assert await reader.by_id(records[5].token_id) == expected[records[5].token_id]
+        assert len(queries) == 3  # alone again: no batch, no wait
+    finally:
+        await db.close()
+
+
+async def test_a_batch_sees_a_revocation_committed_before_its_lookups(
+    postgres_database_url: str,
+) -> None:
+    db, client_id = await _storage(postgres_database_url)
+    other = SqlStorage(database.create_engine(db.engine.url.render_as_string(hide_password=False)))
+    try:
+        reader = db._token_reader
+        assert isinstance(reader, AsyncpgTokenReader)
+        records = [_token(client_id, expires_at=4_000_000_000) for _ in range(6)]
+        await db.record_tokens(records)
+        await asyncio.gather(*(reader.by_id(r.token_id) for r in records))  # connections warm
+        for record in records:
+            await other.revoke_token(record.token_id, 1_700_000_200)
+        found = await asyncio.gather(*(reader.by_id(r.token_id) for r in records))
+        assert [f.revoked_at if f else None for f in found] == [1_700_000_200] * len(records)
+    finally:
+        await other.close()
+        await db.close()
+
+
+async def test_a_lookup_that_gives_up_leaves_its_batch_to_the_others(
+    postgres_database_url: str,
+) -> None:
+    db, client_id = await _storage(postgres_database_url)
+    try:
+        reader = db._token_reader
+        assert isinstance(reader, AsyncpgTokenReader)
+        records = [_token(client_id) for _ in range(4)]
+        await db.record_tokens(records)
+        tasks = [asyncio.create_task(reader.by_id(r.token_id)) for r in records]
+        await asyncio.sleep(0)  # each has started: one reading, three in the batch
+        tasks[2].cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(done[2], asyncio.CancelledError)
+        assert [done[i] for i in (0, 1, 3)] == [records[i] for i in (0, 1, 3)]
+        assert await reader.by_id(records[2].token_id) == records[2]
+    finally:
+        await db.close()
+
+
+async def test_when_postgres_is_unreachable_every_batched_lookup_fails() -> None:
+    """Nothing listens on the port: the lone read and each batched lookup raise the
+    connection's error (which the storage reports as a fault: a 503), none hangs."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = database.create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/none")
+    try:
+        reader = create_token_reader(engine)
+        assert isinstance(reader, AsyncpgTokenReader)
+        done = await asyncio.wait_for(
+            asyncio.gather(*(reader.by_id(f"t{i}") for i in range(5)), return_exceptions=True),
+            timeout=30,
+        )
+        assert all(isinstance(d, OSError) for d in done), done
+        assert reader._reading == 0
+    finally:
+        await engine.dispose()
 
 
 class FakeConnection:

@@ -15,8 +15,9 @@ list comes from the schema:
   rare case it meets a lock (WAL recovery, a connection in exclusive mode)
   it does not wait on the loop: ``None`` says "ask SQLAlchemy instead".
 - PostgreSQL on asyncpg: a few kept connections (`ReadConnections`, not
-  asyncpg's pool: see there why), one round trip per lookup; asyncpg
-  prepares each of the two read-only statements once per connection. When
+  asyncpg's pool: see there why), one round trip per lookup, or per batch
+  of concurrent lookups by id (`AsyncpgTokenReader`); asyncpg prepares each
+  of the three read-only statements once per connection. When
   a connection fails, all of them are replaced and the read is tried once
   more on a new one.
 - Any other database (or an in-memory SQLite): SQLAlchemy, as before.
@@ -31,7 +32,7 @@ import asyncio
 import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,6 +41,7 @@ from keyturn.storage import schema
 from keyturn.storage.database import CONNECT_TIMEOUT
 from keyturn.storage.records import TokenRecord
 
+R = TypeVar("R")
 COLUMNS = tuple(column.name for column in schema.tokens.columns)
 _AUDIENCE = COLUMNS.index("audience")
 POOL_SIZE = 4
@@ -240,8 +242,30 @@ class ReadConnections:
                 conn.terminate()
 
 
+class _Batch:
+    """Token ids waiting for one read, and the records it found, by id."""
+
+    __slots__ = ("done", "ids")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.ids: list[str] = []
+        self.done: asyncio.Future[dict[str, TokenRecord]] = loop.create_future()
+        # Read even when every waiter has gone, so asyncio does not log it unread.
+        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
 class AsyncpgTokenReader:
-    """Reads on asyncpg connections of their own, outside SQLAlchemy's pool."""
+    """Reads on asyncpg connections of their own, outside SQLAlchemy's pool.
+
+    A lookup by id made while another read is in flight joins a batch: the
+    lookups that arrive before the batch's task runs (the loop's next turn)
+    are read together, ``WHERE token_id = ANY($1)``, in one round trip. Under
+    concurrency that spares most lookups asyncpg's per-query work on the
+    event loop and PostgreSQL its per-statement work; a lookup alone still
+    goes at once, so concurrency 1 pays nothing. A batch's query is sent
+    after each of its lookups began, so it sees every revocation committed
+    before any of them: as exact as a read of its own.
+    """
 
     _SQLALCHEMY_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
@@ -250,39 +274,77 @@ class AsyncpgTokenReader:
         self._params = {k: v for k, v in params.items() if k not in self._SQLALCHEMY_ONLY}
         self._connections = ReadConnections(self._connect, size)
         self._by_id = select_sql("token_id = $1")
+        self._by_ids = select_sql("token_id = ANY($1::text[])")
         self._by_hash = _by_hash("$1")
+        self._reading = 0  # reads in flight, batched or not
+        self._batch: _Batch | None = None  # the batch still taking lookups
+        self._batch_tasks: set[asyncio.Task[None]] = set()
 
     async def _connect(self) -> Any:
         import asyncpg  # type: ignore[import-untyped]
 
         return await asyncpg.connect(**{"timeout": CONNECT_TIMEOUT, **self._params})
 
-    async def _fetch(self, sql: str, value: str) -> TokenRecord | None:
+    async def _query(self, run: Callable[[Any], Awaitable[R]]) -> R:
+        """``run`` on a lent connection; after a failure, once more on a new one."""
         connections = self._connections
-        for attempt in (1, 2):
-            conn = await connections.acquire()
-            try:
-                row = await conn.fetchrow(sql, value)
-            except asyncio.CancelledError:
-                connections.discard(conn)  # it may be mid-operation: never reuse it
-                raise
-            except Exception:
-                # A lost connection, or one left mid-operation by an outage,
-                # shows up under several names. What broke one (a restart)
-                # broke the others too: they are all replaced and the read
-                # tried once more on a new connection, which settles whether
-                # the database is there.
-                connections.discard(conn)
-                connections.expire()
-                if attempt == 2:
+        self._reading += 1
+        try:
+            for attempt in (1, 2):
+                conn = await connections.acquire()
+                try:
+                    result = await run(conn)
+                except asyncio.CancelledError:
+                    connections.discard(conn)  # it may be mid-operation: never reuse it
                     raise
-                continue
-            connections.release(conn)
-            return to_token(row.values()) if row is not None else None
-        raise AssertionError("unreachable")
+                except Exception:
+                    # A lost connection, or one left mid-operation by an outage,
+                    # shows up under several names. What broke one (a restart)
+                    # broke the others too: they are all replaced and the read
+                    # tried once more on a new connection, which settles whether
+                    # the database is there.
+                    connections.discard(conn)
+                    connections.expire()
+                    if attempt == 2:
+                        raise
+                    continue
+                connections.release(conn)
+                return result
+            raise AssertionError("unreachable")
+        finally:
+            self._reading -= 1
+
+    async def _fetch(self, sql: str, value: str) -> TokenRecord | None:
+        row = await self._query(lambda conn: conn.fetchrow(sql, value))
+        return to_token(row.values()) if row is not None else None
 
     async def by_id(self, token_id: str) -> TokenRecord | NotRead | None:
-        return await self._fetch(self._by_id, token_id)
+        if not self._reading:
+            return await self._fetch(self._by_id, token_id)
+        batch = self._batch
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            batch = self._batch = _Batch(loop)
+            task = loop.create_task(self._read_batch(batch))
+            self._batch_tasks.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._batch_tasks.discard)
+        batch.ids.append(token_id)
+        # Shielded: a lookup that gives up leaves the read going on for the others.
+        return (await asyncio.shield(batch.done)).get(token_id)
+
+    async def _read_batch(self, batch: _Batch) -> None:
+        if self._batch is batch:
+            self._batch = None  # closed: later lookups start the next batch
+        try:
+            rows = await self._query(lambda conn: conn.fetch(self._by_ids, batch.ids))
+        except asyncio.CancelledError:
+            batch.done.cancel()
+            raise
+        except Exception as exc:  # each lookup raises it, as its own read would
+            batch.done.set_exception(exc)
+        else:
+            records = (to_token(row.values()) for row in rows)
+            batch.done.set_result({record.token_id: record for record in records})
 
     async def by_hash(self, token_hash: str) -> TokenRecord | NotRead | None:
         return await self._fetch(self._by_hash, token_hash)
