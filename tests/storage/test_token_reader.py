@@ -217,6 +217,34 @@ async def test_a_lookup_that_gives_up_leaves_its_batch_to_the_others(
         await db.close()
 
 
+async def test_a_row_that_cannot_be_read_fails_only_its_own_batched_lookup(
+    postgres_database_url: str,
+) -> None:
+    db, client_id = await _storage(postgres_database_url)
+    try:
+        reader = db._token_reader
+        assert isinstance(reader, AsyncpgTokenReader)
+        good, bad = _token(client_id), _token(client_id)
+        await db.record_tokens([good, bad])
+        async with db.engine.begin() as conn:  # damage one row behind the schema's back
+            await conn.execute(
+                text("UPDATE tokens SET audience = '5' WHERE token_id = :t"),
+                {"t": bad.token_id},
+            )
+        done = await asyncio.gather(
+            reader.by_id(good.token_id),  # alone: a read of its own
+            reader.by_id(bad.token_id),  # these three: one batch
+            reader.by_id(good.token_id),
+            reader.by_id("no-such-token"),
+            return_exceptions=True,
+        )
+        assert done[0] == good
+        assert isinstance(done[1], TypeError)  # an audience that is no list
+        assert done[2:] == [good, None]
+    finally:
+        await db.close()
+
+
 async def test_when_postgres_is_unreachable_every_batched_lookup_fails() -> None:
     """Nothing listens on the port: the lone read and each batched lookup raise the
     connection's error (which the storage reports as a fault: a 503), none hangs."""

@@ -243,13 +243,14 @@ class ReadConnections:
 
 
 class _Batch:
-    """Token ids waiting for one read, and the records it found, by id."""
+    """Token ids waiting for one read, and what it found, by id: each record, or the
+    error reading its row raised."""
 
     __slots__ = ("done", "ids")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.ids: list[str] = []
-        self.done: asyncio.Future[dict[str, TokenRecord]] = loop.create_future()
+        self.done: asyncio.Future[dict[str, TokenRecord | Exception]] = loop.create_future()
         # Read even when every waiter has gone, so asyncio does not log it unread.
         self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
 
@@ -330,21 +331,29 @@ class AsyncpgTokenReader:
             task.add_done_callback(self._batch_tasks.discard)
         batch.ids.append(token_id)
         # Shielded: a lookup that gives up leaves the read going on for the others.
-        return (await asyncio.shield(batch.done)).get(token_id)
+        found = (await asyncio.shield(batch.done)).get(token_id)
+        if isinstance(found, Exception):
+            raise found
+        return found
 
     async def _read_batch(self, batch: _Batch) -> None:
         if self._batch is batch:
             self._batch = None  # closed: later lookups start the next batch
         try:
             rows = await self._query(lambda conn: conn.fetch(self._by_ids, batch.ids))
-        except asyncio.CancelledError:
-            batch.done.cancel()
-            raise
+            found: dict[str, TokenRecord | Exception] = {}
+            for row in rows:  # a row that cannot be read fails its own lookup only
+                try:
+                    found[row["token_id"]] = to_token(row.values())
+                except Exception as exc:
+                    found[row["token_id"]] = exc
         except Exception as exc:  # each lookup raises it, as its own read would
             batch.done.set_exception(exc)
         else:
-            records = (to_token(row.values()) for row in rows)
-            batch.done.set_result({record.token_id: record for record in records})
+            batch.done.set_result(found)
+        finally:
+            if not batch.done.done():  # cancelled (shutdown): nobody is left hanging
+                batch.done.cancel()
 
     async def by_hash(self, token_hash: str) -> TokenRecord | NotRead | None:
         return await self._fetch(self._by_hash, token_hash)
