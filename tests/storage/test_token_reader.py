@@ -152,29 +152,40 @@ def _count_queries(reader: AsyncpgTokenReader) -> list[int]:
     return calls
 
 
-async def test_concurrent_postgres_lookups_share_round_trips(postgres_database_url: str) -> None:
-    """Lookups made while a read is in flight are read in one batch: each still gets
-    its own record (or None), duplicates and misses included."""
+@pytest.fixture
+async def postgres(
+    postgres_database_url: str,
+) -> AsyncIterator[tuple[SqlStorage, str, AsyncpgTokenReader]]:
+    """A migrated PostgreSQL storage with a client, and its token reader."""
     db, client_id = await _storage(postgres_database_url)
     try:
         reader = db._token_reader
         assert isinstance(reader, AsyncpgTokenReader)
-        records = [_token(client_id, expires_at=4_000_000_000) for _ in range(12)]
-        await db.record_tokens(records)
-        await db.revoke_token(records[3].token_id, 1_700_000_100)
-        expected = {r.token_id: await reader.by_id(r.token_id) for r in records}
-        queries = _count_queries(reader)
-        ids = [r.token_id for r in records] + ["no-such-token", records[0].token_id]
-        found = await asyncio.gather(*(reader.by_id(i) for i in ids))
-        assert found == [expected.get(i) for i in ids]
-        assert found[3] is not None
-        assert found[3].revoked_at == 1_700_000_100
-        # The first read goes alone; the 13 that arrive meanwhile share one batch.
-        assert len(queries) == 2
-        assert await reader.by_id(records[5].token_id) == expected[records[5].token_id]
-        assert len(queries) == 3  # alone again: no batch, no wait
+        yield db, client_id, reader
     finally:
         await db.close()
+
+
+async def test_concurrent_postgres_lookups_share_round_trips(
+    postgres: tuple[SqlStorage, str, AsyncpgTokenReader],
+) -> None:
+    """Lookups made while a read is in flight are read in one batch: each still gets
+    its own record (or None), duplicates and misses included."""
+    db, client_id, reader = postgres
+    records = [_token(client_id, expires_at=4_000_000_000) for _ in range(12)]
+    await db.record_tokens(records)
+    await db.revoke_token(records[3].token_id, 1_700_000_100)
+    expected = {r.token_id: await reader.by_id(r.token_id) for r in records}
+    queries = _count_queries(reader)
+    ids = [r.token_id for r in records] + ["no-such-token", records[0].token_id]
+    found = await asyncio.gather(*(reader.by_id(i) for i in ids))
+    assert found == [expected.get(i) for i in ids]
+    assert found[3] is not None
+    assert found[3].revoked_at == 1_700_000_100
+    # The first read goes alone; the 13 that arrive meanwhile share one batch.
+    assert len(queries) == 2
+    assert await reader.by_id(records[5].token_id) == expected[records[5].token_id]
+    assert len(queries) == 3  # alone again: no batch, no wait
 
 
 async def test_a_batch_sees_a_revocation_committed_before_its_lookups(
@@ -198,51 +209,41 @@ async def test_a_batch_sees_a_revocation_committed_before_its_lookups(
 
 
 async def test_a_lookup_that_gives_up_leaves_its_batch_to_the_others(
-    postgres_database_url: str,
+    postgres: tuple[SqlStorage, str, AsyncpgTokenReader],
 ) -> None:
-    db, client_id = await _storage(postgres_database_url)
-    try:
-        reader = db._token_reader
-        assert isinstance(reader, AsyncpgTokenReader)
-        records = [_token(client_id) for _ in range(4)]
-        await db.record_tokens(records)
-        tasks = [asyncio.create_task(reader.by_id(r.token_id)) for r in records]
-        await asyncio.sleep(0)  # each has started: one reading, three in the batch
-        tasks[2].cancel()
-        done = await asyncio.gather(*tasks, return_exceptions=True)
-        assert isinstance(done[2], asyncio.CancelledError)
-        assert [done[i] for i in (0, 1, 3)] == [records[i] for i in (0, 1, 3)]
-        assert await reader.by_id(records[2].token_id) == records[2]
-    finally:
-        await db.close()
+    db, client_id, reader = postgres
+    records = [_token(client_id) for _ in range(4)]
+    await db.record_tokens(records)
+    tasks = [asyncio.create_task(reader.by_id(r.token_id)) for r in records]
+    await asyncio.sleep(0)  # each has started: one reading, three in the batch
+    tasks[2].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(done[2], asyncio.CancelledError)
+    assert [done[i] for i in (0, 1, 3)] == [records[i] for i in (0, 1, 3)]
+    assert await reader.by_id(records[2].token_id) == records[2]
 
 
 async def test_a_row_that_cannot_be_read_fails_only_its_own_batched_lookup(
-    postgres_database_url: str,
+    postgres: tuple[SqlStorage, str, AsyncpgTokenReader],
 ) -> None:
-    db, client_id = await _storage(postgres_database_url)
-    try:
-        reader = db._token_reader
-        assert isinstance(reader, AsyncpgTokenReader)
-        good, bad = _token(client_id), _token(client_id)
-        await db.record_tokens([good, bad])
-        async with db.engine.begin() as conn:  # damage one row behind the schema's back
-            await conn.execute(
-                text("UPDATE tokens SET audience = '5' WHERE token_id = :t"),
-                {"t": bad.token_id},
-            )
-        done = await asyncio.gather(
-            reader.by_id(good.token_id),  # alone: a read of its own
-            reader.by_id(bad.token_id),  # these three: one batch
-            reader.by_id(good.token_id),
-            reader.by_id("no-such-token"),
-            return_exceptions=True,
+    db, client_id, reader = postgres
+    good, bad = _token(client_id), _token(client_id)
+    await db.record_tokens([good, bad])
+    async with db.engine.begin() as conn:  # damage one row behind the schema's back
+        await conn.execute(
+            text("UPDATE tokens SET audience = '5' WHERE token_id = :t"),
+            {"t": bad.token_id},
         )
-        assert done[0] == good
-        assert isinstance(done[1], TypeError)  # an audience that is no list
-        assert done[2:] == [good, None]
-    finally:
-        await db.close()
+    done = await asyncio.gather(
+        reader.by_id(good.token_id),  # alone: a read of its own
+        reader.by_id(bad.token_id),  # these three: one batch
+        reader.by_id(good.token_id),
+        reader.by_id("no-such-token"),
+        return_exceptions=True,
+    )
+    assert done[0] == good
+    assert isinstance(done[1], TypeError)  # an audience that is no list
+    assert done[2:] == [good, None]
 
 
 async def test_when_postgres_is_unreachable_every_batched_lookup_fails() -> None:
