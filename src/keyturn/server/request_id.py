@@ -16,8 +16,9 @@ logger, which ``serve --access-log`` enables.
 The same wrapper tells ``finished`` (the latency metric, `metrics.request_timer`)
 each request's status and duration: one wrapper and one ``send`` hook for all
 three, since each layer of ASGI wrapping costs every request a coroutine frame
-and a call per message (as separate wrappers, id and metric were about a tenth
-of an introspection's instructions; valgrind, in-process).
+and a call per message. (Folding the metric's wrapper in here, with the JSON
+answers' ready-made headers, took 7-10 % off an introspection's instructions;
+valgrind, in-process.)
 """
 
 from __future__ import annotations
