@@ -9,17 +9,17 @@ import orjson
 from starlette.responses import Response
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_NO_STORE_RAW = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+_NO_STORE_RAW = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in NO_STORE.items()]
 _JSON_TYPE = (b"content-type", b"application/json")
 
 
 class JSONAnswer(Response):
     """A Starlette `Response` of JSON whose plain headers are laid out ready-made.
 
-        Every token and introspection answer is one of these: without extra headers,
-        Starlette's ``init_headers`` (a pass over the headers, encoding each) is
-        skipped for the same raw headers in the same order. Extra headers (an
-        error's ``WWW-Authenticate`` or ``Retry-After``), and the statuses that carry
+    Every token and introspection answer is one of these: without extra headers,
+    Starlette's ``init_headers`` (a pass over the headers, encoding each) is
+    skipped for the same raw headers in the same order. Extra headers (an
+    error's ``WWW-Authenticate`` or ``Retry-After``), and the statuses that carry
     no ``Content-Length``, go through Starlette's way.
     """
 

@@ -95,9 +95,8 @@ class RandomBytes:
 _ID_RANDOM = RandomBytes()
 
 
-_PAIRS = [
-    a + b for a in "0123456789abcdefghijklmnopqrstuv" for b in "0123456789abcdefghijklmnopqrstuv"
-]
+_BASE32HEX = "0123456789abcdefghijklmnopqrstuv"  # RFC 4648 §7, lower case
+_PAIRS = [a + b for a in _BASE32HEX for b in _BASE32HEX]
 _SHIFTS = tuple(range(120, -1, -10))
 
 
