@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import POSTGRES_URL, TEST_PEPPER
+from tests.ports import closed_port
 
 KEYTURN = [sys.executable, "-m", "keyturn.cli"]
 # Runs the CLI with asyncpg unimportable, as on a machine without the postgres extra.
@@ -35,13 +36,6 @@ WITHOUT_ASYNCPG = [
 ]
 DATABASE_URL = "KEYTURN_DATABASE_URL"
 DATA_DIR = "KEYTURN_DATA_DIR"
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port  # closed again: nothing listens there
 
 
 def keyturn(

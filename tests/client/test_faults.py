@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 
 import httpx2
 import pytest
@@ -12,6 +11,7 @@ from keyturn.client import ClientCredentials, OAuthToken, TokenManager, Transpor
 from keyturn.core.errors import InvalidClientError, InvalidResponseError
 from keyturn.testing import FakeClock, FakeTokenServer
 from tests.client.conftest import API, MakeManager
+from tests.ports import closed_port
 
 
 @pytest.mark.parametrize(
@@ -39,16 +39,9 @@ def test_bad_answers_are_typed_and_keep_the_last_good_token(
     assert not manager.is_token_expired()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 def test_connection_refused_is_a_transport_error(clock: FakeClock) -> None:
     creds = ClientCredentials(
-        client_id="c", client_secret="s", token_url=f"http://127.0.0.1:{_closed_port()}/token"
+        client_id="c", client_secret="s", token_url=f"http://127.0.0.1:{closed_port()}/token"
     )
     with TokenManager(creds, clock=clock) as manager, pytest.raises(TransportError) as info:
         manager.fetch_token()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from keyturn.client import (
     TokenManager,
 )
 from keyturn.core.jwt_claims import unverified_claims
+from tests.ports import free_port
 
 HERE = Path(__file__).parent / "node_oidc"
 RESOURCE = "https://api.interop.test"
@@ -73,13 +73,6 @@ def _install() -> Path | str:
     return target
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @dataclass
 class Provider:
     issuer: str
@@ -91,7 +84,7 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
     where = _install()
     if isinstance(where, str):
         pytest.skip(f"node-oidc-provider interop test skipped: {where}")
-    port = _free_port()
+    port = free_port()
     secret = secrets.token_urlsafe(32)
     log = tmp_path_factory.mktemp("node-oidc") / "provider.log"
     with log.open("wb") as out:

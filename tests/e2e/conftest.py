@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,11 @@ import httpx2
 import pytest
 
 from tests.conftest import TEST_PEPPER
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
 KEYTURN = [sys.executable, "-m", "keyturn.cli"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -46,7 +46,6 @@ import json
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -78,7 +77,8 @@ from tests.client.test_readme_examples import (  # noqa: F401 - readme_redis_pre
     readme_section,
 )
 from tests.conftest import REDIS_URL, redis_or_skip
-from tests.e2e.conftest import free_port, start_server, stop_server
+from tests.e2e.conftest import start_server, stop_server
+from tests.ports import closed_port, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -413,9 +413,7 @@ def test_readiness_probe_answers_as_shown(world: World, tmp_path: Path) -> None:
     assert json.loads(answer) == json.loads(ready_shown[0])
 
     # "Redis configured, and down": a server whose Redis URL is a port nothing listens on.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]  # closed again when the block ends
+    closed = closed_port()
     server = start_server(
         tmp_path,
         f"sqlite+aiosqlite:///{tmp_path / 'keyturn.db'}",

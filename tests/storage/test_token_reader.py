@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from keyturn.storage.token_reader import (
     SqliteTokenReader,
     create_token_reader,
 )
+from tests.ports import closed_port
 from tests.storage.test_token_writer import _storage, _token
 
 pytestmark = pytest.mark.anyio
@@ -249,9 +249,7 @@ async def test_a_row_that_cannot_be_read_fails_only_its_own_batched_lookup(
 async def test_when_postgres_is_unreachable_every_batched_lookup_fails() -> None:
     """Nothing listens on the port: the lone read and each batched lookup raise the
     connection's error (which the storage reports as a fault: a 503), none hangs."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = closed_port()
     engine = database.create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/none")
     try:
         reader = create_token_reader(engine)
