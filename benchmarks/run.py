@@ -1130,7 +1130,13 @@ def revoke_run(target: Target, duration: float, pool: int, tmp: Path) -> dict[st
 
 
 def measure_revocation(args: argparse.Namespace, alg: str, tmp: Path) -> list[Target]:
-    """Interleaved rounds of `revoke_run`; each pool sized from a warm-up's rate."""
+    """Interleaved rounds of `revoke_run`; each pool sized from a warm-up's rate.
+
+    Two warm-ups, the second sized from the first: node's JIT made the peer's
+    first second slow, and a pool sized from it ran out in the rounds (half the
+    peer's requests were second revocations, which cost it less). A round that
+    still runs out is run once more with a pool sized from its own rate.
+    """
     with introspection_servers(
         args, alg, tmp, section="revocation", prepare=lambda t: None,
         concurrency=(REVOCATION_CONCURRENCY,),
@@ -1138,15 +1144,24 @@ def measure_revocation(args: argparse.Namespace, alg: str, tmp: Path) -> list[Ta
         live = [t for t in targets if not t.unavailable]
         need: dict[str, int] = {}
         work = tmp / "revocation"
+
+        def pool_for(rate: float, seconds: float) -> int:
+            """Tokens for ``seconds`` at ``rate`` revocations/s, with headroom."""
+            wanted = int(rate * seconds * REVOCATION_HEADROOM)
+            return max(1000, min(REVOCATION_MAX_POOL, wanted))
+
         for t in live:
-            warm = revoke_run(t, 1.0, 2000, work)
-            rate = warm["requests"] / 1.0
-            need[t.key] = min(REVOCATION_MAX_POOL, int(rate * args.duration * REVOCATION_HEADROOM))
-            need[t.key] = max(need[t.key], 1000)
+            warm = revoke_run(t, 1.0, 2000, work)  # requests in 1 s: the rate
+            warm = revoke_run(t, 1.0, pool_for(warm["requests"], 1.0), work)
+            need[t.key] = pool_for(warm["requests"], args.duration)
         for r in range(args.rounds):
             log(f"{alg}: revocation round {r + 1}/{args.rounds}")
             for t in live if r % 2 == 0 else list(reversed(live)):
                 run = revoke_run(t, args.duration, need[t.key], work)
+                if run["reused"] and need[t.key] < REVOCATION_MAX_POOL:
+                    need[t.key] = pool_for(run["requests"] / args.duration, args.duration)
+                    log(f"{t.label}: the pool ran out; again with {need[t.key]:,} tokens")
+                    run = revoke_run(t, args.duration, need[t.key], work)
                 t.runs.setdefault(REVOCATION_CONCURRENCY, []).append(run)
     return targets
 
