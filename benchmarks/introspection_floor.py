@@ -61,6 +61,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from keyturn.core.errors import InvalidRequestError
+from keyturn.core.jwt_claims import unverified_jti
+from keyturn.server.request_body import parse_form
+
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))  # `run` below, also when a test imports this file
@@ -196,40 +200,6 @@ def signature_valid(key: VerifyingKey, signing_input: str, signature: str) -> bo
     return True
 
 
-def claimed_jti(token: str) -> str | None:
-    """The ``jti`` the payload claims (unchecked: the record and signature decide)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = orjson.loads(_b64decode(parts[1]))
-    except ValueError:
-        return None
-    jti = claims.get("jti") if isinstance(claims, dict) else None
-    return jti if isinstance(jti, str) and jti else None
-
-
-def split_form(body: bytes) -> dict[str, str] | None:
-    """``application/x-www-form-urlencoded`` by hand; None if malformed or repeated."""
-    try:
-        text = body.decode()
-    except UnicodeDecodeError:
-        return None
-    params: dict[str, str] = {}
-    for pair in text.split("&"):
-        if not pair:
-            continue
-        name, _, value = pair.partition("=")
-        if "%" in name or "+" in name:
-            name = urllib.parse.unquote_plus(name)
-        if "%" in value or "+" in value:
-            value = urllib.parse.unquote_plus(value)
-        if name in params:
-            return None
-        params[name] = value
-    return params
-
-
 class ExactIntrospection:
     """Keyturn's RFC 7662 answer for its own access tokens (client_secret_post), and
     nothing a server adds around it: no request id, metric, lockout, Starlette.
@@ -321,7 +291,7 @@ class ExactIntrospection:
     def _record(self, token: str) -> tuple[Any, ...] | None:
         """The token's record, if ``token`` is the very access token it was written for."""
         known = self._verified.get(token)
-        jti = known[0] if known is not None else claimed_jti(token)
+        jti = known[0] if known is not None else unverified_jti(token)
         if jti is None:
             return None
         row: tuple[Any, ...] | None = self._db.execute(TOKEN_SQL, (jti,)).fetchone()
@@ -344,8 +314,9 @@ class ExactIntrospection:
 
     def answer(self, body: bytes) -> tuple[int, bytes]:
         """HTTP status and JSON body for an introspection request's form body."""
-        params = split_form(body)
-        if params is None:
+        try:  # Keyturn's own form split: one per body, as Keyturn pays
+            params = parse_form(body)
+        except InvalidRequestError:  # not UTF-8, or a parameter twice
             return 400, BAD_FORM
         client_id = params.get("client_id")
         secret = params.get("client_secret")
