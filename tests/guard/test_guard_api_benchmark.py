@@ -108,7 +108,7 @@ def test_the_benchmark_runs(bench: ModuleType, tmp_path: Path) -> None:
     pool = 2 * bench.verified_cache_size() + 1  # the smallest pool it accepts: fast to sign
     code = bench.main(
         ["--algs", "ES256", "--concurrency", "16", "--rounds", "1", "--duration", "1",
-         "--fresh-pool", str(pool), "--out", str(tmp_path)]
+         "--inprocess-rounds", "1", "--fresh-pool", str(pool), "--out", str(tmp_path)]
     )  # fmt: skip
     assert code == 0
     report = (tmp_path / "guard.md").read_text()
@@ -117,4 +117,10 @@ def test_the_benchmark_runs(bench: ModuleType, tmp_path: Path) -> None:
     assert "ES256, c=16: reused / no auth" in report
     data = json.loads((tmp_path / "guard.json").read_text())
     ratios = data["ratios"]["ES256/c16"]
-    assert all(math.isfinite(ratios[k]) for k in ("reused_vs_noauth", "fresh_vs_pyjwt"))
+    assert all(
+        math.isfinite(ratios[k]) for k in ("reused_vs_noauth", "fresh_vs_pyjwt", "ceiling")
+    )
+    costs = data["inprocess_us"]["ES256"]
+    assert set(costs) == {"bare", "hit", "miss", "pyjwt"}
+    assert all(math.isfinite(v) and v >= 0 for v in costs.values())
+    assert "| ES256 | " in report.split("The middleware alone, in-process")[1]
