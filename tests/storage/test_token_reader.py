@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -110,6 +112,106 @@ async def test_sqlite_reader_never_waits_on_the_event_loop(tmp_path: Path) -> No
         assert await reader.by_id(record.token_id) == record
     finally:
         await db.close()
+
+
+@pytest.fixture
+async def sqlite_storage(tmp_path: Path) -> AsyncIterator[tuple[SqlStorage, str, Path]]:
+    path = tmp_path / "k.db"
+    db, client_id = await _storage(f"sqlite+aiosqlite:///{path}")
+    yield db, client_id, path
+    await db.close()
+
+
+def _statements(reader: SqliteTokenReader) -> list[str]:
+    """What the reader's connection runs from now on, statement by statement."""
+    seen: list[str] = []
+    assert reader._conn is not None
+    reader._conn.set_trace_callback(seen.append)
+    return seen
+
+
+async def test_sqlite_reader_remembers_a_record_until_anything_is_committed(
+    sqlite_storage: tuple[SqlStorage, str, Path],
+) -> None:
+    """Between two commits a lookup costs one PRAGMA; any commit, by any other
+    connection, to any row, makes the next lookup read the row again."""
+    db, client_id, path = sqlite_storage
+    record, other = _token(client_id), _token(client_id)
+    await db.record_tokens([record, other])
+    reader = db._token_reader
+    assert isinstance(reader, SqliteTokenReader)
+    first = await reader.by_id(record.token_id)
+    assert first == record
+    seen = _statements(reader)
+    assert await reader.by_id(record.token_id) is first
+    assert seen == ["PRAGMA data_version"]
+
+    outside = sqlite3.connect(path, isolation_level=None)
+    try:
+        # Another row changes: this record did not, but it is read again all the same.
+        outside.execute("UPDATE tokens SET revoked_at = 5 WHERE token_id = ?", (other.token_id,))
+        seen.clear()
+        assert await reader.by_id(record.token_id) == record
+        assert len(seen) == 2
+        assert seen[1].startswith("SELECT")
+        # This row is revoked, then deleted: each seen by the very next lookup.
+        outside.execute("UPDATE tokens SET revoked_at = 7 WHERE token_id = ?", (record.token_id,))
+        revoked = await reader.by_id(record.token_id)
+        assert revoked is not None
+        assert revoked.revoked_at == 7
+        outside.execute("DELETE FROM tokens WHERE token_id = ?", (record.token_id,))
+        assert await reader.by_id(record.token_id) is None
+    finally:
+        outside.close()
+
+
+async def test_sqlite_reader_sees_a_commit_of_another_process_at_once(
+    sqlite_storage: tuple[SqlStorage, str, Path],
+) -> None:
+    db, client_id, path = sqlite_storage
+    record = _token(client_id, kind=TOKEN_KIND_REFRESH, family_id="fam")
+    await db.record_token(record)
+    reader = db._token_reader
+    assert isinstance(reader, SqliteTokenReader)
+    for _ in range(2):  # the second answer is the remembered one
+        assert await reader.by_hash(record.token_hash) == record
+        assert await reader.by_id(record.token_id) == record
+    revoke = (
+        "import sqlite3, sys\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('UPDATE tokens SET revoked_at = 9 WHERE token_id = ?', (sys.argv[2],))\n"
+    )
+    command = [sys.executable, "-c", revoke, str(path), record.token_id]
+    await asyncio.to_thread(subprocess.run, command, check=True)
+    by_hash = await reader.by_hash(record.token_hash)
+    by_id = await reader.by_id(record.token_id)
+    assert by_hash is not None
+    assert by_hash.revoked_at == 9
+    assert by_id is not None
+    assert by_id.revoked_at == 9
+
+
+async def test_sqlite_reader_remembers_only_what_it_found_and_only_so_many(
+    sqlite_storage: tuple[SqlStorage, str, Path],
+) -> None:
+    db, client_id, _ = sqlite_storage
+    records = [_token(client_id) for _ in range(3)]
+    await db.record_tokens(records)
+    reader = db._token_reader
+    assert isinstance(reader, SqliteTokenReader)
+    reader._memo_size = 2
+    for record in records:
+        assert await reader.by_id(record.token_id) == record
+        assert 1 <= len(reader._memo) <= 2
+    seen = _statements(reader)
+    for _ in range(2):  # unknown tokens cannot fill the memory: each miss is read
+        assert await reader.by_id("no-such-token") is None
+    assert sum(s.startswith("SELECT") for s in seen) == 2
+    assert len(reader._memo) <= 2
+    # A connection opened again counts data_version anew: nothing carried over.
+    await reader.close()
+    assert not reader._memo
+    assert await reader.by_id(records[0].token_id) == records[0]
 
 
 async def test_other_databases_have_no_fast_reader(tmp_path: Path) -> None:

@@ -14,6 +14,10 @@ list comes from the schema:
   does not wait for writers, so it is a few microseconds of work; in the
   rare case it meets a lock (WAL recovery, a connection in exclusive mode)
   it does not wait on the loop: ``None`` says "ask SQLAlchemy instead".
+  Records it found are kept while ``PRAGMA data_version`` stays the same:
+  SQLite changes it for a connection whenever any other connection, of this
+  process or another, commits, so an unchanged value proves that no row
+  changed since the record was read (see `SqliteTokenReader`).
 - PostgreSQL on asyncpg: a few kept connections (`ReadConnections`, not
   asyncpg's pool: see there why), one round trip per lookup, or per batch
   of concurrent lookups by id (`AsyncpgTokenReader`); asyncpg prepares each
@@ -98,12 +102,35 @@ def create_token_reader(engine: AsyncEngine) -> TokenReader | None:
     return None
 
 
+MEMO_SIZE = 4096
+"""Records the SQLite reader keeps between commits: the live tokens that one
+process is asked about (about 1 kB each); when full, it starts again."""
+
+
 class SqliteTokenReader:
-    def __init__(self, path: str) -> None:
+    """Lookups on a kept ``sqlite3`` connection, with the records found remembered
+    until the database changes.
+
+    A resource server introspects the same few tokens over and over, while
+    nothing is written between most of those reads. ``PRAGMA data_version``
+    (about half of a lookup's cost) says whether anything was: its value moves
+    whenever another connection commits, whichever process it is in, and this
+    connection never writes (``query_only``). So each lookup reads it first:
+    unchanged, a remembered record is exactly the row; changed, everything
+    remembered is dropped and the row is read. The value is read before the
+    row, so a commit between the two only makes the next lookup read again.
+    Only records found are remembered: a miss is read every time, so unknown
+    tokens cannot fill the memory.
+    """
+
+    def __init__(self, path: str, memo_size: int = MEMO_SIZE) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
         self._by_id = select_sql("token_id = ?")
         self._by_hash = _by_hash("?")
+        self._memo_size = memo_size
+        self._memo: dict[tuple[bool, str], TokenRecord] = {}
+        self._version: int | None = None  # data_version the memo holds for
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -113,26 +140,46 @@ class SqliteTokenReader:
             )
             conn.execute("PRAGMA query_only=ON")
             self._conn = conn
+            self._forget(None)  # data_version is counted per connection
         return self._conn
 
-    def _fetch(self, sql: str, value: str) -> TokenRecord | NotRead | None:
+    def _forget(self, version: int | None) -> None:
+        self._memo.clear()
+        self._version = version
+
+    def _fetch(self, sql: str, value: str, by_id: bool) -> TokenRecord | NotRead | None:
+        key = (by_id, value)
         try:
-            row = self._connection().execute(sql, (value,)).fetchone()
+            conn = self._connection()
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version:
+                self._forget(version)
+            elif (found := self._memo.get(key)) is not None:
+                return found
+            row = conn.execute(sql, (value,)).fetchone()
         except sqlite3.OperationalError as exc:
             # The primary code (low byte): SQLite may report an extended one.
             if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return NOT_READ
             raise
-        return to_token(row) if row is not None else None
+        if row is None:
+            return None
+        record = to_token(row)
+        if self._memo_size:
+            if len(self._memo) >= self._memo_size:
+                self._memo.clear()
+            self._memo[key] = record
+        return record
 
     async def by_id(self, token_id: str) -> TokenRecord | NotRead | None:
-        return self._fetch(self._by_id, token_id)
+        return self._fetch(self._by_id, token_id, True)
 
     async def by_hash(self, token_hash: str) -> TokenRecord | NotRead | None:
-        return self._fetch(self._by_hash, token_hash)
+        return self._fetch(self._by_hash, token_hash, False)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
+        self._forget(None)
         if conn is not None:
             conn.close()
 
