@@ -584,12 +584,6 @@ def sdk_token(world: World, *scopes: str) -> str:
         return manager.get_token().access_token
 
 
-def portal(client: TestClient) -> Any:
-    """The running TestClient's event loop: the verifier's client is closed on it."""
-    assert client.portal is not None
-    return client.portal
-
-
 def test_guard_examples_verify_the_real_servers_tokens(world: World) -> None:
     starlette_example, fastapi_example = guard_examples(world)
     starlette_app, fastapi_app = starlette_example["app"], fastapi_example["app"]
@@ -606,14 +600,18 @@ def test_guard_examples_verify_the_real_servers_tokens(world: World) -> None:
         no_scope = api.get("/orders", headers=read_only)
         assert no_scope.status_code == 403
         assert 'error="insufficient_scope"' in no_scope.headers["www-authenticate"]
-        portal(api).call(starlette_example["verifier"].aclose)  # on the loop that used it
+        assert starlette_example["verifier"]._async_client is not None  # it fetched the JWKS
+    # The README's lifespan closed the client the verifier opened, on the loop that used it.
+    assert starlette_example["verifier"]._async_client is None
 
     with TestClient(fastapi_app) as api:
         ok = api.get("/orders", headers=allowed)
         assert (ok.status_code, ok.json()) == (200, {"for": client_id})
         no_scope = api.get("/orders", headers=read_only)
         assert (no_scope.status_code, no_scope.json()["error"]) == (403, "insufficient_scope")
-        portal(api).call(fastapi_app.state.token_verifier.aclose)
+        verifier = fastapi_app.state.token_verifier
+        assert verifier._async_client is not None
+    assert verifier._async_client is None
 
 
 # --- nothing left out -----------------------------------------------------------------
