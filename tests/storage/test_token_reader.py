@@ -212,6 +212,15 @@ async def test_sqlite_reader_remembers_only_what_it_found_and_only_so_many(
     await reader.close()
     assert not reader._memo
     assert await reader.by_id(records[0].token_id) == records[0]
+    # Size 0: no memory, and no PRAGMA to feed it; every lookup is one SELECT.
+    reader._memo_size = 0
+    await reader.close()
+    assert await reader.by_id(records[0].token_id) == records[0]
+    seen = _statements(reader)
+    assert await reader.by_id(records[0].token_id) == records[0]
+    assert len(seen) == 1
+    assert seen[0].startswith("SELECT")
+    assert not reader._memo
 
 
 async def test_other_databases_have_no_fast_reader(tmp_path: Path) -> None:

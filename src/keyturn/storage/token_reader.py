@@ -120,7 +120,8 @@ class SqliteTokenReader:
     remembered is dropped and the row is read. The value is read before the
     row, so a commit between the two only makes the next lookup read again.
     Only records found are remembered: a miss is read every time, so unknown
-    tokens cannot fill the memory.
+    tokens cannot fill the memory. ``memo_size=0`` turns the memory, and the
+    ``PRAGMA``, off.
     """
 
     def __init__(self, path: str, memo_size: int = MEMO_SIZE) -> None:
@@ -151,11 +152,12 @@ class SqliteTokenReader:
         key = (by_id, value)
         try:
             conn = self._connection()
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._version:
-                self._forget(version)
-            elif (found := self._memo.get(key)) is not None:
-                return found
+            if self._memo_size:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._version:
+                    self._forget(version)
+                elif (found := self._memo.get(key)) is not None:
+                    return found
             row = conn.execute(sql, (value,)).fetchone()
         except sqlite3.OperationalError as exc:
             # The primary code (low byte): SQLite may report an extended one.
