@@ -15,7 +15,11 @@ from sqlalchemy import select
 from keyturn.storage import schema
 from keyturn.storage.records import TOKEN_KIND_REFRESH, TokenRecord
 from keyturn.storage.repository import SqlStorage
-from keyturn.storage.token_writer import AsyncpgTokenWriter, SqlAlchemyTokenWriter
+from keyturn.storage.token_writer import (
+    AsyncpgTokenWriter,
+    SqlAlchemyTokenWriter,
+    SqliteTokenWriter,
+)
 from tests.storage.test_token_writer import (
     _storage,
     _token,
@@ -163,3 +167,113 @@ async def test_postgres_revocation_reconnects_after_its_connection_dies(
         assert set(await _denied(db, client_id)) == {first.token_id, second.token_id}
     finally:
         await db.close()
+
+
+# -- SQLite: the revocations of one loop turn share one transaction -------------------
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[tuple[SqlStorage, str, Path]]:
+    path = tmp_path / "k.db"
+    db, client_id = await _storage(f"sqlite+aiosqlite:///{path}")
+    yield db, client_id, path
+    await db.close()
+
+
+def _statements(db: SqlStorage) -> list[str]:
+    """What the writer's loop connection runs from now on (it exists after one write)."""
+    writer = db._token_writer
+    assert isinstance(writer, SqliteTokenWriter)
+    assert writer._inline is not None
+    seen: list[str] = []
+    writer._inline.set_trace_callback(seen.append)
+    return seen
+
+
+def _revoked_in_file(path: Path, tokens: list[TokenRecord]) -> list[int | None]:
+    """revoked_at of each token as another connection reads it: what was committed."""
+    conn = sqlite3.connect(path)
+    try:
+        query = "SELECT revoked_at FROM tokens WHERE token_id = ?"
+        return [conn.execute(query, (t.token_id,)).fetchone()[0] for t in tokens]
+    finally:
+        conn.close()
+
+
+async def test_sqlite_revocations_of_one_turn_share_one_commit(
+    sqlite_db: tuple[SqlStorage, str, Path],
+) -> None:
+    db, client_id, path = sqlite_db
+    tokens = [_token(client_id) for _ in range(10)]
+    await db.record_tokens(tokens)
+    seen = _statements(db)
+    answers = await asyncio.gather(*(db.revoke_token(t.token_id, NOW) for t in tokens))
+    assert answers == [[_revoked(t)] for t in tokens]  # each its own, in its order
+    assert seen.count("BEGIN IMMEDIATE") == 1
+    assert seen.count("COMMIT") == 1
+    assert seen.count("SAVEPOINT revocation") == 10
+    assert _revoked_in_file(path, tokens) == [NOW] * 10
+    assert set(await _denied(db, client_id)) == {t.token_id for t in tokens}
+
+
+async def test_one_failed_revocation_leaves_the_rest_of_its_group_in(
+    sqlite_db: tuple[SqlStorage, str, Path],
+) -> None:
+    db, client_id, path = sqlite_db
+    bad, *good = [_token(client_id) for _ in range(3)]
+    await db.record_tokens([bad, *good])
+    async with db.engine.begin() as conn:  # bad's deny-list insert will collide
+        await conn.execute(
+            schema.denylist.insert().values(token_id=bad.token_id, revoked_at=1, expires_at=2)
+        )
+    seen = _statements(db)
+    answers = await asyncio.gather(
+        *(db.revoke_token(t.token_id, NOW) for t in (good[0], bad, good[1])),
+        return_exceptions=True,
+    )
+    assert isinstance(answers[1], sqlite3.IntegrityError)
+    assert answers[0::2] == [[_revoked(good[0])], [_revoked(good[1])]]
+    assert seen.count("COMMIT") == 1  # one transaction all the same
+    assert _revoked_in_file(path, [bad, *good]) == [None, NOW, NOW]  # bad's rolled back
+
+
+async def test_a_sqlite_group_waits_for_another_writer_off_the_event_loop(
+    sqlite_db: tuple[SqlStorage, str, Path],
+) -> None:
+    db, client_id, path = sqlite_db
+    tokens = [_token(client_id) for _ in range(4)]
+    await db.record_tokens(tokens)
+
+    async def revoke_all() -> list[list[TokenRecord]]:
+        return await asyncio.gather(*(db.revoke_token(t.token_id, NOW) for t in tokens))
+
+    answers = await while_another_writer_holds_the_lock(path, revoke_all())
+    assert answers == [[_revoked(t)] for t in tokens]
+    assert _revoked_in_file(path, tokens) == [NOW] * 4
+
+
+async def test_a_revocation_whose_caller_went_away_is_still_committed(
+    sqlite_db: tuple[SqlStorage, str, Path],
+) -> None:
+    db, client_id, path = sqlite_db
+    gone, kept = _token(client_id), _token(client_id)
+    await db.record_tokens([gone, kept])
+    abandoned = asyncio.ensure_future(db.revoke_token(gone.token_id, NOW))
+    await asyncio.sleep(0)  # it has queued its revocation
+    abandoned.cancel()  # as when a client hangs up mid-request
+    assert await db.revoke_token(kept.token_id, NOW) == [_revoked(kept)]
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    assert _revoked_in_file(path, [gone, kept]) == [NOW, NOW]
+
+
+async def test_closing_answers_the_revocations_already_asked(tmp_path: Path) -> None:
+    path = tmp_path / "k.db"
+    db, client_id = await _storage(f"sqlite+aiosqlite:///{path}")
+    token = _token(client_id)
+    await db.record_token(token)
+    asked = asyncio.ensure_future(db.revoke_token(token.token_id, NOW))
+    await asyncio.sleep(0)  # queued, its group not begun
+    await db.close()
+    assert await asked == [_revoked(token)]
+    assert _revoked_in_file(path, [token]) == [NOW]

@@ -33,6 +33,13 @@ lock is free, as above), and on PostgreSQL one statement (a data-modifying
 CTE), so one round trip, atomic on its own. Either way the deny-list row is
 committed with the revocation (what `SqlStorage` promises), and only what this
 call revoked is returned.
+
+On SQLite, revocations made in the same turn of the event loop also share one
+transaction (group commit): a BEGIN and a COMMIT were about 12 % of a
+revocation's event-loop time at concurrency 16. Each runs under a savepoint of
+its own, so one that fails leaves the others in; each caller is answered with
+its own outcome, and only once the COMMIT that holds its revocation is done
+(`SqliteTokenWriter.revoke`).
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import shutil
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, Protocol, TypeVar, get_args
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar, get_args
 
 import orjson
 from sqlalchemy import insert
@@ -192,6 +199,8 @@ class SqliteTokenWriter:
         self._disk_was_full = False
         self._budget = CHECKPOINT_EVERY
         self._next_space_check = 0
+        self._queued: list[_Revocation] = []  # this turn's revocations, not yet begun
+        self._groups: set[asyncio.Task[None]] = set()  # groups being committed
 
     def _connect(self, *, timeout: float, autocheckpoint: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -212,6 +221,12 @@ class SqliteTokenWriter:
         await self._transact(insert, len(rows))
 
     async def revoke(self, by: RevokeBy, value: str, now: int) -> list[TokenRecord]:
+        """Revoke in a group with the other revocations of this loop turn.
+
+        The group is committed by a task of its own, so a caller that goes away
+        (a client that hung up) neither stops it nor takes the others' answers
+        with it; its revocation is still committed.
+        """
         sql = self._revoke_sql[by]
 
         def revoke(conn: sqlite3.Connection) -> list[TokenRecord]:
@@ -221,7 +236,56 @@ class SqliteTokenWriter:
                 conn.executemany(DENY_SQL, denied)
             return records
 
-        return await self._transact(revoke, 1)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[TokenRecord]] = loop.create_future()
+        self._queued.append(_Revocation(revoke, answer))
+        if len(self._queued) == 1:
+            loop.call_soon(self._begin_group)  # after every revocation of this turn
+        return await answer
+
+    def _begin_group(self) -> None:
+        group, self._queued = self._queued, []
+        if group:
+            task = asyncio.ensure_future(self._commit_group(group))
+            self._groups.add(task)
+            task.add_done_callback(self._groups.discard)
+
+    async def _commit_group(self, group: list[_Revocation]) -> None:
+        """One transaction for ``group``, a savepoint each; every caller gets its own
+        records, or the error of its own revocation, or the transaction's."""
+
+        def each(conn: sqlite3.Connection) -> list[list[TokenRecord] | sqlite3.Error]:
+            outcomes: list[list[TokenRecord] | sqlite3.Error] = []
+            for revocation in group:
+                conn.execute("SAVEPOINT revocation")
+                try:
+                    outcomes.append(revocation.work(conn))
+                except sqlite3.Error as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite ended the whole transaction (a full disk, I/O)
+                    conn.execute("ROLLBACK TO revocation")
+                    outcomes.append(exc)
+                conn.execute("RELEASE revocation")
+            return outcomes
+
+        try:
+            outcomes = await self._transact(each, len(group))
+        except asyncio.CancelledError:
+            for revocation in group:
+                revocation.answer.cancel()
+            raise
+        except Exception as exc:
+            for revocation in group:
+                if not revocation.answer.done():
+                    revocation.answer.set_exception(exc)
+            return
+        for revocation, outcome in zip(group, outcomes, strict=True):
+            if revocation.answer.done():
+                continue  # its caller was cancelled: committed all the same
+            if isinstance(outcome, sqlite3.Error):
+                revocation.answer.set_exception(outcome)
+            else:
+                revocation.answer.set_result(outcome)
 
     async def _transact(self, work: Callable[[sqlite3.Connection], R], rows: int) -> R:
         """Run ``work`` in one write transaction: on the loop if the lock is free this
@@ -310,6 +374,9 @@ class SqliteTokenWriter:
         return result
 
     async def close(self) -> None:
+        self._begin_group()  # revocations queued this very turn
+        while self._groups:  # answered before the connections go
+            await asyncio.gather(*self._groups, return_exceptions=True)
         if self._thread is not None:
             self._thread.shutdown(wait=True)
             self._thread = None
@@ -317,6 +384,11 @@ class SqliteTokenWriter:
             if conn is not None:
                 conn.close()
         self._inline = self._threaded = None
+
+
+class _Revocation(NamedTuple):
+    work: Callable[[sqlite3.Connection], list[TokenRecord]]
+    answer: asyncio.Future[list[TokenRecord]]
 
 
 class AsyncpgTokenWriter:
