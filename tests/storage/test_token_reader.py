@@ -24,7 +24,7 @@ from keyturn.storage.token_reader import (
     create_token_reader,
 )
 from tests.ports import closed_port
-from tests.storage.test_token_writer import _storage, _token
+from tests.storage.test_token_writer import _storage, _token, traced
 
 pytestmark = pytest.mark.anyio
 
@@ -114,20 +114,8 @@ async def test_sqlite_reader_never_waits_on_the_event_loop(tmp_path: Path) -> No
         await db.close()
 
 
-@pytest.fixture
-async def sqlite_storage(tmp_path: Path) -> AsyncIterator[tuple[SqlStorage, str, Path]]:
-    path = tmp_path / "k.db"
-    db, client_id = await _storage(f"sqlite+aiosqlite:///{path}")
-    yield db, client_id, path
-    await db.close()
-
-
 def _statements(reader: SqliteTokenReader) -> list[str]:
-    """What the reader's connection runs from now on, statement by statement."""
-    seen: list[str] = []
-    assert reader._conn is not None
-    reader._conn.set_trace_callback(seen.append)
-    return seen
+    return traced(reader._conn)
 
 
 async def test_sqlite_reader_remembers_a_record_until_anything_is_committed(

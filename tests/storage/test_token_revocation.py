@@ -24,6 +24,7 @@ from tests.storage.test_token_writer import (
     _storage,
     _token,
     kill_writer_connection,
+    traced,
     while_another_writer_holds_the_lock,
 )
 
@@ -172,22 +173,11 @@ async def test_postgres_revocation_reconnects_after_its_connection_dies(
 # -- SQLite: the revocations of one loop turn share one transaction -------------------
 
 
-@pytest.fixture
-async def sqlite_db(tmp_path: Path) -> AsyncIterator[tuple[SqlStorage, str, Path]]:
-    path = tmp_path / "k.db"
-    db, client_id = await _storage(f"sqlite+aiosqlite:///{path}")
-    yield db, client_id, path
-    await db.close()
-
-
 def _statements(db: SqlStorage) -> list[str]:
     """What the writer's loop connection runs from now on (it exists after one write)."""
     writer = db._token_writer
     assert isinstance(writer, SqliteTokenWriter)
-    assert writer._inline is not None
-    seen: list[str] = []
-    writer._inline.set_trace_callback(seen.append)
-    return seen
+    return traced(writer._inline)
 
 
 def _revoked_in_file(path: Path, tokens: list[TokenRecord]) -> list[int | None]:
@@ -201,9 +191,9 @@ def _revoked_in_file(path: Path, tokens: list[TokenRecord]) -> list[int | None]:
 
 
 async def test_sqlite_revocations_of_one_turn_share_one_commit(
-    sqlite_db: tuple[SqlStorage, str, Path],
+    sqlite_storage: tuple[SqlStorage, str, Path],
 ) -> None:
-    db, client_id, path = sqlite_db
+    db, client_id, path = sqlite_storage
     tokens = [_token(client_id) for _ in range(10)]
     await db.record_tokens(tokens)
     seen = _statements(db)
@@ -217,9 +207,9 @@ async def test_sqlite_revocations_of_one_turn_share_one_commit(
 
 
 async def test_one_failed_revocation_leaves_the_rest_of_its_group_in(
-    sqlite_db: tuple[SqlStorage, str, Path],
+    sqlite_storage: tuple[SqlStorage, str, Path],
 ) -> None:
-    db, client_id, path = sqlite_db
+    db, client_id, path = sqlite_storage
     bad, *good = [_token(client_id) for _ in range(3)]
     await db.record_tokens([bad, *good])
     async with db.engine.begin() as conn:  # bad's deny-list insert will collide
@@ -238,9 +228,9 @@ async def test_one_failed_revocation_leaves_the_rest_of_its_group_in(
 
 
 async def test_a_sqlite_group_waits_for_another_writer_off_the_event_loop(
-    sqlite_db: tuple[SqlStorage, str, Path],
+    sqlite_storage: tuple[SqlStorage, str, Path],
 ) -> None:
-    db, client_id, path = sqlite_db
+    db, client_id, path = sqlite_storage
     tokens = [_token(client_id) for _ in range(4)]
     await db.record_tokens(tokens)
 
@@ -253,9 +243,9 @@ async def test_a_sqlite_group_waits_for_another_writer_off_the_event_loop(
 
 
 async def test_a_revocation_whose_caller_went_away_is_still_committed(
-    sqlite_db: tuple[SqlStorage, str, Path],
+    sqlite_storage: tuple[SqlStorage, str, Path],
 ) -> None:
-    db, client_id, path = sqlite_db
+    db, client_id, path = sqlite_storage
     gone, kept = _token(client_id), _token(client_id)
     await db.record_tokens([gone, kept])
     abandoned = asyncio.ensure_future(db.revoke_token(gone.token_id, NOW))

@@ -48,6 +48,14 @@ async def storage(database_url: str) -> AsyncIterator[tuple[SqlStorage, str]]:
     await storage.close()
 
 
+def traced(conn: sqlite3.Connection | None) -> list[str]:
+    """What ``conn`` runs from now on, statement by statement."""
+    assert conn is not None
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    return seen
+
+
 def _token(client_id: str, **changes: object) -> TokenRecord:
     values: dict[str, object] = {
         "token_id": generate_token_id(),
