@@ -118,37 +118,33 @@ async def test_concurrent_revocations_of_one_token_answer_it_once(
 
 
 async def test_sqlite_revocation_waits_for_another_writer_off_the_event_loop(
-    tmp_path: Path,
+    sqlite_storage: tuple[SqlStorage, str, Path],
 ) -> None:
-    db, client_id = await _storage(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
-    try:
-        token = _token(client_id)
-        await db.record_token(token)
-        revoking = db.revoke_token(token.token_id, NOW)
-        revoked = await while_another_writer_holds_the_lock(tmp_path / "k.db", revoking)
-        assert revoked == [_revoked(token)]
-        assert len(await _denied(db, client_id)) == 1
-    finally:
-        await db.close()
+    db, client_id, path = sqlite_storage
+    token = _token(client_id)
+    await db.record_token(token)
+    revoking = db.revoke_token(token.token_id, NOW)
+    revoked = await while_another_writer_holds_the_lock(path, revoking)
+    assert revoked == [_revoked(token)]
+    assert len(await _denied(db, client_id)) == 1
 
 
-async def test_a_failed_sqlite_revocation_changes_nothing(tmp_path: Path) -> None:
-    db, client_id = await _storage(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
-    try:
-        token = _token(client_id)
-        await db.record_token(token)
-        async with db.engine.begin() as conn:  # the deny-list insert will collide
-            await conn.execute(
-                schema.denylist.insert().values(token_id=token.token_id, revoked_at=1, expires_at=2)
-            )
-        with pytest.raises(sqlite3.IntegrityError):
-            await db.revoke_token(token.token_id, NOW)
-        assert await db.get_token(token.token_id) == token  # rolled back whole
-        other = _token(client_id)  # and the writer is usable after the failure
-        await db.record_token(other)
-        assert await db.revoke_token(other.token_id, NOW) == [_revoked(other)]
-    finally:
-        await db.close()
+async def test_a_failed_sqlite_revocation_changes_nothing(
+    sqlite_storage: tuple[SqlStorage, str, Path],
+) -> None:
+    db, client_id, _ = sqlite_storage
+    token = _token(client_id)
+    await db.record_token(token)
+    async with db.engine.begin() as conn:  # the deny-list insert will collide
+        await conn.execute(
+            schema.denylist.insert().values(token_id=token.token_id, revoked_at=1, expires_at=2)
+        )
+    with pytest.raises(sqlite3.IntegrityError):
+        await db.revoke_token(token.token_id, NOW)
+    assert await db.get_token(token.token_id) == token  # rolled back whole
+    other = _token(client_id)  # and the writer is usable after the failure
+    await db.record_token(other)
+    assert await db.revoke_token(other.token_id, NOW) == [_revoked(other)]
 
 
 async def test_postgres_revocation_reconnects_after_its_connection_dies(

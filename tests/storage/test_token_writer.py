@@ -142,15 +142,14 @@ async def while_another_writer_holds_the_lock(path: Path, write: Awaitable[T]) -
     return result
 
 
-async def test_sqlite_waits_for_another_writer_off_the_event_loop(tmp_path: Path) -> None:
+async def test_sqlite_waits_for_another_writer_off_the_event_loop(
+    sqlite_storage: tuple[SqlStorage, str, Path],
+) -> None:
     """A lock held elsewhere sends the write to the thread; the loop keeps running."""
-    db, client_id = await _storage(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
-    try:
-        record = _token(client_id)
-        await while_another_writer_holds_the_lock(tmp_path / "k.db", db.record_token(record))
-        assert await db.get_token(record.token_id) == record
-    finally:
-        await db.close()
+    db, client_id, path = sqlite_storage
+    record = _token(client_id)
+    await while_another_writer_holds_the_lock(path, db.record_token(record))
+    assert await db.get_token(record.token_id) == record
 
 
 async def test_sqlite_checkpoints_in_the_writer_thread(
