@@ -18,3 +18,11 @@ async def sqlite_storage(tmp_path: Path) -> AsyncIterator[tuple[SqlStorage, str,
     db, client_id = await _storage(f"sqlite+aiosqlite:///{path}")
     yield db, client_id, path
     await db.close()
+
+
+@pytest.fixture
+async def postgres_storage(postgres_database_url: str) -> AsyncIterator[tuple[SqlStorage, str]]:
+    """Storage on this run's PostgreSQL database, with a client of its own: storage, client id."""
+    db, client_id = await _storage(postgres_database_url)
+    yield db, client_id
+    await db.close()

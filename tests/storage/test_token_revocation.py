@@ -263,3 +263,147 @@ async def test_closing_answers_the_revocations_already_asked(tmp_path: Path) -> 
     await db.close()
     assert await asked == [_revoked(token)]
     assert _revoked_in_file(path, [token]) == [NOW]
+
+
+# -- PostgreSQL: the revocations asked while one is on its way go in one statement ---------
+
+
+def _pg_statements(db: SqlStorage) -> list[str]:
+    """What the writer's connection runs from now on (it exists after one write)."""
+    writer = db._token_writer
+    assert isinstance(writer, AsyncpgTokenWriter)
+    seen: list[str] = []
+    writer._conn.add_query_logger(lambda logged: seen.append(logged.query))
+    return seen
+
+
+def _revocations(seen: list[str]) -> tuple[int, int]:
+    """Revoking statements run: all, and those for a group (asyncpg's own type
+    lookups, on a statement's first use, are not counted)."""
+    revoking = [query for query in seen if "UPDATE tokens" in query]
+    return len(revoking), sum("unnest" in query for query in revoking)
+
+
+async def test_postgres_revocations_asked_together_go_in_one_statement(
+    postgres_storage: tuple[SqlStorage, str],
+) -> None:
+    db, client_id = postgres_storage
+    tokens = [_token(client_id) for _ in range(10)]
+    await db.record_tokens(tokens)
+    seen = _pg_statements(db)
+    answers = await asyncio.gather(*(db.revoke_token(t.token_id, NOW) for t in tokens))
+    assert answers == [[_revoked(t)] for t in tokens]  # each its own
+    assert _revocations(seen) == (1, 1)
+    assert set(await _denied(db, client_id)) == {t.token_id for t in tokens}
+    assert [await db.get_token(t.token_id) for t in tokens] == [_revoked(t) for t in tokens]
+    # A lone revocation keeps the plain statement.
+    lone = _token(client_id)
+    await db.record_token(lone)
+    seen.clear()
+    assert await db.revoke_token(lone.token_id, NOW) == [_revoked(lone)]
+    assert _revocations(seen) == (1, 0)
+
+
+async def test_a_postgres_group_answers_as_one_revocation_after_another(
+    postgres_storage: tuple[SqlStorage, str],
+) -> None:
+    """A token named twice goes to the first that names it, each at its own time."""
+    db, client_id = postgres_storage
+    refresh, live, expired, before, other = _family(client_id)
+    lone = _token(client_id)
+    await db.record_tokens([refresh, live, expired, before, other, lone])
+    seen = _pg_statements(db)
+    answers = await asyncio.gather(
+        db.revoke_token(live.token_id, NOW),
+        db.revoke_family("fam-1", NOW + 1),
+        db.revoke_token(refresh.token_id, NOW + 2),  # revoked with its family just before
+        db.revoke_token(lone.token_id, NOW + 3),
+        db.revoke_family("fam-1", NOW + 4),
+        db.revoke_token("no-such-token", NOW),
+    )
+    assert _revocations(seen) == (1, 1)
+    by_id = [sorted(a, key=lambda r: r.token_id) for a in answers]
+    assert by_id == [
+        [_revoked(live, NOW)],
+        sorted([_revoked(refresh, NOW + 1), _revoked(expired, NOW + 1)], key=lambda r: r.token_id),
+        [],
+        [_revoked(lone, NOW + 3)],
+        [],
+        [],
+    ]
+    assert await db.get_token(before.token_id) == before  # its first revocation stands
+    assert await db.get_token(other.token_id) == other
+    assert await _denied(db, client_id) == {
+        live.token_id: (NOW, live.expires_at, None),
+        lone.token_id: (NOW + 3, lone.expires_at, None),
+    }
+
+
+async def test_one_failed_postgres_revocation_leaves_the_rest_of_its_group_in(
+    postgres_storage: tuple[SqlStorage, str],
+) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    db, client_id = postgres_storage
+    bad, *good = [_token(client_id) for _ in range(3)]
+    await db.record_tokens([bad, *good])
+    async with db.engine.begin() as conn:  # bad's deny-list insert will collide
+        await conn.execute(
+            schema.denylist.insert().values(token_id=bad.token_id, revoked_at=1, expires_at=2)
+        )
+    seen = _pg_statements(db)
+    answers = await asyncio.gather(
+        *(db.revoke_token(t.token_id, NOW) for t in (good[0], bad, good[1])),
+        return_exceptions=True,
+    )
+    assert isinstance(answers[1], asyncpg.UniqueViolationError)
+    assert answers[0::2] == [[_revoked(good[0])], [_revoked(good[1])]]
+    assert _revocations(seen) == (4, 1)  # together first, then one by one
+    assert await db.get_token(bad.token_id) == bad  # its revocation rolled back
+    assert [await db.get_token(t.token_id) for t in good] == [_revoked(t) for t in good]
+
+
+async def test_a_postgres_group_is_sent_again_on_a_new_connection(
+    postgres_storage: tuple[SqlStorage, str],
+) -> None:
+    db, client_id = postgres_storage
+    tokens = [_token(client_id) for _ in range(4)]
+    await db.record_tokens(tokens)
+    pid = await kill_writer_connection(db)
+    answers = await asyncio.gather(*(db.revoke_token(t.token_id, NOW) for t in tokens))
+    assert answers == [[_revoked(t)] for t in tokens]
+    writer = db._token_writer
+    assert isinstance(writer, AsyncpgTokenWriter)
+    assert writer._conn.get_server_pid() != pid
+
+
+async def test_a_postgres_revocation_whose_caller_went_away_is_still_committed(
+    postgres_storage: tuple[SqlStorage, str],
+) -> None:
+    db, client_id = postgres_storage
+    gone, kept = _token(client_id), _token(client_id)
+    await db.record_tokens([gone, kept])
+    abandoned = asyncio.ensure_future(db.revoke_token(gone.token_id, NOW))
+    await asyncio.sleep(0)  # it has asked
+    abandoned.cancel()  # as when a client hangs up mid-request
+    assert await db.revoke_token(kept.token_id, NOW) == [_revoked(kept)]
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    assert await db.get_token(gone.token_id) == _revoked(gone)
+
+
+async def test_closing_answers_the_postgres_revocations_already_asked(
+    postgres_database_url: str,
+) -> None:
+    db, client_id = await _storage(postgres_database_url)
+    token = _token(client_id)
+    await db.record_token(token)
+    asked = asyncio.ensure_future(db.revoke_token(token.token_id, NOW))
+    await asyncio.sleep(0)  # asked, not yet sent
+    await db.close()
+    assert await asked == [_revoked(token)]
+    db, _ = await _storage(postgres_database_url)
+    try:
+        assert await db.get_token(token.token_id) == _revoked(token)
+    finally:
+        await db.close()

@@ -137,6 +137,38 @@ def revoke_statements(style: str) -> dict[RevokeBy, str]:
     return {by: revoke_sql(by, style) for by in get_args(RevokeBy)}
 
 
+def revoke_group_sql() -> str:
+    """PostgreSQL: a group of revocations in one statement, as if made one by one.
+
+    ``$1``, ``$2`` and ``$3`` are the group's arrays of what each names
+    (`RevokeBy`), its value and its ``now``. A token that more than one of them
+    names is revoked by the first (the same outcome as one after the other);
+    each answered row carries the 1-based position of the revocation that
+    revoked it, so every caller gets only its own.
+    """
+    # Column names come from the schema and this module; every value is bound.
+    returned = ", ".join(f"tokens.{c}" for c in COLUMNS)
+    named = " UNION ALL ".join(
+        f"SELECT t.token_id, a.at, a.n FROM asked a JOIN tokens t ON t.{by} = a.val "  # noqa: S608
+        f"WHERE a.by_col = '{by}' AND t.revoked_at IS NULL"
+        for by in get_args(RevokeBy)
+    )
+    return (
+        "WITH asked AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) "  # noqa: S608
+        "WITH ORDINALITY AS a(by_col, val, at, n)), "
+        f"matched AS ({named}), "
+        "target AS (SELECT DISTINCT ON (token_id) token_id, at, n FROM matched "
+        "ORDER BY token_id, n), "
+        "revoked AS (UPDATE tokens SET revoked_at = target.at FROM target "
+        "WHERE tokens.token_id = target.token_id AND tokens.revoked_at IS NULL "
+        f"RETURNING target.n, {returned}), "
+        "denied AS (INSERT INTO denylist (token_id, revoked_at, expires_at) "
+        "SELECT token_id, revoked_at, expires_at FROM revoked "
+        f"WHERE kind = '{TOKEN_KIND_ACCESS}' AND expires_at > revoked_at) "
+        f"SELECT n, {', '.join(COLUMNS)} FROM revoked"
+    )
+
+
 DENY_SQL = "INSERT INTO denylist (token_id, revoked_at, expires_at) VALUES (?, ?, ?)"
 
 
@@ -391,6 +423,17 @@ class _Revocation(NamedTuple):
     answer: asyncio.Future[list[TokenRecord]]
 
 
+class _Asked(NamedTuple):
+    by: RevokeBy
+    value: str
+    now: int
+    answer: asyncio.Future[list[TokenRecord]]
+
+
+GROUP_MAX = 256
+"""The most revocations one PostgreSQL statement takes; the rest wait for the next."""
+
+
 class AsyncpgTokenWriter:
     """One asyncpg connection of its own, kept open, for token inserts only.
 
@@ -401,6 +444,11 @@ class AsyncpgTokenWriter:
     connection (a restarted server) is replaced and the write tried once more;
     should the lost attempt have committed after all, the retry's duplicate-key
     error fails the request, whose token was never handed out.
+
+    Revocations group-commit: those asked while one is on its way are made
+    together in the next statement (`revoke_group_sql`), one round trip and one
+    WAL flush for all, where one at a time each paid both behind the others
+    (about 2,000/s at concurrency 16, whatever the concurrency).
     """
 
     _SQLALCHEMY_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
@@ -410,8 +458,11 @@ class AsyncpgTokenWriter:
         self._params = {k: v for k, v in params.items() if k not in self._SQLALCHEMY_ONLY}
         self._sql = insert_sql("numeric")
         self._revoke_sql = revoke_statements("numeric")
+        self._revoke_group_sql = revoke_group_sql()
         self._conn: Any = None
         self._lock = asyncio.Lock()
+        self._asked: list[_Asked] = []  # revocations not yet sent
+        self._sender: asyncio.Task[None] | None = None
 
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
         rows = [token_values(t) for t in tokens]
@@ -426,18 +477,89 @@ class AsyncpgTokenWriter:
         await self._on_connection(insert)
 
     async def revoke(self, by: RevokeBy, value: str, now: int) -> list[TokenRecord]:
+        """Revoke in a group with the others asked meanwhile (see the class).
+
+        Sent by a task of its own, so a caller that goes away (a client that
+        hung up) neither stops its revocation nor takes the others' answers
+        with it. A lone revocation is sent on the next turn of the loop.
+        """
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[TokenRecord]] = loop.create_future()
+        self._asked.append(_Asked(by, value, now, answer))
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._send_asked())
+        return await answer
+
+    async def _send_asked(self) -> None:
+        try:
+            while self._asked:
+                group, self._asked = self._asked[:GROUP_MAX], self._asked[GROUP_MAX:]
+                try:
+                    await self._revoke_group(group)
+                except BaseException:
+                    _cancel_all(group)
+                    raise
+        except BaseException:
+            group, self._asked = self._asked, []
+            _cancel_all(group)
+            raise
+        finally:
+            self._sender = None
+
+    async def _revoke_group(self, group: list[_Asked]) -> None:
+        """Every caller gets its own records, or the error its revocation met."""
+        import asyncpg  # type: ignore[import-untyped]
+
+        try:
+            if len(group) == 1:
+                outcomes: list[list[TokenRecord]] = [await self._revoke_one(group[0])]
+            else:
+                outcomes = await self._revoke_together(group)
+        except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
+            if len(group) == 1:
+                _answer_all(group, exc)
+                return
+            # One of them is at fault (its rows'): one by one, so only its caller hears of it.
+            for asked in group:
+                try:
+                    _answer(asked, await self._revoke_one(asked))
+                except Exception as own:
+                    _answer_all([asked], own)
+            return
+        except Exception as exc:
+            _answer_all(group, exc)
+            return
+        for asked, outcome in zip(group, outcomes, strict=True):
+            _answer(asked, outcome)
+
+    async def _revoke_one(self, asked: _Asked) -> list[TokenRecord]:
         """One statement: should a lost connection's attempt have committed after
         all, the retry revokes nothing more and answers ``[]``; its deny-list rows
         are committed, unpublished, and the deny-list publisher's sweep takes them."""
-        sql = self._revoke_sql[by]
+        sql = self._revoke_sql[asked.by]
 
         async def revoke(conn: Any) -> list[TokenRecord]:
-            return [to_token(row.values()) for row in await conn.fetch(sql, now, value)]
+            rows = await conn.fetch(sql, asked.now, asked.value)
+            return [to_token(row.values()) for row in rows]
+
+        return await self._on_connection(revoke)
+
+    async def _revoke_together(self, group: list[_Asked]) -> list[list[TokenRecord]]:
+        """`_revoke_one` for a whole group, in one statement (retried the same way)."""
+        args = ([a.by for a in group], [a.value for a in group], [a.now for a in group])
+        sql = self._revoke_group_sql
+
+        async def revoke(conn: Any) -> list[list[TokenRecord]]:
+            outcomes: list[list[TokenRecord]] = [[] for _ in group]
+            for row in await conn.fetch(sql, *args):
+                n, *values = row.values()
+                outcomes[n - 1].append(to_token(values))
+            return outcomes
 
         return await self._on_connection(revoke)
 
     async def _on_connection(self, work: Callable[[Any], Awaitable[R]]) -> R:
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
 
         async with self._lock:
             for attempt in (1, 2):
@@ -464,10 +586,29 @@ class AsyncpgTokenWriter:
             conn.terminate()
 
     async def close(self) -> None:
+        while self._sender is not None:  # answer what was asked before the connection goes
+            await asyncio.gather(self._sender, return_exceptions=True)
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None and not conn.is_closed():
                 await conn.close()
+
+
+def _answer(asked: _Asked, records: list[TokenRecord]) -> None:
+    if not asked.answer.done():  # else its caller went away: committed all the same
+        asked.answer.set_result(records)
+
+
+def _answer_all(group: Sequence[_Asked], exc: BaseException) -> None:
+    for asked in group:
+        if not asked.answer.done():
+            asked.answer.set_exception(exc)
+
+
+def _cancel_all(group: Sequence[_Asked]) -> None:
+    """The sender itself was cancelled (the loop is going): no answer will come."""
+    for asked in group:
+        asked.answer.cancel()
 
 
 class SqlAlchemyTokenWriter:
