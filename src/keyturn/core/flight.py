@@ -1,4 +1,4 @@
-"""One token exchange in progress, shared by everyone who needs its result.
+"""One token exchange (or logout) in progress, shared by everyone who needs its result.
 
 Built on `threading` only, never on an event loop, so threads and asyncio tasks
 on any number of loops can wait on the same flight: threads block on the event,

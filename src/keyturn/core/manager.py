@@ -29,6 +29,10 @@ Policy, in one place:
 * **Back-pressure**: a 429 (honouring ``Retry-After``) or repeated 5xx starts one
   cooldown shared by all callers; retries are bounded and jittered, then a
   `RateLimitedError` with ``retry_after`` is raised.
+* **Logout** is a flight too: `revoke` waits out the exchange in flight (or it
+  would make its token current again after the logout, or refresh with a
+  forgotten refresh token), then holds the flight while it forgets and revokes;
+  callers who need a token meanwhile wait, then try again as after a logout.
 """
 
 from __future__ import annotations
@@ -738,8 +742,36 @@ class TokenCore:
         `keyturn.core.revoke`); the refresh token is revoked before the access
         token, which ``refresh_only`` leaves alone. Raises `RevocationError`
         only when the grant may still be alive at the provider.
+
+        The logout runs as a flight (module docstring): an exchange already in
+        flight ends first, so its token is the one revoked instead of becoming
+        current after the logout.
         """
-        token = yield from self._forget()
+        if _PROVIDER_FLIGHT.get() is not None:
+            # The flight token_provider runs in would be waited for by itself.
+            raise RuntimeError("revoke() cannot be called from token_provider")
+        while True:
+            with self._mutex:
+                flight = self._flight
+                if flight is None:
+                    flight = self._flight = Flight()
+                    held, self._held = self._held, None
+                    break
+                flight.waiters += 1
+            self._emit(EventKind.WAITING)
+            yield from WaitFlight(flight)  # its outcome is not ours: just let it end
+        try:
+            return (yield from self._logout(held, refresh_only))
+        finally:
+            # However it ended (revoked, RevocationError, cancelled, closed by the
+            # shell): the waiters try again, now as after a logout.
+            with self._mutex:
+                if self._flight is flight:
+                    self._flight = None
+            flight.finish(retry=True)
+
+    def _logout(self, held: _Held | None, refresh_only: bool) -> Op[RevocationResult]:
+        token = yield from self._forget(held)
         if token is None:
             return RevocationResult()
         endpoint = yield from self._endpoint(self.credentials.revocation_url, "revocation_endpoint")
@@ -756,10 +788,8 @@ class TokenCore:
             raise RevocationError(result, fatal) from fatal
         return result
 
-    def _forget(self) -> Op[OAuthToken | None]:
-        """Drop the current token and the stored one; the newest of them is to be revoked."""
-        with self._mutex:
-            held, self._held = self._held, None
+    def _forget(self, held: _Held | None) -> Op[OAuthToken | None]:
+        """Drop the stored token; the newest of it and ``held`` is the one to revoke."""
         key = self.store_key
         yield from StoreLock(key)
         try:
