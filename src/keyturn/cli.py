@@ -108,11 +108,18 @@ def main_options(
         os.environ["KEYTURN_DATABASE_URL"] = database_url
 
 
-def _run(work: Callable[[ServerContext], Awaitable[T]], settings: Settings | None = None) -> T:
+def _run(
+    work: Callable[[ServerContext], Awaitable[T]],
+    settings: Settings | None = None,
+    *,
+    create: bool = True,
+) -> T:
+    """Run ``work`` on the settings' context. Commands that only read pass ``create=False``:
+    a missing database or pepper is then an error, not a new empty one to report on."""
     settings = settings or Settings()
 
     async def runner() -> T:
-        ctx = await build_context(settings)
+        ctx = await build_context(settings, create=create)
         try:
             return await work(ctx)
         finally:
@@ -421,7 +428,7 @@ def clients_list(
     async def work(ctx: ServerContext) -> list[Client]:
         return await ctx.storage.list_clients()
 
-    clients = _run(work)
+    clients = _run(work, create=False)
     if as_json:
         _print_json([c.public_dict() for c in clients])
     else:
@@ -432,7 +439,7 @@ def _get_client(client_id: str) -> Client:
     async def work(ctx: ServerContext) -> Client | None:
         return await ctx.storage.get_client(client_id)
 
-    client = _run(work)
+    client = _run(work, create=False)
     if client is None:
         raise _fail(f"no client {client_id!r}")
     return client
@@ -548,7 +555,7 @@ def keys_list(
     async def work(ctx: ServerContext) -> list[dict[str, Any]]:
         return [asdict(s) for s in await ctx.keyring.statuses()]
 
-    rows = _run(work)
+    rows = _run(work, create=False)
     if as_json:
         _print_json(rows)
         return
@@ -626,7 +633,7 @@ def tokens_list(
         flt = TokenFilter(client_id=client_id, subject=subject, active=active)
         return await token_service.list_tokens(ctx, flt, limit, cursor)
 
-    page = _run(work)
+    page = _run(work, create=False)
     if as_json:
         now = time.time()
         _print_json(
@@ -648,7 +655,7 @@ def tokens_show(
     async def work(ctx: ServerContext) -> TokenRecord:
         return await token_service.get_token(ctx, token_id)
 
-    record = _run(work)
+    record = _run(work, create=False)
     data = record.admin_dict(time.time())
     if as_json:
         _print_json(data)
@@ -820,7 +827,7 @@ def users_list(
     async def work(ctx: ServerContext) -> list[User]:
         return await ctx.storage.list_users()
 
-    users = _run(work)
+    users = _run(work, create=False)
     if as_json:
         _print_json([u.public_dict() for u in users])
         return

@@ -121,14 +121,15 @@ def test_global_options_move_before_the_command() -> None:
 def test_a_global_option_after_the_command_works(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
     env["KEYTURN_PEPPER"] = TEST_PEPPER
-    done = subprocess.run(
-        [sys.executable, "-m", "keyturn", "clients", "list", "--json", "--data-dir", str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    for args in (["db", "upgrade"], ["clients", "list", "--json"]):  # `list` makes no database
+        done = subprocess.run(
+            [sys.executable, "-m", "keyturn", *args, "--data-dir", str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
     assert (tmp_path / "keyturn.db").exists()

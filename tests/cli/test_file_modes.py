@@ -65,7 +65,7 @@ def test_cli_creates_the_same_private_files(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
     env["KEYTURN_DATA_DIR"] = str(data_dir)
     done = subprocess.run(
-        [*KEYTURN, "clients", "list"], env=env, capture_output=True, text=True, timeout=60
+        [*KEYTURN, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     assert mode(data_dir) == 0o700

@@ -179,7 +179,8 @@ def test_unusable_data_dir(tmp_path: Path, where: str, pepper: str) -> None:
     env: dict[str, str | None] = {DATA_DIR: str(data_dir)}
     if pepper == "file":
         env["KEYTURN_PEPPER"] = None
-    stderr = assert_operator_error(keyturn(tmp_path, "users", "list", env=env), DATA_DIR)
+    # A command that makes the database: one that only reads makes nothing to fail on.
+    stderr = assert_operator_error(keyturn(tmp_path, "db", "upgrade", env=env), DATA_DIR)
     assert expected in stderr
 
 
@@ -212,6 +213,7 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 
 
 def test_a_user_error_is_not_an_operator_error(tmp_path: Path) -> None:
+    assert keyturn(tmp_path, "db", "upgrade").returncode == 0
     done = keyturn(tmp_path, "clients", "show", "no-such-client")
     assert done.returncode == 1
     assert "no client" in done.stderr

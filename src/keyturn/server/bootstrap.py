@@ -6,11 +6,16 @@ the web framework.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
 from keyturn.keys.keyring import KeyRing
 from keyturn.server.clients import ClientCache
 from keyturn.server.context import ServerContext
 from keyturn.server.denylist import create_denylist
 from keyturn.server.issuance import TokenIssuer
+from keyturn.server.operator_errors import DATA_DIR, DATABASE_URL, OperatorError, database_where
 from keyturn.server.ratelimit import InMemoryRateLimiter, RateLimiter
 from keyturn.server.secrets import Hasher, pepper_from_settings
 from keyturn.server.settings import Settings
@@ -18,33 +23,102 @@ from keyturn.storage import database
 from keyturn.storage.repository import SqlStorage
 
 
-async def open_storage(settings: Settings, *, migrate: bool = True) -> SqlStorage:
-    """The database of ``settings``, migrated to the head unless ``migrate`` is off."""
-    if settings.database_url is None:  # only the default location is made, never a URL's
+async def open_storage(
+    settings: Settings, *, migrate: bool = True, create: bool = True
+) -> SqlStorage:
+    """The database of ``settings``, migrated to the head unless ``migrate`` is off.
+
+    With ``create`` off (commands that only read) nothing is made or migrated: a
+    missing SQLite file or a schema not at the head is an `OperatorError`.
+    """
+    if not create:
+        _require_database(settings)
+    elif settings.database_url is None:  # only the default location is made, never a URL's
         database.ensure_private_dir(settings.data_dir)
     storage = SqlStorage(database.create_engine(settings.resolved_database_url))
-    if migrate:
-        try:
+    try:
+        if not create:
+            await _require_schema(storage, settings)
+        elif migrate:
             await database.upgrade(storage.engine)
-        except BaseException:
-            await storage.close()
-            raise
+    except BaseException:
+        await storage.close()
+        raise
     return storage
 
 
-def settings_pepper(settings: Settings) -> bytes:
-    """The pepper ``settings`` name: ``KEYTURN_PEPPER``, else the data directory's file."""
-    return pepper_from_settings(
-        settings.pepper.get_secret_value() if settings.pepper else None, settings.data_dir
+def _setting(settings: Settings) -> tuple[str, str]:
+    """The setting that names the database, and what it should name."""
+    if settings.database_url is None:
+        return DATA_DIR, "the server's data directory"
+    return DATABASE_URL, "the server's database"
+
+
+def _require_database(settings: Settings) -> None:
+    """Refuse a SQLite file that is not there, rather than make an empty one: a mistyped
+    data directory would otherwise be reported as a server with nothing in it."""
+    url = make_url(settings.resolved_database_url)
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or url.query:
+        return  # a database server's: connecting says whether it is there
+    if not Path(path).exists():
+        setting, target = _setting(settings)
+        raise OperatorError(
+            f"no Keyturn database: {path} does not exist ({setting})",
+            f"point {setting} at {target}, or make a new one: keyturn db upgrade "
+            "(or keyturn serve)",
+        )
+
+
+async def _require_schema(storage: SqlStorage, settings: Settings) -> None:
+    """Refuse a schema behind this Keyturn's instead of migrating it (commands that only
+    read); one that a newer Keyturn made is said as such (operator_errors)."""
+    found = await database.schema_revisions(storage.engine)
+    head = database.head_revision()
+    if found == [head]:
+        return
+    where = database_where(settings)
+    if found:
+        from alembic.script import ScriptDirectory
+
+        scripts = ScriptDirectory(str(database.MIGRATIONS_DIR))
+        for revision in filter(None, found):
+            scripts.get_revision(revision)  # an unknown one raises "Can't locate revision"
+        problem = f"the schema of {where} is at {', '.join(map(str, found))}, behind {head}"
+    else:
+        problem = f"{where} has no Keyturn tables"
+    setting, target = _setting(settings)
+    raise OperatorError(
+        problem,
+        f"run keyturn db upgrade (keyturn serve also migrates), or point {setting} at {target}",
     )
 
 
-async def build_context(settings: Settings, *, migrate: bool = True) -> ServerContext:
-    """Open storage and keys for ``settings``; the caller closes ``ctx.storage``."""
-    pepper = settings_pepper(settings)
-    storage = await open_storage(settings, migrate=migrate)
+def settings_pepper(settings: Settings, *, create: bool = True) -> bytes:
+    """The pepper ``settings`` name: ``KEYTURN_PEPPER``, else the data directory's file
+    (made when missing, unless ``create`` is off)."""
+    return pepper_from_settings(
+        settings.pepper.get_secret_value() if settings.pepper else None,
+        settings.data_dir,
+        create=create,
+    )
+
+
+async def build_context(
+    settings: Settings, *, migrate: bool = True, create: bool = True
+) -> ServerContext:
+    """Open storage and keys for ``settings``; the caller closes ``ctx.storage``.
+
+    With ``create`` off (commands that only read) no directory, database, schema,
+    pepper or signing key is made: a missing one is an operator error.
+    """
+    # Reading opens the database first: a mistyped data directory is said as that,
+    # not as a missing pepper.
+    pepper = settings_pepper(settings) if create else None
+    storage = await open_storage(settings, migrate=migrate, create=create)
     engine = storage.engine
     try:
+        pepper = pepper or settings_pepper(settings, create=False)
         hasher = Hasher(pepper)
         keyring = KeyRing(
             storage,
@@ -53,8 +127,11 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServerCo
             activation_delay=settings.key_activation_delay,
             refresh_interval=settings.key_refresh_interval,
         )
-        async with database.startup_lock(engine):  # one first key, however many start
-            await keyring.ensure_key()
+        if create:
+            async with database.startup_lock(engine):  # one first key, however many start
+                await keyring.ensure_key()
+        else:
+            await keyring.refresh(force=True)  # loads the keys (checks the pepper), makes none
     except BaseException:
         await storage.close()
         raise

@@ -70,7 +70,7 @@ def _from_module(exc: BaseException, prefix: str) -> bool:
     return type(exc).__module__.split(".")[0] == prefix
 
 
-def _database_where(settings: Settings | None) -> str:
+def database_where(settings: Settings | None) -> str:
     """The database URL without its password, to say which server was tried."""
     if settings is None:
         return "the database"
@@ -159,7 +159,7 @@ def _postgres_refused(exc: BaseException, settings: Settings | None) -> Operator
         fix = "wait for PostgreSQL to accept connections, or raise its max_connections"
     else:
         return None
-    return OperatorError(f"PostgreSQL at {_database_where(settings)} refused: {exc}", fix)
+    return OperatorError(f"PostgreSQL at {database_where(settings)} refused: {exc}", fix)
 
 
 def _redis_unreachable(exc: BaseException, _: Settings | None) -> OperatorError | None:
@@ -186,7 +186,7 @@ def _unreachable(exc: BaseException, settings: Settings | None) -> OperatorError
     if settings is not None and settings.resolved_database_url.startswith("sqlite"):
         return None  # not a network database: whatever this is, it is not this
     return OperatorError(
-        f"cannot connect to {_database_where(settings)}: {why}",
+        f"cannot connect to {database_where(settings)}: {why}",
         f"start the database server, or point {DATABASE_URL} at one that runs",
     )
 
@@ -260,7 +260,7 @@ def _wrong_pepper(exc: BaseException, settings: Settings | None) -> OperatorErro
         return None
     file = f"{settings.data_dir / 'pepper'}" if settings is not None else "the data directory's"
     return OperatorError(
-        f"the signing keys in {_database_where(settings)} do not decrypt with this pepper",
+        f"the signing keys in {database_where(settings)} do not decrypt with this pepper",
         f"use the pepper this database was made with: set KEYTURN_PEPPER to it, or unset "
         f"KEYTURN_PEPPER to use {file} file (client secrets and token hashes need it too)",
     )

@@ -200,24 +200,29 @@ def pepper_bytes(value: str) -> bytes:
     )
 
 
-def load_or_create_pepper(data_dir: Path) -> bytes:
+def load_or_create_pepper(data_dir: Path, *, create: bool = True) -> bytes:
     """The pepper file in the data directory, created once with mode 0600.
 
     Created with O_EXCL so that several workers starting together agree on one.
+    With ``create`` off a missing file is a `PepperError`: a new pepper would not
+    match what the database's secrets and keys were made with.
     """
     path = data_dir / "pepper"
-    ensure_private_dir(data_dir)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
     fix = (
         f"restore {path} from a backup, or set KEYTURN_PEPPER (a new pepper makes "
         "every stored client secret stop matching)"
     )
+    if create:
+        ensure_private_dir(data_dir)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+    elif not path.exists():
+        raise PepperError(f"no pepper: {path} does not exist and KEYTURN_PEPPER is unset", fix)
     for _ in range(50):
         text = path.read_text().strip()
         if len(text) >= 2 * MIN_PEPPER_BYTES:
@@ -230,7 +235,7 @@ def load_or_create_pepper(data_dir: Path) -> bytes:
     raise PepperError(f"the pepper file {path} is empty or too short", fix)
 
 
-def pepper_from_settings(pepper: str | None, data_dir: Path) -> bytes:
+def pepper_from_settings(pepper: str | None, data_dir: Path, *, create: bool = True) -> bytes:
     if pepper:
         return pepper_bytes(pepper)
-    return load_or_create_pepper(data_dir)
+    return load_or_create_pepper(data_dir, create=create)
