@@ -117,9 +117,7 @@ def test_the_benchmark_runs(bench: ModuleType, tmp_path: Path) -> None:
     assert "ES256, c=16: reused / no auth" in report
     data = json.loads((tmp_path / "guard.json").read_text())
     ratios = data["ratios"]["ES256/c16"]
-    assert all(
-        math.isfinite(ratios[k]) for k in ("reused_vs_noauth", "fresh_vs_pyjwt", "ceiling")
-    )
+    assert all(math.isfinite(ratios[k]) for k in ("reused_vs_noauth", "fresh_vs_pyjwt", "ceiling"))
     costs = data["inprocess_us"]["ES256"]
     assert set(costs) == {"bare", "hit", "miss", "pyjwt"}
     assert all(math.isfinite(v) and v >= 0 for v in costs.values())
