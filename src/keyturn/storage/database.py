@@ -18,6 +18,8 @@ import functools
 import logging
 import os
 import re
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,7 +106,7 @@ def ensure_private_dir(path: Path) -> None:
 def apply_sqlite_pragmas(dbapi_connection: Any, *, busy_timeout_ms: int = 30_000) -> None:
     """What every connection to a Keyturn SQLite file sets (see the module docstring)."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor, busy_timeout_ms)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
@@ -112,6 +114,37 @@ def apply_sqlite_pragmas(dbapi_connection: Any, *, busy_timeout_ms: int = 30_000
     # left at its high-water mark would hold disk space a full disk needs back.
     cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """``PRAGMA journal_mode=WAL``, tried again while another connection switches the file.
+
+    Switching reads the file's header and then rewrites it in the same
+    transaction, and SQLite refuses a read that must become a write at once
+    (SQLITE_BUSY, "database is locked"), without waiting out the busy timeout,
+    while another connection holds the write lock. So processes opening a new
+    file together (several ``keyturn serve`` or ``keyturn db upgrade`` on a fresh
+    data directory) failed at their first connection when two switched at once,
+    before any migration lock is taken. Once one switch commits, the file stays in
+    WAL mode and the statement no longer writes, so trying again succeeds; the
+    tries stop at the busy timeout, as a wait for the lock would.
+
+    The sleeps block the caller's thread (the event loop, for the engine's
+    connections), but only in that race at start-up: on a file already in WAL
+    mode the first try succeeds.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+        pause = min(pause * 2, 0.05)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
