@@ -202,21 +202,34 @@ async def test_sqlite_revocations_of_one_turn_share_one_commit(
     assert set(await _denied(db, client_id)) == {t.token_id for t in tokens}
 
 
+async def _one_to_collide(db: SqlStorage, client_id: str) -> tuple[TokenRecord, list[TokenRecord]]:
+    """Three recorded tokens: the first (bad) will collide on the deny-list, two will not."""
+    bad, *good = [_token(client_id) for _ in range(3)]
+    await db.record_tokens([bad, *good])
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            schema.denylist.insert().values(token_id=bad.token_id, revoked_at=1, expires_at=2)
+        )
+    return bad, good
+
+
+async def _revoke_around(
+    db: SqlStorage, bad: TokenRecord, good: list[TokenRecord]
+) -> list[list[TokenRecord] | BaseException]:
+    """Revoke good, bad, good concurrently: each answer, or the exception it met."""
+    return await asyncio.gather(
+        *(db.revoke_token(t.token_id, NOW) for t in (good[0], bad, good[1])),
+        return_exceptions=True,
+    )
+
+
 async def test_one_failed_revocation_leaves_the_rest_of_its_group_in(
     sqlite_storage: tuple[SqlStorage, str, Path],
 ) -> None:
     db, client_id, path = sqlite_storage
-    bad, *good = [_token(client_id) for _ in range(3)]
-    await db.record_tokens([bad, *good])
-    async with db.engine.begin() as conn:  # bad's deny-list insert will collide
-        await conn.execute(
-            schema.denylist.insert().values(token_id=bad.token_id, revoked_at=1, expires_at=2)
-        )
+    bad, good = await _one_to_collide(db, client_id)
     seen = _statements(db)
-    answers = await asyncio.gather(
-        *(db.revoke_token(t.token_id, NOW) for t in (good[0], bad, good[1])),
-        return_exceptions=True,
-    )
+    answers = await _revoke_around(db, bad, good)
     assert isinstance(answers[1], sqlite3.IntegrityError)
     assert answers[0::2] == [[_revoked(good[0])], [_revoked(good[1])]]
     assert seen.count("COMMIT") == 1  # one transaction all the same
@@ -345,17 +358,9 @@ async def test_one_failed_postgres_revocation_leaves_the_rest_of_its_group_in(
     import asyncpg  # type: ignore[import-untyped]
 
     db, client_id = postgres_storage
-    bad, *good = [_token(client_id) for _ in range(3)]
-    await db.record_tokens([bad, *good])
-    async with db.engine.begin() as conn:  # bad's deny-list insert will collide
-        await conn.execute(
-            schema.denylist.insert().values(token_id=bad.token_id, revoked_at=1, expires_at=2)
-        )
+    bad, good = await _one_to_collide(db, client_id)
     seen = _pg_statements(db)
-    answers = await asyncio.gather(
-        *(db.revoke_token(t.token_id, NOW) for t in (good[0], bad, good[1])),
-        return_exceptions=True,
-    )
+    answers = await _revoke_around(db, bad, good)
     assert isinstance(answers[1], asyncpg.UniqueViolationError)
     assert answers[0::2] == [[_revoked(good[0])], [_revoked(good[1])]]
     assert _revocations(seen) == (4, 1)  # together first, then one by one
