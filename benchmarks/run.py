@@ -17,7 +17,7 @@ What it measures, in one run on one machine (see benchmarks/README.md):
   benchmarks/verify_overhead.py when they exist;
 * with ``--guard``, benchmarks/guard.py: a Starlette API's throughput with and
   without the guard's middleware, and against a PyJWT middleware;
-* with ``--revocation``, RFC 7009 revocations/s at concurrency 16, each request
+* with ``--revocation``, RFC 7009 revocations/s at concurrency 1 and 16, each request
   revoking a live token of its own from a pool minted before the run;
 * with ``--cold-start``, benchmarks/cold_start.py: launch to first token;
 * with ``--table-growth``, benchmarks/table_growth.py: issuance and
@@ -72,7 +72,7 @@ INTROSPECTION_POOL = 50
 clients' tokens, each of them again and again for its lifetime."""
 
 REVOKE_LUA = HERE / "revoke.lua"
-REVOCATION_CONCURRENCY = 16
+REVOCATION_CONCURRENCY = (1, 16)
 REVOCATION_HEADROOM = 1.5
 """Each run's pool holds this many times the tokens the warm-up rate says it needs."""
 REVOCATION_MAX_POOL = 60_000
@@ -1082,8 +1082,10 @@ def revocation_body(target: Target, token: str) -> str:
     )
 
 
-def revoke_run(target: Target, duration: float, pool: int, tmp: Path) -> dict[str, float]:
-    """Mint ``pool`` tokens, revoke them with wrk at c=16 for ``duration`` seconds.
+def revoke_run(
+    target: Target, duration: float, pool: int, tmp: Path, concurrency: int
+) -> dict[str, float]:
+    """Mint ``pool`` tokens, revoke them with wrk at ``concurrency`` for ``duration`` seconds.
 
     ``reused`` counts requests past the pool's end (tokens revoked a second
     time, which RFC 7009 also answers 200); a sized pool keeps it at zero.
@@ -1092,9 +1094,9 @@ def revoke_run(target: Target, duration: float, pool: int, tmp: Path) -> dict[st
     tokens = mint_tokens(target, pool)
     bodies = tmp / f"revoke-{target.alg}-{target.key}.txt"
     bodies.write_text("\n".join(revocation_body(target, t) for t in tokens) + "\n")
-    threads = 2
+    threads = min(2, concurrency)
     cmd = [
-        "wrk", f"-t{threads}", f"-c{REVOCATION_CONCURRENCY}", f"-d{duration:g}s",
+        "wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration:g}s",
         "--timeout", "10s", "-s", str(REVOKE_LUA), target.url + target.revoke_path,
     ]  # fmt: skip
     env = dict(os.environ, BENCH_BODIES_FILE=str(bodies), BENCH_THREADS=str(threads))
@@ -1107,11 +1109,12 @@ def revoke_run(target: Target, duration: float, pool: int, tmp: Path) -> dict[st
         raise RuntimeError(f"wrk failed: {done.stdout[-500:]} {done.stderr[-500:]}")
     data = json.loads(match.group(1))
     errors = data["connect"] + data["read"] + data["write"] + data["status"] + data["timeout"]
-    # Each wrk thread's first token was revoked (thread 2's is tokens[1]; thread 1's
-    # is tokens[2]: wrk calls request() once on that thread to check the script);
-    # one far past the end of the run was not.
-    checks = [(tokens[1], False), (tokens[2], False)]
-    if pool - data["requests"] > 4 * REVOCATION_CONCURRENCY:
+    # Each wrk thread's first token was revoked: tokens[1] and tokens[2] with two
+    # threads (thread 1 starts at tokens[0], but wrk calls request() once on that
+    # thread to check the script, and thread 2 starts at tokens[1]), tokens[1] with
+    # one; one far past the end of the run was not.
+    checks = [(token, False) for token in tokens[1 : 1 + threads]]
+    if pool - data["requests"] > 4 * concurrency:
         checks.append((tokens[-1], True))
     for token, active in checks:
         body = urllib.parse.urlencode({"token": token, **target.client_auth}).encode()
@@ -1139,10 +1142,10 @@ def measure_revocation(args: argparse.Namespace, alg: str, tmp: Path) -> list[Ta
     """
     with introspection_servers(
         args, alg, tmp, section="revocation", prepare=lambda t: None,
-        concurrency=(REVOCATION_CONCURRENCY,),
+        concurrency=REVOCATION_CONCURRENCY,
     ) as targets:  # fmt: skip
         live = [t for t in targets if not t.unavailable]
-        need: dict[str, int] = {}
+        need: dict[tuple[str, int], int] = {}
         work = tmp / "revocation"
 
         def pool_for(rate: float, seconds: float) -> int:
@@ -1151,18 +1154,21 @@ def measure_revocation(args: argparse.Namespace, alg: str, tmp: Path) -> list[Ta
             return max(1000, min(REVOCATION_MAX_POOL, wanted))
 
         for t in live:
-            warm = revoke_run(t, 1.0, 2000, work)  # requests in 1 s: the rate
-            warm = revoke_run(t, 1.0, pool_for(warm["requests"], 1.0), work)
-            need[t.key] = pool_for(warm["requests"], args.duration)
+            for c in REVOCATION_CONCURRENCY:
+                warm = revoke_run(t, 1.0, 2000, work, c)  # requests in 1 s: the rate
+                warm = revoke_run(t, 1.0, pool_for(warm["requests"], 1.0), work, c)
+                need[t.key, c] = pool_for(warm["requests"], args.duration)
         for r in range(args.rounds):
             log(f"{alg}: revocation round {r + 1}/{args.rounds}")
             for t in live if r % 2 == 0 else list(reversed(live)):
-                run = revoke_run(t, args.duration, need[t.key], work)
-                if run["reused"] and need[t.key] < REVOCATION_MAX_POOL:
-                    need[t.key] = pool_for(run["requests"] / args.duration, args.duration)
-                    log(f"{t.label}: the pool ran out; again with {need[t.key]:,} tokens")
-                    run = revoke_run(t, args.duration, need[t.key], work)
-                t.runs.setdefault(REVOCATION_CONCURRENCY, []).append(run)
+                for c in REVOCATION_CONCURRENCY:
+                    run = revoke_run(t, args.duration, need[t.key, c], work, c)
+                    if run["reused"] and need[t.key, c] < REVOCATION_MAX_POOL:
+                        rate = run["requests"] / args.duration
+                        need[t.key, c] = pool_for(rate, args.duration)
+                        log(f"{t.label}: the pool ran out; again with {need[t.key, c]:,} tokens")
+                        run = revoke_run(t, args.duration, need[t.key, c], work, c)
+                    t.runs.setdefault(c, []).append(run)
     return targets
 
 
@@ -1172,7 +1178,8 @@ def revocation_report(args: argparse.Namespace, targets: list[Target]) -> list[s
         "## Revocation (RFC 7009)",
         "",
         f"{args.rounds} round(s) of {args.duration:g} s, interleaved; medians; concurrency "
-        f"{REVOCATION_CONCURRENCY}. Every request revokes a live access token of its own "
+        f"{' and '.join(map(str, REVOCATION_CONCURRENCY))}. Every request revokes a live "
+        "access token of its own "
         "(client_secret_post, token_type_hint=access_token) from a pool minted just before "
         f"the run, sized at {REVOCATION_HEADROOM:g}x what a warm-up's rate needs; 'reused' "
         "counts requests past the pool's end (a second revocation of a token), which a sized "
@@ -1181,29 +1188,30 @@ def revocation_report(args: argparse.Namespace, targets: list[Target]) -> list[s
         "revoked tokens introspect as inactive on each server, and an unsent one as active. "
         "vs peer = revocations/s / the peer's, same run.",
         "",
-        "| alg | server | revocations/s | p50 ms | p99 ms | pool | reused | vs peer |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| alg | server | conc. | revocations/s | p50 ms | p99 ms | pool | reused | vs peer |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for alg in args.algs:
         for t in (t for t in targets if t.alg == alg):
             if t.unavailable:
                 why = " ".join(t.unavailable.replace("|", "/").split())
-                lines.append(f"| {alg} | {t.label} | {why} | | | | | |")
+                lines.append(f"| {alg} | {t.label} | | {why} | | | | | |")
                 continue
-            s = stats.get((alg, t.key, REVOCATION_CONCURRENCY))
-            runs = t.runs.get(REVOCATION_CONCURRENCY, [])
-            if s is None:
-                continue
-            peer_s = stats.get((alg, "peer", REVOCATION_CONCURRENCY))
-            vs_peer = s["rps"] / peer_s["rps"] if peer_s and peer_s["rps"] > 0 else None
-            err = f" ({int(s['errors'])} errors)" if s["errors"] else ""
-            pool = median([r["pool"] for r in runs])
-            reused = sum(r["reused"] for r in runs)
-            lines.append(
-                f"| {alg} | {t.label} | {fmt_rate(s['rps'])}{err} | {fmt_ms(s['p50'])} | "
-                f"{fmt_ms(s['p99'])} | {pool:,.0f} | {reused:,.0f} | "
-                f"{'—' if t.key == 'peer' else fmt_ratio(vs_peer)} |"
-            )
+            for c in REVOCATION_CONCURRENCY:
+                s = stats.get((alg, t.key, c))
+                runs = t.runs.get(c, [])
+                if s is None:
+                    continue
+                peer_s = stats.get((alg, "peer", c))
+                vs_peer = s["rps"] / peer_s["rps"] if peer_s and peer_s["rps"] > 0 else None
+                err = f" ({int(s['errors'])} errors)" if s["errors"] else ""
+                pool = median([r["pool"] for r in runs])
+                reused = sum(r["reused"] for r in runs)
+                lines.append(
+                    f"| {alg} | {t.label} | {c} | {fmt_rate(s['rps'])}{err} | {fmt_ms(s['p50'])} | "
+                    f"{fmt_ms(s['p99'])} | {pool:,.0f} | {reused:,.0f} | "
+                    f"{'—' if t.key == 'peer' else fmt_ratio(vs_peer)} |"
+                )
     lines.append("")
     return lines
 
@@ -1256,8 +1264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--revocation",
         action="store_true",
-        help="also measure RFC 7009 revocations/s at concurrency 16 vs the peer's "
-        "(each on a fresh token; about 2 minutes per alg)",
+        help="also measure RFC 7009 revocations/s at concurrency 1 and 16 vs the peer's "
+        "(each on a fresh token; about 3 minutes per alg, 5 with --baseline-src)",
     )
     parser.add_argument(
         "--table-growth",
