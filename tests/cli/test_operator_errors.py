@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from keyturn.testing.ports import closed_port
 from tests.conftest import POSTGRES_URL, TEST_PEPPER
-from tests.ports import closed_port
 
 KEYTURN = [sys.executable, "-m", "keyturn.cli"]
 # Runs the CLI with asyncpg unimportable, as on a machine without the postgres extra.

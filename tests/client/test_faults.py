@@ -10,8 +10,8 @@ import pytest
 from keyturn.client import ClientCredentials, OAuthToken, TokenManager, TransportError
 from keyturn.core.errors import InvalidClientError, InvalidResponseError
 from keyturn.testing import FakeClock, FakeTokenServer
+from keyturn.testing.ports import closed_port
 from tests.client.conftest import API, MakeManager
-from tests.ports import closed_port
 
 
 @pytest.mark.parametrize(

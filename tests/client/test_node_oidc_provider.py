@@ -34,7 +34,7 @@ from keyturn.client import (
     TokenManager,
 )
 from keyturn.core.jwt_claims import unverified_claims
-from tests.ports import free_port
+from keyturn.testing.ports import free_port
 
 HERE = Path(__file__).parent / "node_oidc"
 RESOURCE = "https://api.interop.test"

@@ -20,8 +20,8 @@ from typing import Any
 import httpx2
 import pytest
 
+from keyturn.testing.ports import free_port
 from tests.conftest import TEST_PEPPER
-from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

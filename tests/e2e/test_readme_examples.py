@@ -69,6 +69,7 @@ from keyturn.client import ClientCredentials, TokenManager
 from keyturn.guard import AccessTokenClaims, TokenVerifier
 from keyturn.guard.starlette import BearerAuthMiddleware, access_token, exception_handlers
 from keyturn.testing.live import KeyturnServer, start_keyturn_server
+from keyturn.testing.ports import closed_port, free_port
 from tests.client.test_readme_examples import (  # noqa: F401 - readme_redis_prefix: a fixture
     OWN_API,
     README,
@@ -78,7 +79,6 @@ from tests.client.test_readme_examples import (  # noqa: F401 - readme_redis_pre
 )
 from tests.conftest import REDIS_URL, redis_or_skip
 from tests.e2e.conftest import start_server, stop_server
-from tests.ports import closed_port, free_port
 
 pytestmark = pytest.mark.e2e
 

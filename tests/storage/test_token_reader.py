@@ -23,7 +23,7 @@ from keyturn.storage.token_reader import (
     SqliteTokenReader,
     create_token_reader,
 )
-from tests.ports import closed_port
+from keyturn.testing.ports import closed_port
 from tests.storage.test_token_writer import _storage, _token, traced
 
 pytestmark = pytest.mark.anyio

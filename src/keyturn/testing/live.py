@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,11 @@ from typing import Any
 
 from keyturn.client._http import httpx2
 from keyturn.core.paths import KeyturnUrls
+from keyturn.testing.ports import free_port
 
 __all__ = ["KeyturnServer", "start_keyturn_server"]
 
 _KEYTURN = [sys.executable, "-m", "keyturn.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -96,7 +89,7 @@ class KeyturnServer(KeyturnUrls):
 def start_keyturn_server(data_dir: Path, *, timeout: float = 60.0) -> KeyturnServer:
     """Start ``keyturn serve`` with its data in ``data_dir``; return once it answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
     env.update(

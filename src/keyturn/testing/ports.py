@@ -1,5 +1,7 @@
 """Loopback ports for the processes tests start, safe under pytest-xdist.
 
+Used by `start_keyturn_server` and by Keyturn's own suite.
+
 A test probes a port, then the server it starts binds it a moment later.
 Ports come from below the kernel's ephemeral range (``ip_local_port_range``,
 32768 and up by default), so an outgoing connection's local port never takes
@@ -17,7 +19,7 @@ import socket
 
 LOW, HIGH = 20_000, 32_000
 """Below the ephemeral range, above the well-known services' ports."""
-_DRAW = random.Random()  # its own: a test that seeds `random` does not repeat ports
+_DRAW = random.Random()  # noqa: S311 - its own: a test that seeds `random` keeps ports apart
 
 
 def _share() -> tuple[int, int]:
