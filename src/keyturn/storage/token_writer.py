@@ -39,7 +39,9 @@ transaction (group commit): a BEGIN and a COMMIT were about 12 % of a
 revocation's event-loop time at concurrency 16. Each runs under a savepoint of
 its own, so one that fails leaves the others in; each caller is answered with
 its own outcome, and only once the COMMIT that holds its revocation is done
-(`SqliteTokenWriter.revoke`).
+(`SqliteTokenWriter.revoke`). On PostgreSQL, those asked while one is on its
+way go together in the next statement (`revoke_group_sql`), one round trip and
+one WAL flush for all (`AsyncpgTokenWriter.revoke`).
 """
 
 from __future__ import annotations
@@ -448,7 +450,7 @@ class AsyncpgTokenWriter:
     Revocations group-commit: those asked while one is on its way are made
     together in the next statement (`revoke_group_sql`), one round trip and one
     WAL flush for all, where one at a time each paid both behind the others
-    (about 2,000/s at concurrency 16, whatever the concurrency).
+    (1,650-1,950 revocations/s at concurrency 16 here, 2,800-3,550 grouped).
     """
 
     _SQLALCHEMY_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
