@@ -101,13 +101,15 @@ def test_a_schema_behind_is_not_migrated_by_a_read_only_command(tmp_path: Path) 
     assert revision(url) == database.head_revision()
 
 
+@pytest.mark.parametrize("own_database_url", ["postgres"], indirect=True)
 def test_a_fresh_postgres_database_is_not_migrated_and_no_pepper_is_made(
-    tmp_path: Path, postgres_database_url: str
+    tmp_path: Path, own_database_url: str
 ) -> None:
-    done = keyturn(tmp_path, "keys", "list", env={DATABASE_URL: postgres_database_url, **NO_PEPPER})
+    """On a database of its own: the run's shared one is migrated by other tests."""
+    done = keyturn(tmp_path, "keys", "list", env={DATABASE_URL: own_database_url, **NO_PEPPER})
     assert_operator_error(done, "has no Keyturn tables", "keyturn db upgrade", DATABASE_URL)
     assert not (tmp_path / "data").exists()
-    assert revision(postgres_database_url) is None
+    assert revision(own_database_url) is None
 
 
 def test_read_only_commands_read_a_real_data_dir(tmp_path: Path) -> None:
