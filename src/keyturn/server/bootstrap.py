@@ -118,7 +118,8 @@ async def build_context(
     storage = await open_storage(settings, migrate=migrate, create=create)
     engine = storage.engine
     try:
-        pepper = pepper or settings_pepper(settings, create=False)
+        if pepper is None:
+            pepper = settings_pepper(settings, create=False)
         hasher = Hasher(pepper)
         keyring = KeyRing(
             storage,

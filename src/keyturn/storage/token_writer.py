@@ -493,17 +493,14 @@ class AsyncpgTokenWriter:
         return await answer
 
     async def _send_asked(self) -> None:
+        group: list[_Asked] = []
         try:
             while self._asked:
                 group, self._asked = self._asked[:GROUP_MAX], self._asked[GROUP_MAX:]
-                try:
-                    await self._revoke_group(group)
-                except BaseException:
-                    _cancel_all(group)
-                    raise
+                await self._revoke_group(group)
         except BaseException:
-            group, self._asked = self._asked, []
-            _cancel_all(group)
+            left, self._asked = [*group, *self._asked], []
+            _cancel_all(left)  # answered ones stay answered: cancel() leaves them be
             raise
         finally:
             self._sender = None
