@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +140,32 @@ def test_read_only_commands_read_a_real_data_dir(tmp_path: Path) -> None:
     assert read("users", "list") == []
     assert (data_dir / "pepper").read_text() == pepper
     assert sorted(p.name for p in data_dir.iterdir()) == files
+
+
+def test_keys_list_deletes_no_retired_key(tmp_path: Path) -> None:
+    """A superseded key whose tokens have all expired is listed, not deleted: only a
+    command that writes (or the server) drops it."""
+    assert keyturn(tmp_path, "db", "upgrade").returncode == 0
+    made = keyturn(tmp_path, "keys", "rotate", "--delay", "0", "--json")
+    assert made.returncode == 0, made.stderr
+    db = tmp_path / "data" / "keyturn.db"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        # Both activated long ago: the first was superseded a day ago, and signed nothing.
+        now = int(time.time())
+        old, new = (kid for (kid,) in conn.execute("SELECT kid FROM signing_keys ORDER BY rowid"))
+        conn.execute("UPDATE signing_keys SET activates_at = ? WHERE kid = ?", (now - 172800, old))
+        conn.execute("UPDATE signing_keys SET activates_at = ? WHERE kid = ?", (now - 86400, new))
+    listed = keyturn(tmp_path, "keys", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {k["kid"]: k["state"] for k in json.loads(listed.stdout)} == {
+        old: "retired",
+        new: "active",
+    }
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT count(*) FROM signing_keys").fetchone() == (2,)
+    rotated = keyturn(tmp_path, "keys", "rotate", "--json")  # a command that writes prunes
+    assert rotated.returncode == 0, rotated.stderr
+    with closing(sqlite3.connect(db)) as conn:
+        kids = {kid for (kid,) in conn.execute("SELECT kid FROM signing_keys")}
+    assert old not in kids
+    assert new in kids

@@ -302,3 +302,25 @@ async def test_helpers_that_cannot_start_leave_signing_to_the_threads(
         keyring.close()
     jwks = pyjwt.PyJWKSet.from_dict(json.loads(await keyring.jwks_body()))
     assert pyjwt.decode(token, jwks[kid].key, algorithms=["RS256"])["sub"] == "x"
+
+
+async def test_a_ring_that_may_not_prune_keeps_an_expired_retired_key(
+    storage: SqlStorage,
+) -> None:
+    """A read-only reader (the CLI's list commands) deletes nothing; a server does."""
+    clock = FakeClock(START)
+    keyring = ring(storage, clock)
+    await keyring.ensure_key()
+    old_kid = keyring.signer().kid
+    new_kid = (await keyring.rotate(delay=0)).kid
+    clock.now += 3600  # superseded an hour ago, past the grace; it signed no token
+    reader = ring(storage, clock, prune=False)
+    await reader.refresh(force=True)
+    assert await kids_published(reader) == {old_kid, new_kid}
+    assert {s.kid: s.state for s in await reader.statuses()} == {
+        old_kid: "retired",
+        new_kid: "active",
+    }
+    assert len(await storage.list_signing_keys()) == 2
+    await keyring.refresh(force=True)  # a ring that may prune drops it
+    assert [k.kid for k in await storage.list_signing_keys()] == [new_kid]

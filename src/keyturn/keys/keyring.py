@@ -76,8 +76,13 @@ class KeyRing:
         refresh_interval: float = 30.0,
         clock: Callable[[], float] = time.time,
         sign_in_thread: bool | None = None,
+        prune: bool = True,
     ) -> None:
+        """``prune=False`` for a reader that must write nothing (the read-only CLI
+        commands): it lists superseded keys whose tokens have all expired instead
+        of deleting them, which the server's next reload does."""
         self._storage = storage
+        self._prune_retired = prune
         self._password = password
         self.alg = alg
         self.activation_delay = activation_delay
@@ -124,7 +129,7 @@ class KeyRing:
         """Read the key list and load its signers; the caller holds ``_lock``."""
         self._reads += 1
         records = await self._storage.list_signing_keys()
-        published = await self._prune(records, int(now))
+        published = await self._prune(records, int(now)) if self._prune_retired else records
         self._records = published
         self._signers = {r.kid: self._signers.get(r.kid) or self._load_signer(r) for r in published}
         self._jwks_body = orjson.dumps({"keys": [r.public_jwk for r in published]})

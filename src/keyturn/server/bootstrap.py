@@ -127,6 +127,7 @@ async def build_context(
             alg=settings.signing_alg,
             activation_delay=settings.key_activation_delay,
             refresh_interval=settings.key_refresh_interval,
+            prune=create,  # a command that only reads deletes no retired key either
         )
         if create:
             async with database.startup_lock(engine):  # one first key, however many start
