@@ -3,6 +3,7 @@
     python benchmarks/introspection_floor.py               # 3 interleaved rounds of 4 s, ~3 min
     python benchmarks/introspection_floor.py --quick       # 1 round of 2 s, about a minute
     python benchmarks/introspection_floor.py --alg ES256
+    python benchmarks/introspection_floor.py --database postgres   # the PostgreSQL floor
 
 Why: "Keyturn vs the peer" says how fast introspection is, not how fast it could
 be on this stack. This run (benchmarks/README.md, "Introspection against its own
@@ -36,11 +37,25 @@ figures of this run, CPU is the server process tree's (/proc) per request.
 Everything listens on 127.0.0.1, every wrk run has a fixed duration, and every
 process started here (each in its own process group) and the temporary
 directory are removed at exit, also on an error, Ctrl-C or SIGTERM.
+
+``--database postgres`` asks what PostgreSQL costs an exact answer. Liveness
+that is exact across processes means a read of the database begun after the
+request arrived: the one thing no cache can stand in for. So in place of the
+exact minimum it runs **bare app + one PostgreSQL read** (`FreshReads`): the
+bare app, except that every request first waits for a read of one token's row
+on a kept asyncpg connection, a read begun after it asked. Requests that ask
+while a read is on its way share the next one, so at concurrency 16 it pays
+fewer round trips than any server answering 16 different tokens could. No
+introspection does less: its figure bounds every exact design on this
+machine, Keyturn's included. Keyturn (``keyturn serve`` on PostgreSQL) and the
+peer run beside it; the benchmark database (``--postgres-url``, dropped and
+made again) is dropped at exit.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -71,6 +86,7 @@ if str(HERE) not in sys.path:
 from run import (  # noqa: E402
     INTROSPECTION_CONCURRENCY,
     INTROSPECTION_POOL,
+    PG_DEFAULT,
     Target,
     check_introspection,
     fmt_rate,
@@ -81,6 +97,7 @@ from run import (  # noqa: E402
     log,
     peer_unavailable,
     prepare_introspection,
+    reset_postgres,
     start_keyturn,
     start_peer,
     stop_process,
@@ -110,6 +127,7 @@ MAX_BODY = 64 * 1024
 LABELS = {
     "bare": "bare app, fixed answer, no work",
     "minimum": "the exact minimum",
+    "read": "bare app + one PostgreSQL read",
     "keyturn": "Keyturn",
     "peer": "node-oidc-provider (opaque, in memory)",
 }
@@ -136,6 +154,7 @@ TOKEN_SQL = (
     "SELECT kind, token_hash, kid, token_id, client_id, subject, scope, audience, issued_at, "
     "expires_at, revoked_at FROM tokens WHERE token_id = ?"
 )
+PG_TOKEN_SQL = TOKEN_SQL.replace("?", "$1")
 CLIENT_SQL = (
     "SELECT client_id, secret_hash, previous_secret_hash, previous_secret_expires_at, "
     "auth_methods, can_introspect, scopes FROM clients"
@@ -423,6 +442,92 @@ async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": BARE_BODY})
 
 
+class FreshReads:
+    """One token's row, read on a kept asyncpg connection for every caller, each
+    time by a read that began after the caller asked.
+
+    A caller alone reads at once; callers who ask while a read is on its way
+    wait together for the next one. That is the least an exact answer can wait
+    for on PostgreSQL, and less than a server answering different tokens pays.
+    """
+
+    def __init__(self, conn: Any, token_id: str) -> None:
+        self._conn = conn
+        self._token_id = token_id
+        self._reading = False
+        self._next: asyncio.Future[Any] | None = None  # the waiters of the next read
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _read(self) -> Any:
+        return await self._conn.fetchrow(PG_TOKEN_SQL, self._token_id)
+
+    async def row(self) -> Any:
+        if not self._reading:
+            self._reading = True
+            try:
+                return await self._read()
+            finally:
+                self._reading = False
+                if self._next is not None:
+                    self._start_next()
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        return await self._next
+
+    def _start_next(self) -> None:
+        self._reading = True
+        task = asyncio.get_running_loop().create_task(self._drain())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        try:
+            while (waiting := self._next) is not None:
+                self._next = None
+                try:
+                    waiting.set_result(await self._read())
+                except Exception as exc:
+                    waiting.set_exception(exc)
+        finally:
+            self._reading = False
+
+
+def read_app(postgres_url: str, token_id: str) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The bare app, waiting first for a fresh read of ``token_id``'s row (`FreshReads`)."""
+    reads: list[FreshReads] = []
+
+    async def lifespan(receive: Receive, send: Send) -> None:
+        import asyncpg  # type: ignore[import-untyped]
+
+        conn = None
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                conn = await asyncpg.connect(postgres_url, timeout=10)
+                if await conn.fetchrow(PG_TOKEN_SQL, token_id) is None:
+                    raise RuntimeError(f"no token {token_id!r} in {postgres_url}")
+                reads.append(FreshReads(conn, token_id))
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if conn is not None:
+                    await conn.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await lifespan(receive, send)
+            return
+        await receive()
+        if scope["method"] != "GET":  # readiness probes do not read
+            await reads[0].row()
+        await send({"type": "http.response.start", "status": 200, "headers": BARE_HEADERS})
+        await send({"type": "http.response.body", "body": BARE_BODY})
+
+    return app
+
+
 def serve(app: Any, port: int) -> None:
     import uvicorn
 
@@ -505,6 +610,9 @@ def measured(target: Target, connections: int, seconds: float) -> dict[str, floa
 def report(args: argparse.Namespace, targets: list[Target], peer_why: str | None) -> str:
     stats = summarize(targets)
     alg = args.alg
+    postgres = args.database == "postgres"
+    database = "PostgreSQL" if postgres else "SQLite"
+    who = "Keyturn" if postgres else "Keyturn and the minimum"
 
     def cell(key: str, conc: int, field: str = "rps") -> float:
         return stats.get((alg, key, conc), {}).get(field, float("nan"))
@@ -513,10 +621,10 @@ def report(args: argparse.Namespace, targets: list[Target], peer_why: str | None
         return a / b if b == b and b > 0 and a == a else None
 
     lines = [
-        f"## Introspection against its own floor (SQLite, {alg})",
+        f"## Introspection against its own floor ({database}, {alg})",
         "",
         f"{args.rounds} round(s) of {args.duration:g} s per cell, interleaved, wrk; medians. "
-        f"Keyturn and the minimum introspect the same {INTROSPECTION_POOL} of Keyturn's "
+        f"{who} introspect{'s' if postgres else ''} {INTROSPECTION_POOL} of Keyturn's "
         "tokens (client_secret_post), the peer its own opaque ones. vs peer = req/s / the "
         "peer's, same run; CPU = the server's process tree (/proc) per request. "
         f"Machine: {os.cpu_count()} CPU(s), shared; wrk on it too.",
@@ -538,15 +646,26 @@ def report(args: argparse.Namespace, targets: list[Target], peer_why: str | None
             f"| {label} | {fmt_rate(one)} | {vs[0]} | {fmt_rate(sixteen)} | {vs[1]} | "
             f"{'n/a' if cpu != cpu else f'{cpu:,.0f}'} |"
         )
-    floor, least, own = (cell(k, 16, "cpu_server_us") for k in ("bare", "minimum", "keyturn"))
+    least_key = "read" if postgres else "minimum"
+    floor, least, own = (cell(k, 16, "cpu_server_us") for k in ("bare", least_key, "keyturn"))
+    name = "bare app + one read" if postgres else "the minimum"
     lines += [
         "",
-        f"Keyturn vs the minimum: {fmt_ratio(ratio(cell('keyturn', 1), cell('minimum', 1)))} "
-        f"at c=1, {fmt_ratio(ratio(cell('keyturn', 16), cell('minimum', 16)))} at c=16. "
-        f"CPU above the HTTP floor at c=16: the minimum {least - floor:,.0f} µs, "
+        f"Keyturn vs {name}: "
+        f"{fmt_ratio(ratio(cell('keyturn', 1), cell(least_key, 1)))} at c=1, "
+        f"{fmt_ratio(ratio(cell('keyturn', 16), cell(least_key, 16)))} at c=16. "
+        f"CPU above the HTTP floor at c=16: {name} {least - floor:,.0f} µs, "
         f"Keyturn {own - floor:,.0f} µs per request.",
-        "",
     ]
+    if postgres:
+        one = cell("read", 1)
+        if one == one and one > 0:
+            lines.append(
+                f"At c=1 one read on its own: {1e6 / one - 1e6 / cell('bare', 1):,.0f} µs of "
+                "latency over the bare app (a round trip to PostgreSQL and back, on the "
+                "event loop)."
+            )
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -562,19 +681,38 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
         stack.callback(lambda: stop_process(t.process))  # also if its start fails
         return t
 
+    postgres = args.database == "postgres"
+    if postgres:
+        why = reset_postgres(args.postgres_url)
+        if why:
+            raise RuntimeError(why)
+        database_url = args.postgres_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    else:
+        database_url = f"sqlite+aiosqlite:///{db}"
+
     keyturn = make("keyturn")
-    log(f"starting Keyturn (SQLite, {alg})")
+    log(f"starting Keyturn ({args.database}, {alg})")
     start_keyturn(
-        keyturn, tmp=tmp, database_url=f"sqlite+aiosqlite:///{db}", workers=1, src=None,
+        keyturn, tmp=tmp, database_url=database_url, workers=1, src=None,
         extra_env={"KEYTURN_PEPPER": pepper},
     )  # fmt: skip
     prepare_introspection(keyturn)
     # The floors read KEYTURN_* as Keyturn does (KeyturnHttpProtocol's limits).
-    env = keyturn_env(data_dir, f"sqlite+aiosqlite:///{db}", alg, pepper, None)
-    minimum = make("minimum")
-    log("starting the exact minimum")
-    start_own(minimum, "minimal", ["--db", str(db), "--issuer", keyturn.url], env, tmp)
-    minimum.introspect_bodies = keyturn.introspect_bodies
+    env = keyturn_env(data_dir, database_url, alg, pepper, None)
+    if postgres:
+        least = make("read")
+        log("starting the bare app + one PostgreSQL read")
+        first = urllib.parse.parse_qs(keyturn.introspect_bodies[0])["token"][0]
+        token_id = unverified_jti(first)
+        assert token_id is not None
+        start_own(
+            least, "read", ["--postgres-url", args.postgres_url, "--token-id", token_id], env, tmp
+        )
+    else:
+        least = make("minimum")
+        log("starting the exact minimum")
+        start_own(least, "minimal", ["--db", str(db), "--issuer", keyturn.url], env, tmp)
+    least.introspect_bodies = keyturn.introspect_bodies
     bare = make("bare")
     log("starting the bare app")
     start_own(bare, "bare", [], env, tmp)
@@ -587,10 +725,11 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
         log("starting node-oidc-provider (opaque tokens)")
         start_peer(peer, tmp=tmp, token_format="opaque")
         prepare_introspection(peer)
-    targets = [bare, minimum, keyturn, peer]
+    targets = [bare, least, keyturn, peer]
     live = [t for t in targets if t.key != "peer" or peer_why is None]
 
-    check_same_answers(keyturn, minimum)
+    if not postgres:  # the fixed answer of bare app + one read says nothing to compare
+        check_same_answers(keyturn, least)
     for t in live:
         measured(t, 16, 1.0)  # warm-up: caches, the minimum's memory, node's JIT
     for r in range(args.rounds):
@@ -599,7 +738,7 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
             for t in live if r % 2 == 0 else list(reversed(live)):
                 t.runs.setdefault(conc, []).append(measured(t, conc, args.duration))
     for t in live:
-        if t.key != "bare":
+        if t.key not in ("bare", "read"):
             check_introspection(t)  # still active: the run measured real answers
     return report(args, targets, peer_why)
 
@@ -617,9 +756,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s")
     parser.add_argument("--alg", choices=("RS256", "ES256"), default="RS256")
     parser.add_argument("--no-peer", action="store_true", help="skip node-oidc-provider")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="sqlite: the exact minimum; postgres: bare app + one PostgreSQL read",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("KEYTURN_BENCH_PG", PG_DEFAULT).rsplit("/", 1)[0]
+        + "/keyturn_bench_floor",
+        help="the benchmark database for --database postgres (dropped and made again)",
+    )
     # Internal: the servers this script starts as its own processes.
     parser.add_argument("--serve-minimal", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-read", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--token-id", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--issuer", help=argparse.SUPPRESS)
@@ -630,6 +783,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.serve_bare:
         serve(bare_app, args.port)
+        return 0
+    if args.serve_read:
+        serve(read_app(args.postgres_url, args.token_id), args.port)
         return 0
     if args.serve_minimal:
         from keyturn.server.secrets import pepper_bytes

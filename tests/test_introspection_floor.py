@@ -9,6 +9,8 @@ expired, unknown, forged, another client's token, a wrong secret. No timing.
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import sqlite3
 import time
 import urllib.parse
@@ -110,3 +112,111 @@ def test_the_minimum_answers_as_keyturn_does(server: Harness, minimum: Any, db: 
     keyturn, mine = both(server, minimum, token=live, client_id=cid, client_secret=secret + "x")
     assert keyturn[0] == mine[0] == 401
     assert keyturn[1]["error"] == mine[1]["error"] == "invalid_client"
+
+
+# -- --database postgres: bare app + one read ---------------------------------------
+TOKENS_TABLE = (
+    "CREATE TABLE tokens (kind text, token_hash text, kid text, token_id text PRIMARY KEY, "
+    "client_id text, subject text, scope text, audience text, issued_at bigint, "
+    "expires_at bigint, revoked_at bigint)"
+)
+
+
+class Gated:
+    """A real connection whose first read waits for ``gate`` before it is sent, so a
+    test can ask for rows while a read is on its way."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.gate = asyncio.Event()
+        self.sent: list[float] = []  # when each read was sent (loop time)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        if not self.sent:
+            self.sent.append(-1.0)
+            await self.gate.wait()
+        else:
+            self.sent.append(asyncio.get_running_loop().time())
+        return await self.conn.fetchrow(sql, *args)
+
+
+@pytest.fixture
+def floor_postgres(postgres_database_url: str) -> Iterator[str]:
+    """A database of this test's own with a ``tokens`` table holding token ``t1``."""
+    import asyncpg
+
+    name = "keyturn_test_floor_" + secrets.token_hex(4)
+    url = f"{postgres_database_url.rsplit('/', 1)[0]}/{name}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(postgres_database_url, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def setup() -> None:
+        conn = await asyncpg.connect(url, timeout=5)
+        try:
+            await conn.execute(TOKENS_TABLE)
+            await conn.execute(
+                "INSERT INTO tokens VALUES "
+                "('access_token', 'h', 'k', 't1', 'c', 's', 'read', '[]', 1, 2, NULL)"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(setup())
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.mark.anyio
+async def test_a_lone_request_reads_once_at_once(floor: ModuleType, floor_postgres: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(floor_postgres)
+    try:
+        reads = floor.FreshReads(conn, "t1")
+        sent: list[str] = []
+        conn.add_query_logger(lambda q: sent.append(q.query))
+        for _ in range(3):
+            row = await reads.row()
+            assert row["token_id"] == "t1"
+        await asyncio.sleep(0.01)  # asyncpg calls its query loggers on a later turn
+        assert len([q for q in sent if "FROM tokens" in q]) == 3
+    finally:
+        await conn.close()
+
+
+@pytest.mark.anyio
+async def test_requests_during_a_read_share_the_next_one_and_see_what_committed_before(
+    floor: ModuleType, floor_postgres: str
+) -> None:
+    """Each waits for a read begun after it asked: not the one already on its way."""
+    import asyncpg
+
+    reader, writer = await asyncpg.connect(floor_postgres), await asyncpg.connect(floor_postgres)
+    try:
+        gated = Gated(reader)
+        reads = floor.FreshReads(gated, "t1")
+        first = asyncio.create_task(reads.row())
+        await asyncio.sleep(0)  # the first read is on its way (held at the gate)
+        await writer.execute("UPDATE tokens SET revoked_at = 5 WHERE token_id = 't1'")
+        asked = asyncio.get_running_loop().time()
+        later = [asyncio.create_task(reads.row()) for _ in range(5)]
+        await asyncio.sleep(0)
+        assert len(gated.sent) == 1  # they wait; nothing more is sent while one is out
+        gated.gate.set()
+        rows = await asyncio.gather(first, *later)
+        assert len(gated.sent) == 2  # the five shared one read
+        assert gated.sent[1] >= asked  # begun after they asked
+        assert all(row["revoked_at"] == 5 for row in rows[1:])
+        assert await reads.row() is not None  # alone again: reads at once
+        assert len(gated.sent) == 3
+    finally:
+        await reader.close()
+        await writer.close()
