@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from keyturn.storage import database
 from keyturn.storage.records import TOKEN_KIND_REFRESH
 from keyturn.storage.repository import SqlStorage
 from keyturn.storage.token_reader import (
+    COLUMNS,
     NOT_READ,
     AsyncpgTokenReader,
     ReadConnections,
@@ -118,21 +120,28 @@ def _statements(reader: SqliteTokenReader) -> list[str]:
     return traced(reader._conn)
 
 
+@pytest.mark.parametrize("check", ["wal-index header", "PRAGMA data_version"])
 async def test_sqlite_reader_remembers_a_record_until_anything_is_committed(
-    sqlite_storage: tuple[SqlStorage, str, Path],
+    sqlite_storage: tuple[SqlStorage, str, Path], check: str
 ) -> None:
-    """Between two commits a lookup costs one PRAGMA; any commit, by any other
-    connection, to any row, makes the next lookup read the row again."""
+    """Between two commits a lookup costs no statement (a look at the mapped
+    WAL-index header), or one PRAGMA where the header cannot be mapped; any
+    commit, by any other connection, to any row, makes the next lookup read the
+    row again."""
     db, client_id, path = sqlite_storage
     record, other = _token(client_id), _token(client_id)
     await db.record_tokens([record, other])
     reader = db._token_reader
     assert isinstance(reader, SqliteTokenReader)
+    if check == "PRAGMA data_version":
+        await reader.close()
+        reader._map_tried = True  # as if the -shm file could not be mapped
     first = await reader.by_id(record.token_id)
     assert first == record
+    assert (reader._shm is not None) == (check == "wal-index header")
     seen = _statements(reader)
     assert await reader.by_id(record.token_id) is first
-    assert seen == ["PRAGMA data_version"]
+    assert seen == ([] if check == "wal-index header" else ["PRAGMA data_version"])
 
     outside = sqlite3.connect(path, isolation_level=None)
     try:
@@ -140,8 +149,8 @@ async def test_sqlite_reader_remembers_a_record_until_anything_is_committed(
         outside.execute("UPDATE tokens SET revoked_at = 5 WHERE token_id = ?", (other.token_id,))
         seen.clear()
         assert await reader.by_id(record.token_id) == record
-        assert len(seen) == 2
-        assert seen[1].startswith("SELECT")
+        assert seen[-1].startswith("SELECT")
+        assert len(seen) == (1 if check == "wal-index header" else 2)
         # This row is revoked, then deleted: each seen by the very next lookup.
         outside.execute("UPDATE tokens SET revoked_at = 7 WHERE token_id = ?", (record.token_id,))
         revoked = await reader.by_id(record.token_id)
@@ -151,6 +160,59 @@ async def test_sqlite_reader_remembers_a_record_until_anything_is_committed(
         assert await reader.by_id(record.token_id) is None
     finally:
         outside.close()
+
+
+async def test_sqlite_reader_takes_a_header_caught_mid_write_for_a_change(
+    sqlite_storage: tuple[SqlStorage, str, Path],
+) -> None:
+    """A commit writes the header's second copy, then its first: a look between
+    the two sees unequal copies, which no kept record may be answered from."""
+    db, client_id, _ = sqlite_storage
+    record = _token(client_id)
+    await db.record_token(record)
+    reader = db._token_reader
+    assert isinstance(reader, SqliteTokenReader)
+    assert await reader.by_id(record.token_id) == record
+    shm = reader._shm
+    assert shm is not None
+    header = shm[:96]
+    torn = header[:48] + bytes(b ^ 0xFF for b in header[48:])
+    try:
+        reader._shm = torn  # type: ignore[assignment]  # bytes slice as the mapping does
+        seen = _statements(reader)
+        for _ in range(2):  # each look sees a write in progress: each reads the row
+            assert await reader.by_id(record.token_id) == record
+        assert [s.startswith("SELECT") for s in seen] == [True, True]
+    finally:
+        reader._shm = shm
+
+
+async def test_sqlite_reader_keeps_the_pragma_outside_wal_mode(tmp_path: Path) -> None:
+    """A database not in WAL mode (made by another program): no header to map, so
+    the PRAGMA stays the check, and a commit is still seen at once."""
+    path = tmp_path / "rollback.db"
+    record = _token("c")
+    row = [getattr(record, name) for name in COLUMNS]
+    row[COLUMNS.index("audience")] = json.dumps(list(record.audience))
+    made = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert made.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        made.execute(f"CREATE TABLE tokens ({', '.join(COLUMNS)})")
+        made.execute(f"INSERT INTO tokens VALUES ({', '.join('?' * len(COLUMNS))})", row)
+        reader = SqliteTokenReader(str(path))
+        try:
+            first = await reader.by_id(record.token_id)
+            assert first == record
+            assert reader._shm is None
+            seen = _statements(reader)
+            assert await reader.by_id(record.token_id) is first
+            assert seen == ["PRAGMA data_version"]
+            made.execute("DELETE FROM tokens WHERE token_id = ?", (record.token_id,))
+            assert await reader.by_id(record.token_id) is None
+        finally:
+            await reader.close()
+    finally:
+        made.close()
 
 
 async def test_sqlite_reader_sees_a_commit_of_another_process_at_once(
