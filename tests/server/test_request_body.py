@@ -1,0 +1,73 @@
+"""`read_body` reads ``receive`` as Starlette's ``request.stream()`` would: every
+chunk, the limit across chunks, a hang-up, a body already read, a second read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.requests import ClientDisconnect, Request
+
+from keyturn.core.errors import PayloadTooLargeError
+from keyturn.server.request_body import read_body
+
+pytestmark = pytest.mark.anyio
+
+
+def request(messages: list[dict[str, Any]], length: int | None = None) -> Request:
+    headers = [] if length is None else [(b"content-length", str(length).encode())]
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    return Request(scope, receive)
+
+
+def chunk(body: bytes, more: bool = False) -> dict[str, Any]:
+    return {"type": "http.request", "body": body, "more_body": more}
+
+
+async def test_every_chunk_is_read_and_joined() -> None:
+    got = request(
+        [
+            chunk(b"a=1", True),
+            chunk(b""),
+        ]
+    )
+    assert await read_body(got, 100) == b"a=1"
+    parts = request([chunk(b"a=1", True), chunk(b"&b=", True), chunk(b"2")])
+    assert await read_body(parts, 100) == b"a=1&b=2"
+
+
+async def test_the_limit_holds_across_chunks_without_a_content_length() -> None:
+    messages = [chunk(b"x" * 60, True), chunk(b"x" * 60, True), chunk(b"never read")]
+    with pytest.raises(PayloadTooLargeError):
+        await read_body(request(messages), 100)
+    assert messages == [chunk(b"never read")]  # refused as soon as it was known
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
+    messages = [chunk(b"x")]
+    with pytest.raises(PayloadTooLargeError):
+        await read_body(request(messages, length=101), 100)
+    assert messages == [chunk(b"x")]
+
+
+async def test_a_client_that_hangs_up_is_a_client_disconnect() -> None:
+    got = request([chunk(b"a=", True), {"type": "http.disconnect"}])
+    with pytest.raises(ClientDisconnect):
+        await read_body(got, 100)
+    assert await got.is_disconnected()
+
+
+async def test_a_body_read_before_is_returned_and_a_second_read_is_an_error() -> None:
+    earlier = request([chunk(b"a=1")])
+    assert await earlier.body() == b"a=1"
+    assert await read_body(earlier, 100) == b"a=1"
+    with pytest.raises(PayloadTooLargeError):
+        await read_body(earlier, 2)
+    once = request([chunk(b"a=1")])
+    assert await read_body(once, 100) == b"a=1"
+    with pytest.raises(RuntimeError, match="Stream consumed"):
+        await read_body(once, 100)
