@@ -7,6 +7,7 @@ keeps using a client that was changed or deleted.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,6 +38,13 @@ class ClientCache:
     known one with a wrong secret never did, and the difference in time told
     an attacker which ids exist. At most ``max_entries`` are kept; the oldest
     go first (a cache: evicting costs one lookup, never correctness).
+
+    When an entry expires, the lookups that find it expired share one read,
+    made by a task of its own so that a caller who goes away does not cancel
+    it for the others. Each of them used to read for itself: under load, every
+    ``ttl`` a burst of concurrent reads through SQLAlchemy's pool stalled the
+    requests waiting on them (the p99 of introspection on SQLite at
+    concurrency 16 was 50-100 ms against a p50 of 4; 9-14 ms with no expiry).
     """
 
     def __init__(
@@ -52,6 +60,7 @@ class ClientCache:
         self._clock = clock
         self._max = max_entries
         self._entries: dict[str, tuple[Client | None, float]] = {}
+        self._reading: dict[str, asyncio.Task[Client | None]] = {}
 
     async def get(self, client_id: str) -> Client | None:
         return (await self.lookup(client_id))[0]
@@ -61,7 +70,18 @@ class ClientCache:
         entry = self._entries.get(client_id)
         if entry is not None and self._clock() - entry[1] < self._ttl:
             return entry[0], False
-        return await self.reload(client_id), True
+        read = self._reading.get(client_id)
+        if read is None:
+            read = asyncio.get_running_loop().create_task(self.reload(client_id))
+            self._reading[client_id] = read
+            read.add_done_callback(lambda done: self._read_done(client_id, done))
+        return await asyncio.shield(read), True
+
+    def _read_done(self, client_id: str, read: asyncio.Task[Client | None]) -> None:
+        if self._reading.get(client_id) is read:
+            del self._reading[client_id]
+        if not read.cancelled():
+            read.exception()  # retrieved, also when every caller has gone
 
     async def reload(self, client_id: str) -> Client | None:
         """Read the client from the database now, and remember what was found."""
