@@ -156,6 +156,30 @@ def test_latency_routes_are_fixed_names(sqlite_server: Harness) -> None:
     )
 
 
+def test_routes_with_path_parameters_count_under_their_template(
+    sqlite_server: Harness,
+) -> None:
+    """A vendor route such as Square's renew names a client in its path: its
+    requests count under the route's template, not as ``other``, and never
+    under the raw path."""
+    renew = "/oauth2/clients/{client_id}/access-token/renew"
+    delete = "/api/{service_id}/auth/token/delete/{identifier}"
+    before = scrape(sqlite_server)
+    for client_id in ("a", "b"):
+        sqlite_server.http.post(f"/oauth2/clients/{client_id}/access-token/renew", json={})
+    sqlite_server.http.delete("/api/svc-1/auth/token/delete/tok-1")
+    sqlite_server.http.delete("/api/auth/token/delete/tok-2")
+    after = scrape(sqlite_server)
+    count = "keyturn_request_duration_seconds_count"
+    routes = {dict(ls).get("route") for (n, ls) in after if n == count}
+    assert not any(r and ("/a/" in r or "svc-1" in r or "tok-" in r) for r in routes), routes
+    assert total(after, count, route=renew) - total(before, count, route=renew) == 2
+    assert total(after, count, route=delete) - total(before, count, route=delete) == 1
+    no_service = "/api/auth/token/delete/{identifier}"
+    assert total(after, count, route=no_service) - total(before, count, route=no_service) == 1
+    assert total(after, count, route="other") == total(before, count, route="other")
+
+
 def test_per_client_counts_are_capped(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'keyturn.db'}"
     settings = make_settings(tmp_path, url, signing_alg="ES256", metrics_per_client=2)

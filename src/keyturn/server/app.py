@@ -226,8 +226,9 @@ def create_app(
     # X-Request-ID, each log line the id, and the latency metric its route and
     # status (labels are the routes' own paths, never a raw one).
     timer = metrics.request_timer(
-        [r.path for r in routes if isinstance(r, Route)],
+        [r.path for r in routes if isinstance(r, Route) and not r.param_convertors],
         [m.path for m in routes if isinstance(m, Mount)],
+        [(r.path_regex, r.path) for r in routes if isinstance(r, Route) and r.param_convertors],
     )
     return KeyturnApp(
         routes=routes,

@@ -26,6 +26,7 @@ import atexit
 import bisect
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
@@ -325,22 +326,30 @@ def token_write(batch: int, seconds: float) -> None:
 
 # -- request latency, told by the outermost wrapper (request_id.request_ids) ------
 def request_timer(
-    paths: Iterable[str], prefixes: Iterable[str] = ()
+    paths: Iterable[str],
+    prefixes: Iterable[str] = (),
+    templates: Iterable[tuple[re.Pattern[str], str]] = (),
 ) -> Callable[[Scope, int, float], None]:
     """Observe each HTTP request's duration by route and status.
 
-    The route label is one of ``paths`` (exact), ``prefixes`` (a mounted app:
-    everything under it counts as the prefix) or `OTHER`, so a scan of random
-    URLs adds no series. The status is 0 when no answer began (the client went
-    away, or a crash).
+    The route label is one of ``paths`` (exact), a route template that matches
+    (``templates``: a route with path parameters, as its regex and its
+    template, such as ``/oauth2/clients/{client_id}/access-token/renew``),
+    ``prefixes`` (a mounted app: everything under it counts as the prefix) or
+    `OTHER`, so a scan of random URLs adds no series. The status is 0 when no
+    answer began (the client went away, or a crash).
     """
     exact = {p: p for p in paths}
+    patterns = tuple(templates)
     mounts = tuple((p.rstrip("/") + "/", p) for p in prefixes)
 
     def route_of(path: str) -> str:
         route = exact.get(path)
         if route is not None:
             return route
+        for regex, template in patterns:
+            if regex.match(path):
+                return template
         for start, name in mounts:
             if path.startswith(start) or path == name:
                 return name
