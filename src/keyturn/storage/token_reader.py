@@ -176,8 +176,9 @@ class SqliteTokenReader:
         (that takes an exclusive lock on the database file, and a WAL reader
         holds a shared one for as long as it is open).
         """
-        self._map_tried = True
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        self._map_tried = True  # (not when that read failed: the next lookup tries again)
+        if mode != "wal":
             return
         try:
             fd = os.open(self._path + "-shm", os.O_RDONLY)
