@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from keyturn.core.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 from keyturn.server.request_headers import header
@@ -46,10 +47,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     How long it may take is bounded by the server (``KEYTURN_BODY_TIMEOUT``,
     `keyturn.server.http_protocol`), which costs the hot path nothing.
 
-    Read from ``receive`` as Starlette's ``request.stream()`` does, less its
-    async generator (whose creation, first-iteration hook and ``aclose`` cost
-    a token request more than its one body message): a client that hangs up
-    is Starlette's ``ClientDisconnect``, and a body read twice is an error.
+    Read from ``receive`` (`receive_body`) with the semantics of Starlette's
+    ``request.stream()``, less its async generator (whose creation,
+    first-iteration hook and ``aclose`` cost a token request more than its one
+    body message): a client that hangs up is ``ClientDisconnect``, a body
+    already read is returned, and a second read is an error.
     """
     declared_length(request, limit)
     read: bytes | None = getattr(request, "_body", None)  # request.body() came first
@@ -59,23 +61,31 @@ async def read_body(request: Request, limit: int) -> bytes:
         return read
     if request._stream_consumed:
         raise RuntimeError("Stream consumed")
-    receive = request.receive
+    try:
+        body = await receive_body(request.receive, limit)
+    except ClientDisconnect:
+        request._is_disconnected = True
+        raise
+    request._stream_consumed = True
+    return body
+
+
+async def receive_body(receive: Receive, limit: int) -> bytes:
+    """Every body message of ``receive``, joined; refused (413) as soon as it
+    exceeds ``limit``; ``ClientDisconnect`` if the client hangs up first."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
-        if message["type"] == "http.request":
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                request._stream_consumed = True
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        elif message["type"] == "http.disconnect":
-            request._is_disconnected = True
+        if message["type"] == "http.disconnect":
             raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def too_large(limit: int) -> PayloadTooLargeError:

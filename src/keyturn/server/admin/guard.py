@@ -24,7 +24,7 @@ import json
 from typing import Any
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,15 +39,11 @@ from keyturn.server.request_body import (
     declared_length,
     is_storable,
     media_type,
-    too_large,
+    receive_body,
 )
 
 OPEN_PATHS = frozenset({"/openapi.json"})
 """Served without a token: the API's public description."""
-
-
-class BodyGone(Exception):
-    """The client went away while sending the body: nobody to answer."""
 
 
 class AdminGuard:
@@ -61,7 +57,7 @@ class AdminGuard:
         request = Request(scope)
         try:
             body = await self._admit(request, receive)
-        except BodyGone:
+        except ClientDisconnect:  # gone while sending the body: nobody to answer
             return
         except Exception as exc:  # answered by the admin app's own handler for it
             await _answer(request, exc, scope, receive, send)
@@ -77,7 +73,7 @@ class AdminGuard:
         )
         timeout = ctx.settings.body_timeout
         with anyio.move_on_after(timeout) as waited:
-            body = await _read(receive, limit)
+            body = await receive_body(receive, limit)
         if waited.cancelled_caught:
             raise RequestTimeoutError(
                 f"the body did not arrive within {timeout:g} seconds", headers=CLOSE
@@ -91,22 +87,6 @@ def _route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
-
-
-async def _read(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BodyGone
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _check_json(body: bytes) -> None:
