@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 from keyturn.server.secrets import pepper_bytes
-from tests.conftest import TEST_PEPPER, load_script
+from tests.conftest import TEST_PEPPER, _admin, load_script
 from tests.server.conftest import ISSUER, Harness, make_settings, run_harness
 
 FLOOR = Path(__file__).parents[1] / "benchmarks" / "introspection_floor.py"
@@ -148,13 +148,6 @@ def floor_postgres(postgres_database_url: str) -> Iterator[str]:
     name = "keyturn_test_floor_" + secrets.token_hex(4)
     url = f"{postgres_database_url.rsplit('/', 1)[0]}/{name}"
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(postgres_database_url, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     async def setup() -> None:
         conn = await asyncpg.connect(url, timeout=5)
         try:
@@ -166,12 +159,12 @@ def floor_postgres(postgres_database_url: str) -> Iterator[str]:
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     try:
         asyncio.run(setup())
         yield url
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.mark.anyio
