@@ -30,14 +30,21 @@ class GatedStorage:
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail: Exception | None = None
+        self.found: list[Client | None] = []  # answers this read gets, or []: the database's
+        self.held: int | None = None  # only the first ``held`` reads wait (None: all)
 
     async def get_client(self, client_id: str) -> Client | None:
         self.reads += 1
-        await self.gate.wait()
+        number = self.reads
+        found = await self.inner.get_client(client_id)
+        if self.found:
+            found = self.found.pop(0)
+        if self.held is None or number <= self.held:
+            await self.gate.wait()
         if self.fail is not None:
             failure, self.fail = self.fail, None
             raise failure
-        return await self.inner.get_client(client_id)
+        return found
 
 
 @pytest.fixture
@@ -134,3 +141,28 @@ async def test_reload_reads_for_each_caller(storage: tuple[GatedStorage, str]) -
     assert gated.reads == 3
     gated.gate.set()
     assert len(await asyncio.gather(*reloads)) == 3
+
+
+async def test_a_client_forgotten_during_a_read_is_read_again_and_the_old_read_not_kept(
+    storage: tuple[GatedStorage, str],
+) -> None:
+    """This process changes a client (forget()) while a read begun before is out:
+    later lookups must not get that read's answer, and it must not be cached."""
+    gated, client_id = storage
+    cache = cache_of(gated, FakeClock())
+    stale = Client(client_id=client_id, name="as read before the change")
+    gated.found = [stale]
+    gated.held = 1  # the read before the change ends last
+    gated.gate.clear()
+    before = asyncio.create_task(cache.lookup(client_id))
+    await asked(before)
+    cache.forget(client_id)  # e.g. its secret was rotated through the admin API
+    # A read of its own, begun after the change (not the held one: that would hang).
+    fresh, _ = await asyncio.wait_for(cache.lookup(client_id), 10)
+    assert fresh is not None
+    assert fresh.name == "c"
+    assert gated.reads == 2
+    gated.gate.set()
+    assert (await before)[0] == stale  # asked before the change: answered as read
+    assert await cache.lookup(client_id) == (fresh, False)  # the stale read was not kept
+    assert gated.reads == 2

@@ -61,6 +61,7 @@ class ClientCache:
         self._max = max_entries
         self._entries: dict[str, tuple[Client | None, float]] = {}
         self._reading: dict[str, asyncio.Task[Client | None]] = {}
+        self._generation = 0  # moves on every forget(): reads begun before it keep nothing
 
     async def get(self, client_id: str) -> Client | None:
         return (await self.lookup(client_id))[0]
@@ -84,10 +85,12 @@ class ClientCache:
             read.exception()  # retrieved, also when every caller has gone
 
     async def reload(self, client_id: str) -> Client | None:
-        """Read the client from the database now, and remember what was found."""
+        """Read the client from the database now, and remember what was found,
+        unless a client was forgotten meanwhile (the read may predate the change)."""
         now = self._clock()
+        generation = self._generation
         client = await self._storage.get_client(client_id)
-        if self._ttl > 0:
+        if self._ttl > 0 and generation == self._generation:
             self._entries.pop(client_id, None)  # re-inserted last: the newest
             while len(self._entries) >= self._max:
                 del self._entries[next(iter(self._entries))]
@@ -95,7 +98,11 @@ class ClientCache:
         return client
 
     def forget(self, client_id: str) -> None:
+        """Drop what is known of a client this process just changed or deleted: later
+        lookups read it again, and no read begun before now answers them or is kept."""
         self._entries.pop(client_id, None)
+        self._reading.pop(client_id, None)
+        self._generation += 1
 
 
 @dataclass(frozen=True, slots=True)
