@@ -79,9 +79,7 @@ async def _require_schema(storage: SqlStorage, settings: Settings) -> None:
         return
     where = database_where(settings)
     if found:
-        from alembic.script import ScriptDirectory
-
-        scripts = ScriptDirectory(str(database.MIGRATIONS_DIR))
+        scripts = database.script_directory()
         for revision in filter(None, found):
             scripts.get_revision(revision)  # an unknown one raises "Can't locate revision"
         problem = f"the schema of {where} is at {', '.join(map(str, found))}, behind {head}"

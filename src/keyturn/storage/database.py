@@ -35,6 +35,7 @@ from keyturn.storage.health import database_fault
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 try:
     import fcntl
@@ -195,9 +196,15 @@ def head_revision() -> str | None:
 
 
 def _alembic_head() -> str | None:
+    head: str | None = script_directory().get_current_head()
+    return head
+
+
+def script_directory() -> ScriptDirectory:
+    """Alembic's view of the migrations this version ships (imports Alembic)."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    return ScriptDirectory.from_config(_alembic_config())
 
 
 async def schema_revisions(engine: AsyncEngine) -> list[str | None]:
@@ -251,10 +258,9 @@ async def _upgrade_locked(engine: AsyncEngine, revision: str) -> None:
         config = _alembic_config(connection)
         if revision == "head":
             from alembic.runtime.migration import MigrationContext
-            from alembic.script import ScriptDirectory
 
             current = MigrationContext.configure(connection).get_current_revision()
-            head = ScriptDirectory.from_config(config).get_current_head()
+            head = script_directory().get_current_head()
             if current == head:
                 return
             log.info("running migrations: %s -> %s", current or "empty database", head)
