@@ -169,3 +169,16 @@ def test_keys_list_deletes_no_retired_key(tmp_path: Path) -> None:
         kids = {kid for (kid,) in conn.execute("SELECT kid FROM signing_keys")}
     assert old not in kids
     assert new in kids
+
+
+def test_a_schema_from_a_newer_keyturn_is_said_as_such(tmp_path: Path) -> None:
+    assert keyturn(tmp_path, "db", "upgrade").returncode == 0
+    db = tmp_path / "data" / "keyturn.db"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    done = keyturn(tmp_path, "tokens", "list")
+    assert_operator_error(done, "migrated by a newer Keyturn", "upgrade keyturn")
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            "9999_from_the_future",
+        )
