@@ -30,15 +30,18 @@ class GatedStorage:
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail: Exception | None = None
-        self.found: list[Client | None] = []  # answers this read gets, or []: the database's
+        # Answers by read number (1 = the first asked); other reads get the database's.
+        # Chosen when the read is asked, not when the database answers: two reads
+        # out at once may come back in either order.
+        self.found: dict[int, Client | None] = {}
         self.held: int | None = None  # only the first ``held`` reads wait (None: all)
 
     async def get_client(self, client_id: str) -> Client | None:
         self.reads += 1
         number = self.reads
         found = await self.inner.get_client(client_id)
-        if self.found:
-            found = self.found.pop(0)
+        if number in self.found:
+            found = self.found[number]
         if self.held is None or number <= self.held:
             await self.gate.wait()
         if self.fail is not None:
@@ -151,7 +154,7 @@ async def test_a_client_forgotten_during_a_read_is_read_again_and_the_old_read_n
     gated, client_id = storage
     cache = cache_of(gated, FakeClock())
     stale = Client(client_id=client_id, name="as read before the change")
-    gated.found = [stale]
+    gated.found = {1: stale}
     gated.held = 1  # the read before the change ends last
     gated.gate.clear()
     before = asyncio.create_task(cache.lookup(client_id))
