@@ -9,9 +9,13 @@ skipped, saying why, only when that server cannot be reached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import importlib.util
 import os
+import re
 import secrets
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,8 +50,39 @@ def load_script(path: Path, name: str) -> ModuleType:
 POSTGRES_URL = os.environ.get(
     "KEYTURN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("KEYTURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # One pepper for the whole run: a shared PostgreSQL database keeps its keys.
 TEST_PEPPER = secrets.token_hex(32)
+
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+RUN_ID = f"{_HOST}x{os.getpid()}"
+"""Names this run's databases and Redis keys, so a later run can tell what a run that
+was killed (and so never cleaned up) left behind: see `_sweep_dead_runs`."""
+_RUN_NAME = re.compile(r"(?:keyturn_test_|kt-test-)([0-9a-f]{6})x(\d+)[_-][0-9a-f]{8}")
+
+
+def database_name() -> str:
+    """A new PostgreSQL database name of this run's (63 characters at most)."""
+    return f"keyturn_test_{RUN_ID}_{secrets.token_hex(4)}"
+
+
+def redis_prefix() -> str:
+    """A new Redis key prefix of this run's."""
+    return f"kt-test-{RUN_ID}-{secrets.token_hex(4)}:"
+
+
+def left_by_dead_run(name: str) -> bool:
+    """Whether ``name`` was made by a test run on this host whose process is gone."""
+    match = _RUN_NAME.match(name)
+    if match is None or match[1] != _HOST or int(match[2]) == os.getpid():
+        return False
+    try:
+        os.kill(int(match[2]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 @pytest.fixture
@@ -65,6 +100,55 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
+async def sweep_postgres(url: str = "") -> list[str]:
+    """Drop the databases that killed runs left; one still in use stays. The names."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url or POSTGRES_URL, timeout=2)
+    dropped = []
+    try:
+        rows = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'keyturn\\_test\\_%'"
+        )
+        for (name,) in rows:
+            if left_by_dead_run(name):
+                try:
+                    await conn.execute(f'DROP DATABASE "{name}"')  # not FORCE: in use stays
+                except asyncpg.PostgresError:
+                    continue
+                dropped.append(name)
+    finally:
+        await conn.close()
+    return dropped
+
+
+def sweep_redis(client: Any) -> int:
+    """Delete the keys that killed runs left; how many."""
+    keys = client.scan_iter("kt-test-*", count=1000)
+    dead = [key for key in keys if left_by_dead_run(key.decode(errors="replace"))]
+    for start in range(0, len(dead), 1000):
+        client.delete(*dead[start : start + 1000])
+    return len(dead)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_dead_runs() -> None:
+    """A run that was killed (SIGKILL, a CI timeout) never ran its clean-up; the next
+    run on this host removes what it left in the shared PostgreSQL and Redis."""
+    with contextlib.suppress(Exception):  # absent or unreachable: its tests skip, saying so
+        asyncio.run(sweep_postgres())
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=5)
+        try:
+            sweep_redis(client)
+        finally:
+            client.close()
+    except Exception:
+        pass
+
+
 @pytest.fixture(scope="session")
 def postgres_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run."""
@@ -72,7 +156,7 @@ def postgres_database_url() -> Iterator[str]:
         import asyncpg  # noqa: F401
     except ImportError:
         pytest.skip("asyncpg is not installed (pip install 'keyturn[postgres]')")
-    name = "keyturn_test_" + secrets.token_hex(4)
+    name = database_name()
     try:
         asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     except (TimeoutError, OSError) as exc:
@@ -91,7 +175,7 @@ def own_database_url(
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'keyturn.db'}"
         return
     shared: str = request.getfixturevalue("postgres_database_url")  # skips when absent
-    name = "keyturn_test_" + secrets.token_hex(4)
+    name = database_name()
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     yield f"{shared.rsplit('/', 1)[0]}/{name}"
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -106,8 +190,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return url
 
 
-REDIS_URL = os.environ.get("KEYTURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-REDIS_PREFIX = f"kt-test-{secrets.token_hex(4)}:"
+REDIS_PREFIX = redis_prefix()
 """This run's Redis namespace (KEYTURN_REDIS_PREFIX): deleted when the run ends."""
 
 

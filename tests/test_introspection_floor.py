@@ -10,7 +10,6 @@ expired, unknown, forged, another client's token, a wrong secret. No timing.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sqlite3
 import time
 import urllib.parse
@@ -24,7 +23,7 @@ import orjson
 import pytest
 
 from keyturn.server.secrets import pepper_bytes
-from tests.conftest import TEST_PEPPER, _admin, load_script
+from tests.conftest import TEST_PEPPER, _admin, database_name, load_script
 from tests.server.conftest import ISSUER, Harness, make_settings, run_harness
 
 FLOOR = Path(__file__).parents[1] / "benchmarks" / "introspection_floor.py"
@@ -145,7 +144,7 @@ def floor_postgres(postgres_database_url: str) -> Iterator[str]:
     """A database of this test's own with a ``tokens`` table holding token ``t1``."""
     import asyncpg
 
-    name = "keyturn_test_floor_" + secrets.token_hex(4)
+    name = database_name()
     url = f"{postgres_database_url.rsplit('/', 1)[0]}/{name}"
 
     async def setup() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from keyturn.client import OAuthToken, StoreLockTimeoutError, TokenManager
 from keyturn.client.stores.redis_store import AsyncRedisTokenStore, RedisTokenStore
 from keyturn.testing import FakeClock, FakeTokenServer
 from tests.client.conftest import API
+from tests.conftest import redis_prefix
 
 redis = pytest.importorskip("redis", reason="redis-py is not installed (keyturn[redis])")
 redis_asyncio = pytest.importorskip("redis.asyncio")
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.redis
 
 @pytest.fixture
 def prefix() -> str:
-    return f"keyturn-test-{secrets.token_hex(4)}:"
+    return redis_prefix()
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ import pytest
 
 from keyturn.guard import TokenVerifier
 from keyturn.guard.redis_denylist import RedisDenyList
-from tests.conftest import TEST_PEPPER, _admin
+from tests.conftest import TEST_PEPPER, _admin, database_name, redis_prefix
 from tests.e2e.fleet import Backend, Balancer, alive, haproxy_binary, make_fleet, wait_for
 from tests.faults.conftest import Load, Outcome, jti_of
 
@@ -112,10 +111,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, postgres_database_url: str) 
         pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
 
     # Its own database: this module rotates keys, which others would see.
-    name = "keyturn_fleet_" + secrets.token_hex(4)
+    name = database_name()
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     database_url = f"{postgres_database_url.rsplit('/', 1)[0]}/{name}"
-    prefix = f"kt-fleet-{secrets.token_hex(4)}:"
+    prefix = redis_prefix()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
     env.update(
         KEYTURN_DATABASE_URL=database_url,

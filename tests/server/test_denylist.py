@@ -23,6 +23,7 @@ from keyturn.guard.redis_denylist import RedisDenyList
 from keyturn.server.denylist import DenyListPublisher
 from keyturn.server.redis_ratelimit import RedisRateLimiter
 from keyturn.storage.repository import SqlStorage
+from tests.conftest import redis_prefix
 from tests.storage.test_token_writer import _storage, _token
 
 pytestmark = pytest.mark.anyio
@@ -38,7 +39,7 @@ def prefix() -> Iterator[str]:
         client.ping()
     except redis.RedisError as exc:
         pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    prefix = f"kt-test-{secrets.token_hex(4)}:"
+    prefix = redis_prefix()
     yield prefix
     keys = list(client.scan_iter(prefix + "*"))
     if keys:
