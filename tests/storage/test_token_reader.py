@@ -349,6 +349,53 @@ async def test_concurrent_postgres_lookups_share_round_trips(
     assert len(queries) == 3  # alone again: no batch, no wait
 
 
+async def test_lookups_made_while_a_batch_is_out_wait_and_share_the_next(
+    postgres: tuple[SqlStorage, str, AsyncpgTokenReader],
+) -> None:
+    """One batch out at a time: lookups that arrive, each on a turn of its own, while
+    one is out are read together after it, and see what was committed before they
+    began (a revocation made while they waited too)."""
+    db, client_id, reader = postgres
+    records = [_token(client_id, expires_at=4_000_000_000) for _ in range(10)]
+    await db.record_tokens(records)
+    gate = asyncio.Event()
+    queries: list[int] = []
+    query = reader._query
+
+    async def held(run: Any) -> Any:
+        queries.append(1)
+        number = len(queries)
+
+        async def gated(conn: Any) -> Any:
+            if number <= 2:  # the lone read and the first batch, on their connections
+                await gate.wait()
+            return await run(conn)
+
+        return await query(gated)
+
+    reader._query = held  # type: ignore[method-assign]
+
+    async def turns() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    first = [asyncio.create_task(reader.by_id(r.token_id)) for r in records[:2]]
+    await turns()
+    assert len(queries) == 2  # one alone, one batch of one
+    later = []
+    for number, record in enumerate(records[2:]):
+        if number == 3:
+            await db.revoke_token(records[5].token_id, 1_700_000_300)
+        later.append(asyncio.create_task(reader.by_id(record.token_id)))
+        await turns()  # before, each of these turns sent a batch of its own
+    assert len(queries) == 2  # none sent while the first batch is out
+    gate.set()
+    found = await asyncio.gather(*first, *later)
+    assert len(queries) == 3  # the eight shared one batch
+    assert [f.token_id if f else None for f in found] == [r.token_id for r in records]
+    assert [f.revoked_at if f else None for f in found] == [None] * 5 + [1_700_000_300] + [None] * 4
+
+
 async def test_a_batch_sees_a_revocation_committed_before_its_lookups(
     postgres_database_url: str,
 ) -> None:
