@@ -371,10 +371,10 @@ class AsyncpgTokenReader:
     time: the next stays open until the one before it is answered, so every
     lookup that arrives meanwhile shares it. Under concurrency that spares
     most lookups asyncpg's per-query work on the event loop and PostgreSQL
-    its per-statement work (and, on a machine it shares, the CPU each round
-    trip's wake-ups take from both). Batches used to close at the loop's next
-    turn, several out at once: at concurrency 16 that was one round trip for
-    every few lookups. A lookup alone still goes at once, so concurrency 1
+    its per-statement work. Batches used to close at the loop's next turn,
+    several out at once: 0.23-0.26 round trips a lookup at concurrency 16 and
+    about 1 at 4, against 0.19-0.21 and 0.73-0.78 now (2-3 % less server CPU;
+    benchmarks/README.md). A lookup alone still goes at once, so concurrency 1
     pays nothing; one that meets a batch out waits for at most that batch and
     its own. A batch's query is sent after each of its lookups began, so it
     sees every revocation committed before any of them: as exact as a read
