@@ -100,11 +100,11 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-async def sweep_postgres(url: str = "") -> list[str]:
+async def sweep_postgres() -> list[str]:
     """Drop the databases that killed runs left; one still in use stays. The names."""
     import asyncpg
 
-    conn = await asyncpg.connect(url or POSTGRES_URL, timeout=2)
+    conn = await asyncpg.connect(POSTGRES_URL, timeout=2)
     dropped = []
     try:
         rows = await conn.fetch(
@@ -122,12 +122,17 @@ async def sweep_postgres(url: str = "") -> list[str]:
     return dropped
 
 
+def delete_keys(client: Any, keys: list[bytes]) -> None:
+    """Delete ``keys`` from Redis, a thousand to a command."""
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+
+
 def sweep_redis(client: Any) -> int:
     """Delete the keys that killed runs left; how many."""
     keys = client.scan_iter("kt-test-*", count=1000)
     dead = [key for key in keys if left_by_dead_run(key.decode(errors="replace"))]
-    for start in range(0, len(dead), 1000):
-        client.delete(*dead[start : start + 1000])
+    delete_keys(client, dead)
     return len(dead)
 
 
@@ -137,7 +142,7 @@ def _sweep_dead_runs() -> None:
     run on this host removes what it left in the shared PostgreSQL and Redis."""
     with contextlib.suppress(Exception):  # absent or unreachable: its tests skip, saying so
         asyncio.run(sweep_postgres())
-    try:
+    with contextlib.suppress(Exception):
         import redis
 
         client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=5)
@@ -145,8 +150,6 @@ def _sweep_dead_runs() -> None:
             sweep_redis(client)
         finally:
             client.close()
-    except Exception:
-        pass
 
 
 @pytest.fixture(scope="session")
@@ -202,9 +205,7 @@ def _clean_redis_namespace() -> Iterator[None]:
         import redis
 
         client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
-        keys = list(client.scan_iter(REDIS_PREFIX + "*", count=1000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
+        delete_keys(client, list(client.scan_iter(REDIS_PREFIX + "*", count=1000)))
         client.close()
     except Exception:
         pass
