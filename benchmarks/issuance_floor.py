@@ -1,8 +1,9 @@
 """Issuance against its own floor: the same stack, nothing but a durable, signed token.
 
-    python benchmarks/issuance_floor.py            # 3 interleaved rounds of 4 s, ~4 min
-    python benchmarks/issuance_floor.py --quick    # 1 round of 2 s, ~1-2 min
-    python benchmarks/issuance_floor.py --no-peer  # without Node.js
+    python benchmarks/issuance_floor.py                      # 3 interleaved rounds of 4 s, ~3 min
+    python benchmarks/issuance_floor.py --quick              # 1 round of 2 s, ~1 min
+    python benchmarks/issuance_floor.py --database postgres  # the same on PostgreSQL
+    python benchmarks/issuance_floor.py --no-peer            # without Node.js
 
 Why: target 3 of issue 18 asks issuance for 1.2x node-oidc-provider at
 concurrency 16 and 64. "Keyturn vs the peer" says how fast Keyturn is, not how
@@ -21,10 +22,14 @@ beside Keyturn and the peer, measured in one run, as
    pepper, check the grant type, scope and resource against the client, build
    the claims, sign them with Keyturn's own `Signer` (ES256, inline as Keyturn
    signs it), hash the signing input, and record the token's row in the same
-   table before answering: rows of one turn of the event loop share one
-   commit, on the loop, and every ~1,024 WAL pages one goes to a thread whose
-   connection checkpoints, as Keyturn's `SqliteTokenWriter` does.
-3. **Keyturn** (``keyturn serve``, SQLite, one worker) on that database.
+   table before answering, committed as Keyturn commits it. On SQLite
+   (`SqliteRows`) the rows of one turn of the event loop share one commit, on
+   the loop, and every ~1,024 WAL pages one goes to a thread whose connection
+   checkpoints, as `SqliteTokenWriter` does. On PostgreSQL (`PostgresRows`,
+   ``--database postgres``) one kept asyncpg connection has one write out at a
+   time, and the rows asked meanwhile go together in the next, as
+   `TokenRecorder` and `AsyncpgTokenWriter` do.
+3. **Keyturn** (``keyturn serve``, one worker) on that database.
 4. **node-oidc-provider** (in memory, JWT access tokens, same algorithm), as
    run.py starts it.
 
@@ -40,12 +45,11 @@ server process tree's (/proc) per request.
 ES256 only: Keyturn signs it inline, so the minimum does the same work. RS256
 signatures go to helper processes under load, which a one-process minimum
 would not match without rebuilding that machinery (and RS256 issuance is bound
-by signing: run.py's CPU-ceiling table). SQLite only: the PostgreSQL floor of a
-write is a round trip and a WAL flush (``introspection_floor.py --database
-postgres`` measures the read's). Everything listens on 127.0.0.1, every wrk run
-has a fixed duration, and every process started here (each in its own process
-group) and the temporary directory are removed at exit, also on an error,
-Ctrl-C or SIGTERM.
+by signing: run.py's CPU-ceiling table). The PostgreSQL database
+(``--postgres-url``) is dropped and made again, and dropped at exit.
+Everything listens on 127.0.0.1, every wrk run has a fixed duration, and every
+process started here (each in its own process group) and the temporary
+directory are removed at exit, also on an error, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -81,8 +85,8 @@ from keyturn.storage.database import apply_sqlite_pragmas
 from keyturn.storage.records import TOKEN_KIND_ACCESS, TokenRecord
 from keyturn.storage.token_writer import (
     CHECKPOINT_EVERY,
-    COLUMNS,
     COMMIT_PAGES,
+    insert_sql,
     token_values,
 )
 
@@ -94,13 +98,13 @@ from introspection_floor import (  # noqa: E402
     Scope,
     Send,
     _headers,
-    _lifespan,
     _read_body,
     bare_app,
     serve,
 )
 from run import (  # noqa: E402
     CONCURRENCY,
+    PG_DEFAULT,
     Target,
     fmt_rate,
     fmt_ratio,
@@ -109,6 +113,7 @@ from run import (  # noqa: E402
     keyturn_env,
     log,
     peer_unavailable,
+    reset_postgres,
     start_keyturn,
     start_peer,
     stop_process,
@@ -130,7 +135,12 @@ CLIENT_SQL = (
     "SELECT client_id, secret_hash, auth_methods, grant_types, scopes, audiences, "
     "access_token_lifetime FROM clients"
 )
-INSERT_SQL = f"INSERT INTO tokens ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+KEY_SQL = (
+    "SELECT kid, alg, private_key FROM signing_keys WHERE activates_at <= $1 "
+    "ORDER BY activates_at DESC, created_at DESC LIMIT 1"
+)
+SQLITE_INSERT = insert_sql("qmark")
+POSTGRES_INSERT = insert_sql("numeric")
 
 
 def _error(code: str, description: str) -> bytes:
@@ -154,28 +164,36 @@ class ClientEntry(NamedTuple):
     lifetime: int | None
 
 
-class ExactIssuance:
-    """Keyturn's ``client_credentials`` answer (client_secret_post), recorded durably,
-    and nothing a server adds around it: no request id, metric, lockout, rate
-    limit, Starlette.
+def client_entries(rows: Any) -> dict[str, ClientEntry]:
+    """``CLIENT_SQL``'s rows, as the minimum checks them (JSON columns as text)."""
+    out = {}
+    for cid, secret, methods, grants, scopes, audiences, lifetime in rows:
+        out[cid] = ClientEntry(
+            secret,
+            "client_secret_post" in orjson.loads(methods),
+            "client_credentials" in orjson.loads(grants),
+            frozenset(orjson.loads(scopes)),
+            tuple(orjson.loads(audiences)),
+            lifetime,
+        )
+    return out
 
-    ``answer(body)`` is the whole logic; the ASGI app (`minimal_app`) only moves
-    bytes. Clients and the signing key are read once, at start.
-    """
 
-    def __init__(
-        self,
-        db_path: str | Path,
-        pepper: bytes,
-        issuer: str,
-        lifetime: int,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._path = str(db_path)
-        self._hasher = Hasher(pepper)
-        self._issuer = issuer
-        self._lifetime = lifetime
-        self._clock = clock
+def signer_of(row: Any, pepper: bytes, where: str) -> Signer:
+    """``KEY_SQL``'s row: the key Keyturn signs with, the newest one already active."""
+    if row is None:
+        raise RuntimeError(f"no active signing key in {where}")
+    kid, alg, private_pem = row
+    return Signer(decrypt_private_key(private_pem, pepper), alg, kid)
+
+
+class SqliteRows:
+    """Token rows recorded as Keyturn's `SqliteTokenWriter` records them: the rows of
+    one turn of the event loop in one commit, on the loop, and every ~1,024 WAL
+    pages one commit on a thread whose connection checkpoints."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = str(path)
         # The loop's connection never waits for the lock and never checkpoints;
         # the thread's does both (SqliteTokenWriter's two connections).
         self._inline = self._connect(timeout=0.0, autocheckpoint=False)
@@ -184,8 +202,6 @@ class ExactIssuance:
         self._pages = 0
         self._pending: list[tuple[Any, ...]] = []
         self._committed: asyncio.Future[None] | None = None
-        self._clients = self._load_clients()
-        self._signer = self._load_signer(pepper)
 
     def _connect(self, *, timeout: float, autocheckpoint: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -196,37 +212,150 @@ class ExactIssuance:
             conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
-    def close(self) -> None:
+    def read(self, sql: str, *args: Any) -> list[Any]:
+        return self._inline.execute(sql.replace("$1", "?"), args).fetchall()
+
+    async def close(self) -> None:
         self._thread.shutdown(wait=True)
         self._inline.close()
         self._threaded.close()
 
-    def _load_clients(self) -> dict[str, ClientEntry]:
-        out = {}
-        for cid, secret, methods, grants, scopes, audiences, lifetime in self._inline.execute(
-            CLIENT_SQL
-        ):
-            out[cid] = ClientEntry(
-                secret,
-                "client_secret_post" in orjson.loads(methods),
-                "client_credentials" in orjson.loads(grants),
-                frozenset(orjson.loads(scopes)),
-                tuple(orjson.loads(audiences)),
-                lifetime,
-            )
-        return out
+    async def record(self, row: tuple[Any, ...]) -> None:
+        """Commit ``row`` with every other row of this turn of the loop, then return."""
+        self._pending.append(row)
+        if self._committed is None:
+            loop = asyncio.get_running_loop()
+            self._committed = loop.create_future()
+            loop.call_soon(self._commit, loop)
+        await asyncio.shield(self._committed)
 
-    def _load_signer(self, pepper: bytes) -> Signer:
-        """The key Keyturn signs with: the newest one already active."""
-        row = self._inline.execute(
-            "SELECT kid, alg, private_key FROM signing_keys WHERE activates_at <= ? "
-            "ORDER BY activates_at DESC, created_at DESC LIMIT 1",
-            (int(self._clock()),),
-        ).fetchone()
-        if row is None:
-            raise RuntimeError(f"no active signing key in {self._path}")
-        kid, alg, private_pem = row
-        return Signer(decrypt_private_key(private_pem, pepper), alg, kid)
+    def _commit(self, loop: asyncio.AbstractEventLoop) -> None:
+        rows, self._pending = self._pending, []
+        done, self._committed = self._committed, None
+        assert done is not None
+        self._pages += COMMIT_PAGES + len(rows)
+        if self._pages < CHECKPOINT_EVERY:
+            try:
+                self._write(self._inline, rows)
+            except sqlite3.OperationalError:  # the lock is held elsewhere: the thread waits
+                pass
+            else:
+                done.set_result(None)
+                return
+        self._pages = 0
+        future = loop.run_in_executor(self._thread, self._write, self._threaded, rows)
+        future.add_done_callback(lambda f: _settle(done, f))
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(SQLITE_INSERT, rows)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+class PostgresRows:
+    """Token rows recorded as Keyturn's `TokenRecorder` and `AsyncpgTokenWriter`
+    record them on PostgreSQL: one kept asyncpg connection, one write out at a
+    time, and the rows asked while it is out go together in the next (one
+    round trip, one commit)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._open: tuple[asyncio.Future[None], list[tuple[Any, ...]]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(cls, url: str) -> PostgresRows:
+        import asyncpg  # type: ignore[import-untyped]
+
+        return cls(await asyncpg.connect(url, timeout=10))
+
+    async def read(self, sql: str, *args: Any) -> list[Any]:
+        return [tuple(r) for r in await self._conn.fetch(sql, *args)]
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def record(self, row: tuple[Any, ...]) -> None:
+        if self._open is None:
+            self._open = (asyncio.get_running_loop().create_future(), [])
+        done, rows = self._open
+        rows.append(row)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+        await asyncio.shield(done)
+
+    async def _drain(self) -> None:
+        try:
+            while self._open is not None:
+                (done, rows), self._open = self._open, None
+                try:
+                    if len(rows) == 1:
+                        await self._conn.execute(POSTGRES_INSERT, *rows[0])
+                    else:
+                        await self._conn.executemany(POSTGRES_INSERT, rows)
+                except Exception as exc:
+                    done.set_exception(exc)
+                else:
+                    done.set_result(None)
+        finally:
+            self._writer = None
+
+
+class ExactIssuance:
+    """Keyturn's ``client_credentials`` answer (client_secret_post), recorded durably,
+    and nothing a server adds around it: no request id, metric, lockout, rate
+    limit, Starlette.
+
+    ``answer(body)`` is the whole logic; the ASGI app (`minimal_app`) only moves
+    bytes. Clients and the signing key are read once, at start
+    (`on_sqlite`, `on_postgres`).
+    """
+
+    def __init__(
+        self,
+        rows: SqliteRows | PostgresRows,
+        clients: dict[str, ClientEntry],
+        signer: Signer,
+        pepper: bytes,
+        issuer: str,
+        lifetime: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rows = rows
+        self._clients = clients
+        self._signer = signer
+        self._hasher = Hasher(pepper)
+        self._issuer = issuer
+        self._lifetime = lifetime
+        self._clock = clock
+
+    @classmethod
+    def on_sqlite(
+        cls, path: str | Path, pepper: bytes, issuer: str, lifetime: int
+    ) -> ExactIssuance:
+        rows = SqliteRows(path)
+        clients = client_entries(rows.read(CLIENT_SQL))
+        keys = rows.read(KEY_SQL, int(time.time()))
+        return cls(rows, clients, signer_of(keys[0] if keys else None, pepper, str(path)),
+                   pepper, issuer, lifetime)  # fmt: skip
+
+    @classmethod
+    async def on_postgres(
+        cls, url: str, pepper: bytes, issuer: str, lifetime: int
+    ) -> ExactIssuance:
+        rows = await PostgresRows.connect(url)
+        clients = client_entries(await rows.read(CLIENT_SQL))
+        keys = await rows.read(KEY_SQL, int(time.time()))
+        return cls(rows, clients, signer_of(keys[0] if keys else None, pepper, url),
+                   pepper, issuer, lifetime)  # fmt: skip
+
+    async def close(self) -> None:
+        await self.rows.close()
 
     async def answer(self, body: bytes) -> tuple[int, bytes]:
         """HTTP status and JSON body for a token request's form body."""
@@ -286,46 +415,10 @@ class ExactIssuance:
             expires_at=now + lifetime,
             kid=self._signer.kid,
         )
-        await self._record(token_values(record))
+        await self.rows.record(token_values(record))
         return 200, orjson.dumps(
             {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": scope}
         )
-
-    async def _record(self, row: tuple[Any, ...]) -> None:
-        """Commit ``row`` with every other row of this turn of the loop, then return."""
-        self._pending.append(row)
-        if self._committed is None:
-            loop = asyncio.get_running_loop()
-            self._committed = loop.create_future()
-            loop.call_soon(self._commit, loop)
-        await asyncio.shield(self._committed)
-
-    def _commit(self, loop: asyncio.AbstractEventLoop) -> None:
-        rows, self._pending = self._pending, []
-        done, self._committed = self._committed, None
-        assert done is not None
-        self._pages += COMMIT_PAGES + len(rows)
-        if self._pages < CHECKPOINT_EVERY:
-            try:
-                self._write(self._inline, rows)
-            except sqlite3.OperationalError:  # the lock is held elsewhere: the thread waits
-                pass
-            else:
-                done.set_result(None)
-                return
-        self._pages = 0
-        future = loop.run_in_executor(self._thread, self._write, self._threaded, rows)
-        future.add_done_callback(lambda f: _settle(done, f))
-
-    @staticmethod
-    def _write(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(INSERT_SQL, rows)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
 
 def _settle(done: asyncio.Future[None], result: asyncio.Future[None]) -> None:
@@ -335,15 +428,31 @@ def _settle(done: asyncio.Future[None], result: asyncio.Future[None]) -> None:
         done.set_result(None)
 
 
-def minimal_app(logic: ExactIssuance) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """The exact minimum as an ASGI app: POST /oauth/token, and GET for readiness."""
+def minimal_app(
+    make: Callable[[], Awaitable[ExactIssuance]],
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The exact minimum as an ASGI app: POST /oauth/token, and GET for readiness.
+    ``make`` builds its logic at start-up, on the server's loop; it is closed at the end."""
     ready = orjson.dumps({"status": "ok"})
     missing = orjson.dumps({"error": "not_found"})
+    made: list[ExactIssuance] = []
+
+    async def lifespan(receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                made.append(await make())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for logic in made:
+                    await logic.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await _lifespan(receive, send)
+                await lifespan(receive, send)
             return
         if scope["method"] == "GET":
             status, payload = 200, ready
@@ -351,7 +460,7 @@ def minimal_app(logic: ExactIssuance) -> Callable[[Scope, Receive, Send], Awaita
             status, payload = 404, missing
         else:
             body = await _read_body(receive)
-            status, payload = (413, BAD_FORM) if body is None else await logic.answer(body)
+            status, payload = (413, BAD_FORM) if body is None else await made[0].answer(body)
         await send({"type": "http.response.start", "status": status, "headers": _headers(payload)})
         await send({"type": "http.response.body", "body": payload})
 
@@ -439,6 +548,7 @@ def measured(target: Target, connections: int, seconds: float) -> dict[str, floa
 
 def report(args: argparse.Namespace, targets: list[Target], peer_why: str | None) -> str:
     stats = summarize(targets)
+    database = "PostgreSQL" if args.database == "postgres" else "SQLite"
 
     def cell(key: str, conc: int, field: str = "rps") -> float:
         return stats.get((ALG, key, conc), {}).get(field, float("nan"))
@@ -448,12 +558,12 @@ def report(args: argparse.Namespace, targets: list[Target], peer_why: str | None
 
     heads = " | ".join(f"c={c} tokens/s | vs peer" for c in CONCURRENCY)
     lines = [
-        f"## Issuance against its own floor (SQLite, {ALG})",
+        f"## Issuance against its own floor ({database}, {ALG})",
         "",
         f"{args.rounds} round(s) of {args.duration:g} s per cell, interleaved, wrk; medians. "
         "client_credentials with client_secret_post, one scope, one resource; Keyturn and "
-        "the minimum record every token in the same SQLite file before answering, the peer "
-        "stores nothing. vs peer = tokens/s / the peer's, same run; CPU = the server's "
+        f"the minimum record every token in the same {database} database before answering, "
+        "the peer stores nothing. vs peer = tokens/s / the peer's, same run; CPU = the server's "
         f"process tree (/proc) per token. Machine: {os.cpu_count()} CPU(s), shared; wrk on "
         "it too.",
         "",
@@ -493,8 +603,17 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
 
     pepper = os.urandom(32).hex()
     data_dir = tmp / f"{ALG}-keyturn"  # where start_keyturn puts Keyturn's files
-    db = data_dir / "keyturn.db"
-    database_url = f"sqlite+aiosqlite:///{db}"
+    postgres = args.database == "postgres"
+    if postgres:
+        why = reset_postgres(args.postgres_url)
+        if why:
+            raise RuntimeError(why)
+        database_url = args.postgres_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+        store = ["--postgres-url", args.postgres_url]
+    else:
+        db = data_dir / "keyturn.db"
+        database_url = f"sqlite+aiosqlite:///{db}"
+        store = ["--db", str(db)]
 
     def make(key: str) -> Target:
         t = Target(key, LABELS[key], ALG)
@@ -502,7 +621,7 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
         return t
 
     keyturn = make("keyturn")
-    log(f"starting Keyturn (SQLite, {ALG})")
+    log(f"starting Keyturn ({args.database}, {ALG})")
     start_keyturn(
         keyturn, tmp=tmp, database_url=database_url, workers=1, src=None,
         extra_env={"KEYTURN_PEPPER": pepper},
@@ -514,7 +633,7 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
     start_own(
         minimum,
         "minimal",
-        ["--db", str(db), "--issuer", keyturn.url, "--lifetime", str(lifetime)],
+        [*store, "--issuer", keyturn.url, "--lifetime", str(lifetime)],
         env,
         tmp,
     )
@@ -555,6 +674,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds per wrk run (default 4; quick 2)")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s")
     parser.add_argument("--no-peer", action="store_true", help="skip node-oidc-provider")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("KEYTURN_BENCH_PG", PG_DEFAULT).rsplit("/", 1)[0]
+        + "/keyturn_bench_issuance_floor",
+        help="the benchmark database for --database postgres (dropped and made again)",
+    )
     # Internal: the servers this script starts as its own processes.
     parser.add_argument("--serve-minimal", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
@@ -573,13 +699,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_minimal:
         from keyturn.server.secrets import pepper_bytes
 
-        if not (args.db and args.pepper and args.issuer and args.port and args.lifetime):
-            parser.error("--serve-minimal needs --db, --pepper, --issuer, --lifetime")
-        logic = ExactIssuance(args.db, pepper_bytes(args.pepper), args.issuer, args.lifetime)
-        try:
-            serve(minimal_app(logic), args.port)
-        finally:
-            logic.close()
+        if not (args.pepper and args.issuer and args.port and args.lifetime):
+            parser.error("--serve-minimal needs --db or --postgres-url, --pepper, --issuer, ...")
+        secret = pepper_bytes(args.pepper)
+
+        async def make() -> ExactIssuance:
+            if args.db is not None:
+                return ExactIssuance.on_sqlite(args.db, secret, args.issuer, args.lifetime)
+            return await ExactIssuance.on_postgres(
+                args.postgres_url, secret, args.issuer, args.lifetime
+            )
+
+        serve(minimal_app(make), args.port)
         return 0
 
     args.rounds = args.rounds or (1 if args.quick else 3)

@@ -3,23 +3,26 @@
 The benchmark compares Keyturn's token endpoint with a hand-written one; that
 is only fair if both do the same work. Here the minimum's logic runs
 in-process on the SQLite file of a real Keyturn app (the server tests'
-harness): its token must carry Keyturn's answer, header and claims, its row
-must be Keyturn's row, Keyturn must introspect it as active, and it must refuse
-what Keyturn refuses. Its rows are committed before it answers, several to a
-commit, and on the writer thread when the WAL is due a checkpoint. No timing.
+harness), on SQLite and on PostgreSQL: its token must carry Keyturn's answer,
+header and claims, its row must be Keyturn's row, Keyturn must introspect it as
+active, and it must refuse what Keyturn refuses. Its rows are committed before
+it answers, several to a commit: on SQLite those of one turn of the loop (on
+the writer thread when the WAL is due a checkpoint), on PostgreSQL those asked
+while a write is out. No timing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import sqlite3
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import closing
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -32,6 +35,7 @@ FLOOR = Path(__file__).parents[1] / "benchmarks" / "issuance_floor.py"
 AUDIENCE = "https://api.floor.test"
 VARYING_CLAIMS = ("iat", "exp", "jti")
 VARYING_COLUMNS = ("token_id", "token_hash", "issued_at", "expires_at")
+R = TypeVar("R")
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +43,28 @@ def floor() -> ModuleType:
     return load_script(FLOOR, "bench_issuance_floor")
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "keyturn.db"
+class Minimum:
+    """The minimum's logic on a loop of its own (asyncpg's connection stays on one)."""
+
+    def __init__(self, make: Coroutine[Any, Any, Any]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.logic = self.loop.run_until_complete(make)
+
+    def run(self, coro: Coroutine[Any, Any, R]) -> R:
+        return self.loop.run_until_complete(coro)
+
+    def answer(self, body: bytes) -> tuple[int, bytes]:
+        answer: tuple[int, bytes] = self.run(self.logic.answer(body))
+        return answer
+
+    def close(self) -> None:
+        self.run(self.logic.close())
+        self.loop.close()
 
 
 @pytest.fixture
-def server(tmp_path: Path, db: Path) -> Iterator[Harness]:
-    yield from run_harness(make_settings(tmp_path, f"sqlite+aiosqlite:///{db}"))
+def server(tmp_path: Path, own_database_url: str) -> Iterator[Harness]:
+    yield from run_harness(make_settings(tmp_path, own_database_url))
 
 
 @pytest.fixture
@@ -57,11 +75,41 @@ def client(server: Harness) -> dict[str, str]:
 
 
 @pytest.fixture
-def minimum(floor: ModuleType, server: Harness, client: dict[str, str], db: Path) -> Iterator[Any]:
+def minimum(
+    floor: ModuleType, server: Harness, client: dict[str, str], own_database_url: str
+) -> Iterator[Minimum]:
     lifetime = server.ctx.settings.access_token_lifetime
-    logic = floor.ExactIssuance(db, pepper_bytes(TEST_PEPPER), ISSUER, lifetime)
+    pepper = pepper_bytes(TEST_PEPPER)
+    exact = floor.ExactIssuance
+
+    async def make() -> Any:
+        if own_database_url.startswith("sqlite"):
+            path = own_database_url.split(":///", 1)[1]
+            return exact.on_sqlite(path, pepper, ISSUER, lifetime)
+        return await exact.on_postgres(own_database_url, pepper, ISSUER, lifetime)
+
+    logic = Minimum(make())
     yield logic
     logic.close()
+
+
+def rows_where(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Rows of a query (``$1`` placeholders) on the test's database, read anew."""
+    if database_url.startswith("sqlite"):
+        with closing(sqlite3.connect(database_url.split(":///", 1)[1])) as conn:
+            conn.row_factory = sqlite3.Row
+            return [dict(r) for r in conn.execute(re.sub(r"\$\d+", "?", sql), args)]
+
+    async def fetch() -> list[dict[str, Any]]:
+        import asyncpg
+
+        conn = await asyncpg.connect(database_url)
+        try:
+            return [dict(r) for r in await conn.fetch(sql, *args)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
 
 
 def form(client: dict[str, str], **fields: str) -> dict[str, str]:
@@ -69,10 +117,10 @@ def form(client: dict[str, str], **fields: str) -> dict[str, str]:
             **client, **fields}  # fmt: skip
 
 
-def both(server: Harness, minimum: Any, fields: dict[str, str]) -> tuple[Any, Any]:
+def both(server: Harness, minimum: Minimum, fields: dict[str, str]) -> tuple[Any, Any]:
     """(Keyturn's answer, the minimum's) to one token request: status and parsed JSON."""
     r = server.http.post("/oauth/token", data=fields)
-    status, raw = asyncio.run(minimum.answer(urllib.parse.urlencode(fields).encode()))
+    status, raw = minimum.answer(urllib.parse.urlencode(fields).encode())
     return (r.status_code, r.json()), (status, orjson.loads(raw))
 
 
@@ -82,12 +130,10 @@ def segment(token: str, index: int) -> dict[str, Any]:
     return decoded
 
 
-def row_of(db: Path, token_id: str) -> dict[str, Any]:
-    with closing(sqlite3.connect(db)) as conn:
-        conn.row_factory = sqlite3.Row
-        row = conn.execute("SELECT * FROM tokens WHERE token_id = ?", (token_id,)).fetchone()
-    assert row is not None, token_id
-    return dict(row)
+def row_of(database_url: str, token_id: str) -> dict[str, Any]:
+    rows = rows_where(database_url, "SELECT * FROM tokens WHERE token_id = $1", token_id)
+    assert len(rows) == 1, token_id
+    return rows[0]
 
 
 def without(values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -95,7 +141,7 @@ def without(values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def test_the_minimum_issues_the_token_keyturn_issues(
-    server: Harness, minimum: Any, client: dict[str, str], db: Path
+    server: Harness, minimum: Minimum, client: dict[str, str], own_database_url: str
 ) -> None:
     (status, theirs), (my_status, mine) = both(server, minimum, form(client))
     assert status == my_status == 200
@@ -107,6 +153,7 @@ def test_the_minimum_issues_the_token_keyturn_issues(
     assert its["jti"] != ours["jti"]
 
     # The minimum's row is Keyturn's row, committed before it answered.
+    db = own_database_url
     assert without(row_of(db, its["jti"]), VARYING_COLUMNS) == without(
         row_of(db, ours["jti"]), VARYING_COLUMNS
     )
@@ -132,9 +179,9 @@ def test_the_minimum_issues_the_token_keyturn_issues(
 )
 def test_the_minimum_refuses_what_keyturn_refuses(
     server: Harness,
-    minimum: Any,
+    minimum: Minimum,
     client: dict[str, str],
-    db: Path,
+    own_database_url: str,
     fields: dict[str, str],
     status: int,
     error: str,
@@ -142,48 +189,104 @@ def test_the_minimum_refuses_what_keyturn_refuses(
     keyturn, mine = both(server, minimum, form(client, **fields))
     assert keyturn[0] == mine[0] == status
     assert keyturn[1]["error"] == mine[1]["error"] == error
-    with closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT count(*) FROM tokens").fetchone()[0] == 0
+    assert rows_where(own_database_url, "SELECT token_id FROM tokens") == []
 
 
+ON_SQLITE = pytest.mark.parametrize("own_database_url", ["sqlite"], indirect=True)
+ON_POSTGRES = pytest.mark.parametrize("own_database_url", ["postgres"], indirect=True)
+
+
+@ON_SQLITE
 def test_tokens_of_one_turn_share_a_commit_made_before_any_answer(
-    minimum: Any, client: dict[str, str], db: Path
+    minimum: Minimum, client: dict[str, str], own_database_url: str
 ) -> None:
     body = urllib.parse.urlencode(form(client)).encode()
     statements: list[str] = []
-    minimum._inline.set_trace_callback(statements.append)
+    minimum.logic.rows._inline.set_trace_callback(statements.append)
 
     async def eight() -> list[tuple[int, bytes]]:
         answers: list[tuple[int, bytes]] = await asyncio.gather(
-            *(minimum.answer(body) for _ in range(8))
+            *(minimum.logic.answer(body) for _ in range(8))
         )
         return answers
 
-    answers = asyncio.run(eight())
+    answers = minimum.run(eight())
     assert [status for status, _ in answers] == [200] * 8
     assert statements.count("COMMIT") == 1
-    ids = [segment(orjson.loads(raw)["access_token"], 1)["jti"] for _, raw in answers]
-    with closing(sqlite3.connect(db)) as conn:
-        marks = ",".join("?" * len(ids))
-        found = conn.execute(f"SELECT count(*) FROM tokens WHERE token_id IN ({marks})", ids)
-        assert found.fetchone()[0] == 8
+    for _, raw in answers:
+        row_of(own_database_url, segment(orjson.loads(raw)["access_token"], 1)["jti"])
 
 
+@ON_SQLITE
 def test_a_commit_due_a_checkpoint_goes_to_the_writer_thread(
-    floor: ModuleType, minimum: Any, client: dict[str, str], db: Path
+    floor: ModuleType, minimum: Minimum, client: dict[str, str], own_database_url: str
 ) -> None:
     body = urllib.parse.urlencode(form(client)).encode()
+    rows = minimum.logic.rows
     inline: list[str] = []
     threaded: list[str] = []
-    minimum._inline.set_trace_callback(inline.append)
-    minimum._threaded.set_trace_callback(threaded.append)
-    minimum._pages = floor.CHECKPOINT_EVERY  # the WAL has grown: this commit checkpoints
-    status, raw = asyncio.run(minimum.answer(body))
+    rows._inline.set_trace_callback(inline.append)
+    rows._threaded.set_trace_callback(threaded.append)
+    rows._pages = floor.CHECKPOINT_EVERY  # the WAL has grown: this commit checkpoints
+    status, raw = minimum.answer(body)
     assert status == 200
     assert "COMMIT" in threaded
     assert "COMMIT" not in inline
-    assert minimum._pages == 0
-    row_of(db, segment(orjson.loads(raw)["access_token"], 1)["jti"])
-    status, _ = asyncio.run(minimum.answer(body))  # and the next is inline again
+    assert rows._pages == 0
+    row_of(own_database_url, segment(orjson.loads(raw)["access_token"], 1)["jti"])
+    status, _ = minimum.answer(body)  # and the next is inline again
     assert status == 200
     assert "COMMIT" in inline
+
+
+class HeldWrites:
+    """A real asyncpg connection whose first write waits for ``gate``, so a test can
+    record rows while a write is out; it counts the writes sent and their rows."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.gate = asyncio.Event()
+        self.out = asyncio.Event()  # the first write is out, held at the gate
+        self.sent: list[int] = []  # rows per write, in order
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        self.sent.append(1)
+        if len(self.sent) == 1:
+            self.out.set()
+            await self.gate.wait()
+        return await self.conn.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: list[Any]) -> Any:
+        self.sent.append(len(rows))
+        return await self.conn.executemany(sql, rows)
+
+
+@ON_POSTGRES
+def test_postgres_rows_asked_while_a_write_is_out_share_the_next(
+    floor: ModuleType, minimum: Minimum, client: dict[str, str], own_database_url: str
+) -> None:
+    body = urllib.parse.urlencode(form(client)).encode()
+    rows = minimum.logic.rows
+    held = HeldWrites(rows._conn)
+    rows._conn = held
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        first = asyncio.ensure_future(minimum.logic.answer(body))
+        await held.out.wait()
+        later = [asyncio.ensure_future(minimum.logic.answer(body)) for _ in range(5)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert held.sent == [1]  # nothing more is sent while one write is out
+        assert not any(t.done() for t in [first, *later])  # nobody answered unrecorded
+        held.gate.set()
+        answers: list[tuple[int, bytes]] = await asyncio.gather(first, *later)
+        return answers
+
+    answers = minimum.run(scenario())
+    assert [status for status, _ in answers] == [200] * 6
+    assert held.sent == [1, 5]  # the five shared the next write
+    for _, raw in answers:
+        row_of(own_database_url, segment(orjson.loads(raw)["access_token"], 1)["jti"])
