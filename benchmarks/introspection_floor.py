@@ -535,12 +535,20 @@ def serve(app: Any, port: int) -> None:
 
 
 # -- the run -----------------------------------------------------------------------
-def start_own(target: Target, mode: str, extra: list[str], env: dict[str, str], tmp: Path) -> None:
-    """This script in ``--serve-<mode>`` as its own process (group), on a free port."""
+def start_own(
+    target: Target,
+    mode: str,
+    extra: list[str],
+    env: dict[str, str],
+    tmp: Path,
+    script: Path = SCRIPT,
+) -> None:
+    """``script`` (this one by default) in ``--serve-<mode>`` as its own process
+    (group), on a free port."""
     port = free_port()
     target.url = f"http://127.0.0.1:{port}"
     target.log_path = tmp / f"{mode}.log"
-    cmd = [sys.executable, str(SCRIPT), f"--serve-{mode}", "--port", str(port), *extra]
+    cmd = [sys.executable, str(script), f"--serve-{mode}", "--port", str(port), *extra]
     with target.log_path.open("wb") as out:
         target.process = subprocess.Popen(
             cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -600,8 +608,11 @@ def check_same_answers(keyturn: Target, minimum: Target) -> None:
         "unknown, wrong secret)")  # fmt: skip
 
 
-def measured(target: Target, connections: int, seconds: float) -> dict[str, float]:
-    run = wrk(target, connections, seconds, introspect=True)
+def measured(
+    target: Target, connections: int, seconds: float, *, introspect: bool = True
+) -> dict[str, float]:
+    """One wrk run of ``target`` (introspections, or token requests); errors fail the run."""
+    run = wrk(target, connections, seconds, introspect=introspect)
     if run["errors"]:
         raise RuntimeError(f"{target.label}: {run['errors']:.0f} errors at c={connections}")
     return run
@@ -751,11 +762,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Introspection: Keyturn against a bare app, the exact minimum and the peer."
     )
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; quick 1)")
-    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 4; quick 2)")
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 s")
+    add_run_arguments(parser)
     parser.add_argument("--alg", choices=("RS256", "ES256"), default="RS256")
-    parser.add_argument("--no-peer", action="store_true", help="skip node-oidc-provider")
     parser.add_argument(
         "--database",
         choices=("sqlite", "postgres"),
@@ -796,6 +804,24 @@ def main(argv: list[str] | None = None) -> int:
         serve(minimal_app(logic), args.port)
         return 0
 
+    return run_main(args, "keyturn-floor-", run_all)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The switches every floor script's run takes."""
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; quick 1)")
+    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 4; quick 2)")
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s")
+    parser.add_argument("--no-peer", action="store_true", help="skip node-oidc-provider")
+
+
+def run_main(
+    args: argparse.Namespace,
+    prefix: str,
+    run_all: Callable[[argparse.Namespace, Path, ExitStack], str],
+) -> int:
+    """A floor script's run: ``run_all`` in a temporary directory; every process it
+    started and the directory are gone at the end, also on an error or SIGTERM."""
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.duration = args.duration or (2.0 if args.quick else 4.0)
     if shutil.which("wrk") is None:
@@ -803,7 +829,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix="keyturn-floor-"))
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, tmp, ignore_errors=True)  # last, once all have stopped
         text = run_all(args, tmp, stack)

@@ -60,12 +60,8 @@ import base64
 import hmac
 import json
 import os
-import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -81,11 +77,11 @@ from keyturn.core.jose import Signer
 from keyturn.keys.jwt import decrypt_private_key
 from keyturn.server.request_body import parse_form
 from keyturn.server.secrets import Hasher, generate_token_id
-from keyturn.storage.database import apply_sqlite_pragmas
 from keyturn.storage.records import TOKEN_KIND_ACCESS, TokenRecord
 from keyturn.storage.token_writer import (
     CHECKPOINT_EVERY,
     COMMIT_PAGES,
+    connect_sqlite,
     insert_sql,
     token_values,
 )
@@ -99,8 +95,12 @@ from introspection_floor import (  # noqa: E402
     Send,
     _headers,
     _read_body,
+    add_run_arguments,
     bare_app,
+    measured,
+    run_main,
     serve,
+    start_own,
 )
 from run import (  # noqa: E402
     CONCURRENCY,
@@ -108,7 +108,6 @@ from run import (  # noqa: E402
     Target,
     fmt_rate,
     fmt_ratio,
-    free_port,
     http,
     keyturn_env,
     log,
@@ -118,8 +117,6 @@ from run import (  # noqa: E402
     start_peer,
     stop_process,
     summarize,
-    wait_ready,
-    wrk,
 )
 
 SCRIPT = Path(__file__).resolve()
@@ -196,21 +193,12 @@ class SqliteRows:
         self._path = str(path)
         # The loop's connection never waits for the lock and never checkpoints;
         # the thread's does both (SqliteTokenWriter's two connections).
-        self._inline = self._connect(timeout=0.0, autocheckpoint=False)
-        self._threaded = self._connect(timeout=30.0, autocheckpoint=True)
+        self._inline = connect_sqlite(self._path, timeout=0.0, autocheckpoint=False)
+        self._threaded = connect_sqlite(self._path, timeout=30.0, autocheckpoint=True)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="floor-writer")
         self._pages = 0
         self._pending: list[tuple[Any, ...]] = []
         self._committed: asyncio.Future[None] | None = None
-
-    def _connect(self, *, timeout: float, autocheckpoint: bool) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
-        apply_sqlite_pragmas(conn, busy_timeout_ms=int(timeout * 1000))
-        if not autocheckpoint:
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-        return conn
 
     def read(self, sql: str, *args: Any) -> list[Any]:
         return self._inline.execute(sql.replace("$1", "?"), args).fetchall()
@@ -468,19 +456,6 @@ def minimal_app(
 
 
 # -- the run -----------------------------------------------------------------------
-def start_own(target: Target, mode: str, extra: list[str], env: dict[str, str], tmp: Path) -> None:
-    """This script in ``--serve-<mode>`` as its own process (group), on a free port."""
-    port = free_port()
-    target.url = f"http://127.0.0.1:{port}"
-    target.log_path = tmp / f"{mode}.log"
-    cmd = [sys.executable, str(SCRIPT), f"--serve-{mode}", "--port", str(port), *extra]
-    with target.log_path.open("wb") as out:
-        target.process = subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    wait_ready(target, "/livez")
-
-
 def _segment(token: str, index: int) -> dict[str, Any]:
     part = token.split(".")[index]
     decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
@@ -537,13 +512,6 @@ def check_same_tokens(keyturn: Target, minimum: Target) -> None:
                 raise RuntimeError(f"{target.label} on {name}: {got}, not {expected}")
     log("the minimum issues as Keyturn does (answer, header, claims, introspected active; "
         "wrong secret, other grant)")  # fmt: skip
-
-
-def measured(target: Target, connections: int, seconds: float) -> dict[str, float]:
-    run = wrk(target, connections, seconds)
-    if run["errors"]:
-        raise RuntimeError(f"{target.label}: {run['errors']:.0f} errors at c={connections}")
-    return run
 
 
 def report(args: argparse.Namespace, targets: list[Target], peer_why: str | None) -> str:
@@ -636,11 +604,12 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
         [*store, "--issuer", keyturn.url, "--lifetime", str(lifetime)],
         env,
         tmp,
+        SCRIPT,
     )
     minimum.body = keyturn.body
     bare = make("bare")
     log("starting the bare app")
-    start_own(bare, "bare", [], env, tmp)
+    start_own(bare, "bare", [], env, tmp, SCRIPT)
     bare.body = keyturn.body
     peer = make("peer")
     peer_why = "not measured (--no-peer)" if args.no_peer else peer_unavailable()
@@ -652,28 +621,23 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
 
     check_same_tokens(keyturn, minimum)
     for t in live:
-        measured(t, 16, 1.0)  # warm-up: node's JIT, the page cache
+        measured(t, 16, 1.0, introspect=False)  # warm-up: node's JIT, the page cache
     for r in range(args.rounds):
         log(f"round {r + 1}/{args.rounds}")
         for conc in CONCURRENCY:
             for t in live if r % 2 == 0 else list(reversed(live)):
-                t.runs.setdefault(conc, []).append(measured(t, conc, args.duration))
+                t.runs.setdefault(conc, []).append(
+                    measured(t, conc, args.duration, introspect=False)
+                )
     check_same_tokens(keyturn, minimum)  # still issuing real, recorded tokens
     return report(args, targets, peer_why)
-
-
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds the ExitStack: children stopped, tmp removed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Issuance: Keyturn against a bare app, the exact minimum and the peer."
     )
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; quick 1)")
-    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 4; quick 2)")
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 s")
-    parser.add_argument("--no-peer", action="store_true", help="skip node-oidc-provider")
+    add_run_arguments(parser)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument(
         "--postgres-url",
@@ -713,19 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(minimal_app(make), args.port)
         return 0
 
-    args.rounds = args.rounds or (1 if args.quick else 3)
-    args.duration = args.duration or (2.0 if args.quick else 4.0)
-    if shutil.which("wrk") is None:
-        log("wrk is not installed (apt-get install wrk)")
-        return 1
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    started = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix="keyturn-issuance-floor-"))
-    with ExitStack() as stack:
-        stack.callback(shutil.rmtree, tmp, ignore_errors=True)  # last, once all have stopped
-        text = run_all(args, tmp, stack)
-    sys.stdout.write(text + f"\nTotal run time {time.monotonic() - started:.0f} s.\n")
-    return 0
+    return run_main(args, "keyturn-issuance-floor-", run_all)
 
 
 if __name__ == "__main__":

@@ -200,6 +200,16 @@ def create_token_writer(engine: AsyncEngine) -> TokenWriter:
     return SqlAlchemyTokenWriter(engine)
 
 
+def connect_sqlite(path: str, *, timeout: float, autocheckpoint: bool) -> sqlite3.Connection:
+    """A writer's own connection: autocommit, Keyturn's pragmas, and no automatic
+    checkpoint when ``autocheckpoint`` is off (the loop's connection)."""
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    apply_sqlite_pragmas(conn, busy_timeout_ms=int(timeout * 1000))
+    if not autocheckpoint:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+    return conn
+
+
 def _placeholders(style: str) -> str:
     if style == "qmark":
         return ", ".join("?" for _ in COLUMNS)
@@ -235,15 +245,6 @@ class SqliteTokenWriter:
         self._next_space_check = 0
         self._queued: list[_Revocation] = []  # this turn's revocations, not yet begun
         self._groups: set[asyncio.Task[None]] = set()  # groups being committed
-
-    def _connect(self, *, timeout: float, autocheckpoint: bool) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
-        apply_sqlite_pragmas(conn, busy_timeout_ms=int(timeout * 1000))
-        if not autocheckpoint:
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-        return conn
 
     async def write(self, tokens: Sequence[TokenRecord]) -> None:
         rows = [token_values(t) for t in tokens]
@@ -373,7 +374,7 @@ class SqliteTokenWriter:
         """Do ``work`` if the lock is free this instant; `_BUSY` (nothing done) if not."""
         try:
             if self._inline is None:  # its pragmas may meet a lock too: same answer
-                self._inline = self._connect(timeout=0, autocheckpoint=False)
+                self._inline = connect_sqlite(self._path, timeout=0, autocheckpoint=False)
             conn = self._inline
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -386,7 +387,9 @@ class SqliteTokenWriter:
 
     def _write_threaded(self, work: Callable[[sqlite3.Connection], R]) -> R:
         if self._threaded is None:
-            self._threaded = self._connect(timeout=self._busy_timeout, autocheckpoint=True)
+            self._threaded = connect_sqlite(
+                self._path, timeout=self._busy_timeout, autocheckpoint=True
+            )
         if self._disk_was_full:
             self._threaded.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._disk_was_full = False
