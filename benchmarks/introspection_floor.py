@@ -403,27 +403,64 @@ async def _read_body(receive: Receive) -> bytes | None:
     return body
 
 
-def minimal_app(logic: ExactIntrospection) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """The exact minimum as an ASGI app: POST /oauth/introspect, and GET for readiness."""
+Answer = Callable[[bytes], tuple[int, bytes]]
+AsyncAnswer = Callable[[bytes], Awaitable[tuple[int, bytes]]]
+
+
+def form_app(
+    path: str,
+    answer: Answer | None = None,
+    *,
+    async_answer: AsyncAnswer | None = None,
+    startup: Callable[[], Awaitable[None]] | None = None,
+    shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """A floor's ASGI app: POST ``path`` is answered by ``answer(body)`` (or awaited
+    ``async_answer(body)``), GET by a readiness answer; ``startup`` and
+    ``shutdown`` run in the lifespan. It only moves bytes: the logic is the answer's."""
     ready = orjson.dumps({"status": "ok"})
     missing = orjson.dumps({"error": "not_found"})
+
+    async def lifespan(receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if startup is not None:
+                    await startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if shutdown is not None:
+                    await shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await _lifespan(receive, send)
+                await lifespan(receive, send)
             return
         if scope["method"] == "GET":
             status, payload = 200, ready
-        elif scope["path"] != INTROSPECT_PATH:
+        elif scope["path"] != path:
             status, payload = 404, missing
         else:
             body = await _read_body(receive)
-            status, payload = (413, BAD_FORM) if body is None else logic.answer(body)
+            if body is None:
+                status, payload = 413, BAD_FORM
+            elif answer is not None:
+                status, payload = answer(body)
+            else:
+                assert async_answer is not None
+                status, payload = await async_answer(body)
         await send({"type": "http.response.start", "status": status, "headers": _headers(payload)})
         await send({"type": "http.response.body", "body": payload})
 
     return app
+
+
+def minimal_app(logic: ExactIntrospection) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The exact minimum as an ASGI app: POST /oauth/introspect, and GET for readiness."""
+    return form_app(INTROSPECT_PATH, logic.answer)
 
 
 # -- the HTTP floor ----------------------------------------------------------------

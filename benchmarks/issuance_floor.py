@@ -93,10 +93,9 @@ from introspection_floor import (  # noqa: E402
     Receive,
     Scope,
     Send,
-    _headers,
-    _read_body,
     add_run_arguments,
     bare_app,
+    form_app,
     measured,
     run_main,
     serve,
@@ -421,38 +420,19 @@ def minimal_app(
 ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The exact minimum as an ASGI app: POST /oauth/token, and GET for readiness.
     ``make`` builds its logic at start-up, on the server's loop; it is closed at the end."""
-    ready = orjson.dumps({"status": "ok"})
-    missing = orjson.dumps({"error": "not_found"})
     made: list[ExactIssuance] = []
 
-    async def lifespan(receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                made.append(await make())
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                for logic in made:
-                    await logic.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    async def startup() -> None:
+        made.append(await make())
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "lifespan":
-                await lifespan(receive, send)
-            return
-        if scope["method"] == "GET":
-            status, payload = 200, ready
-        elif scope["path"] != TOKEN_PATH:
-            status, payload = 404, missing
-        else:
-            body = await _read_body(receive)
-            status, payload = (413, BAD_FORM) if body is None else await made[0].answer(body)
-        await send({"type": "http.response.start", "status": status, "headers": _headers(payload)})
-        await send({"type": "http.response.body", "body": payload})
+    async def shutdown() -> None:
+        for logic in made:
+            await logic.close()
 
-    return app
+    def answer(body: bytes) -> Awaitable[tuple[int, bytes]]:
+        return made[0].answer(body)  # the coroutine itself: no frame of its own
+
+    return form_app(TOKEN_PATH, async_answer=answer, startup=startup, shutdown=shutdown)
 
 
 # -- the run -----------------------------------------------------------------------
