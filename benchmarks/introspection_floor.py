@@ -655,6 +655,26 @@ def measured(
     return run
 
 
+def measure_rounds(
+    live: list[Target],
+    concurrency: tuple[int, ...],
+    args: argparse.Namespace,
+    *,
+    introspect: bool,
+) -> None:
+    """A warm-up of each target (caches, the minimum's memory, node's JIT), then
+    ``args.rounds`` rounds of every concurrency, the targets interleaved and their
+    order reversed every other round, so background load hits them alike."""
+    for t in live:
+        measured(t, 16, 1.0, introspect=introspect)
+    for r in range(args.rounds):
+        log(f"round {r + 1}/{args.rounds}")
+        for conc in concurrency:
+            for t in live if r % 2 == 0 else list(reversed(live)):
+                run = measured(t, conc, args.duration, introspect=introspect)
+                t.runs.setdefault(conc, []).append(run)
+
+
 def report(args: argparse.Namespace, targets: list[Target], peer_why: str | None) -> str:
     stats = summarize(targets)
     alg = args.alg
@@ -778,13 +798,7 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
 
     if not postgres:  # the fixed answer of bare app + one read says nothing to compare
         check_same_answers(keyturn, least)
-    for t in live:
-        measured(t, 16, 1.0)  # warm-up: caches, the minimum's memory, node's JIT
-    for r in range(args.rounds):
-        log(f"round {r + 1}/{args.rounds}")
-        for conc in concurrency:
-            for t in live if r % 2 == 0 else list(reversed(live)):
-                t.runs.setdefault(conc, []).append(measured(t, conc, args.duration))
+    measure_rounds(live, concurrency, args, introspect=True)
     for t in live:
         if t.key not in ("bare", "read"):
             check_introspection(t)  # still active: the run measured real answers

@@ -96,7 +96,7 @@ from introspection_floor import (  # noqa: E402
     add_run_arguments,
     bare_app,
     form_app,
-    measured,
+    measure_rounds,
     run_main,
     serve,
     start_own,
@@ -600,15 +600,7 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
     live = [t for t in targets if t.key != "peer" or peer_why is None]
 
     check_same_tokens(keyturn, minimum)
-    for t in live:
-        measured(t, 16, 1.0, introspect=False)  # warm-up: node's JIT, the page cache
-    for r in range(args.rounds):
-        log(f"round {r + 1}/{args.rounds}")
-        for conc in CONCURRENCY:
-            for t in live if r % 2 == 0 else list(reversed(live)):
-                t.runs.setdefault(conc, []).append(
-                    measured(t, conc, args.duration, introspect=False)
-                )
+    measure_rounds(live, CONCURRENCY, args, introspect=False)
     check_same_tokens(keyturn, minimum)  # still issuing real, recorded tokens
     return report(args, targets, peer_why)
 
