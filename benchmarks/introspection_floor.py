@@ -813,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Introspection: Keyturn against a bare app, the exact minimum and the peer."
     )
-    add_run_arguments(parser)
+    add_run_arguments(parser, "keyturn_bench_floor")
     parser.add_argument("--alg", choices=("RS256", "ES256"), default="RS256")
     parser.add_argument(
         "--database",
@@ -821,23 +821,9 @@ def main(argv: list[str] | None = None) -> int:
         default="sqlite",
         help="sqlite: the exact minimum; postgres: bare app + one PostgreSQL read",
     )
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("KEYTURN_BENCH_PG", PG_DEFAULT).rsplit("/", 1)[0]
-        + "/keyturn_bench_floor",
-        help="the benchmark database for --database postgres (dropped and made again)",
-    )
-    # Internal: the servers this script starts as its own processes.
-    parser.add_argument("--serve-minimal", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    # Internal: bare app + one PostgreSQL read, and the token it reads.
     parser.add_argument("--serve-read", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--token-id", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--issuer", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--pepper", default=os.environ.get("KEYTURN_PEPPER"), help=argparse.SUPPRESS
-    )
     args = parser.parse_args(argv)
 
     if args.serve_bare:
@@ -858,12 +844,27 @@ def main(argv: list[str] | None = None) -> int:
     return run_main(args, "keyturn-floor-", run_all)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """The switches every floor script's run takes."""
+def add_run_arguments(parser: argparse.ArgumentParser, postgres_database: str) -> None:
+    """The switches every floor script takes, and those of the servers it starts as
+    its own processes (``--serve-*``, hidden)."""
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per wrk run (default 4; quick 2)")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s")
     parser.add_argument("--no-peer", action="store_true", help="skip node-oidc-provider")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("KEYTURN_BENCH_PG", PG_DEFAULT).rsplit("/", 1)[0]
+        + f"/{postgres_database}",
+        help="the benchmark database for --database postgres (dropped and made again)",
+    )
+    parser.add_argument("--serve-minimal", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--issuer", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pepper", default=os.environ.get("KEYTURN_PEPPER"), help=argparse.SUPPRESS
+    )
 
 
 def run_main(

@@ -103,7 +103,6 @@ from introspection_floor import (  # noqa: E402
 )
 from run import (  # noqa: E402
     CONCURRENCY,
-    PG_DEFAULT,
     Target,
     fmt_rate,
     fmt_ratio,
@@ -609,24 +608,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Issuance: Keyturn against a bare app, the exact minimum and the peer."
     )
-    add_run_arguments(parser)
+    add_run_arguments(parser, "keyturn_bench_issuance_floor")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("KEYTURN_BENCH_PG", PG_DEFAULT).rsplit("/", 1)[0]
-        + "/keyturn_bench_issuance_floor",
-        help="the benchmark database for --database postgres (dropped and made again)",
-    )
-    # Internal: the servers this script starts as its own processes.
-    parser.add_argument("--serve-minimal", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--issuer", help=argparse.SUPPRESS)
-    parser.add_argument("--lifetime", type=int, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--pepper", default=os.environ.get("KEYTURN_PEPPER"), help=argparse.SUPPRESS
-    )
+    parser.add_argument("--lifetime", type=int, help=argparse.SUPPRESS)  # the minimum's
     args = parser.parse_args(argv)
 
     if args.serve_bare:
