@@ -208,6 +208,8 @@ def serve(
         os.environ["KEYTURN_SIGN_PROCESSES"] = str(sign_processes)
     if log_level is not None:
         os.environ["KEYTURN_LOG_LEVEL"] = log_level
+    # This process and its workers are the server's own (keyturn/server/heap.py).
+    os.environ.setdefault("KEYTURN_GC_FREEZE", "true")
     settings = Settings()
     # KEYTURN_LOG_FORMAT / _LOG_LEVEL, here and (through uvicorn) in every worker.
     logging_setup = log_config(settings.log_format, settings.log_level, access_log=access_log)

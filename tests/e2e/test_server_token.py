@@ -295,3 +295,28 @@ def test_workers_share_the_cores_between_their_signing_helpers(tmp_path: Path) -
 def _is_zombie(pid: int) -> bool:
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize(("env", "frozen"), [({}, True), ({"KEYTURN_GC_FREEZE": "false"}, False)])
+def test_keyturn_serve_freezes_its_start_up_heap_unless_told_not_to(
+    tmp_path: Path, env: dict[str, str], frozen: bool
+) -> None:
+    server = start_server(
+        tmp_path,
+        f"sqlite+aiosqlite:///{tmp_path / 'k.db'}",
+        "--log-level",
+        "debug",
+        extra_env={"KEYTURN_SIGN_PROCESSES": "0", **env},
+    )
+    try:
+        client = server.create_client()
+        r = httpx2.post(
+            server.token_url,
+            data={"grant_type": CC},
+            auth=(client["client_id"], client["client_secret"]),
+        )
+        assert r.status_code == 200, r.text  # and it serves as ever
+    finally:
+        stop_server(server)
+    lines = [line for line in server.log().splitlines() if "start-up objects" in line]
+    assert len(lines) == (1 if frozen else 0), server.log()[-2000:]

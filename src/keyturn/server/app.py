@@ -32,7 +32,7 @@ from keyturn.core.paths import (
     TOKEN_PATH,
     USERINFO_PATH,
 )
-from keyturn.server import lifecycle, metrics, token_service
+from keyturn.server import heap, lifecycle, metrics, token_service
 from keyturn.server.admin import LazyAdminApp
 from keyturn.server.bootstrap import build_context
 from keyturn.server.context import ServerContext
@@ -186,6 +186,10 @@ def create_app(
         app.state.readiness = readiness = Readiness(ctx)
         try:
             await ctx.keyring.start_sign_processes(settings.resolved_sign_processes)
+            if settings.gc_freeze:  # started: what exists now lives as long as the process
+                log.debug(
+                    "froze %d start-up objects (KEYTURN_GC_FREEZE)", heap.freeze_startup_heap()
+                )
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(purge_forever, ctx)
                 tasks.start_soon(ctx.denylist.run)

@@ -94,6 +94,10 @@ class Settings(BaseSettings):
 
     Default: one per usable core, at most `MAX_DEFAULT_SIGN_PROCESSES`."""
 
+    gc_freeze: bool = False
+    """Once started, keep the start-up heap out of the garbage collector's full
+    collections (`keyturn.server.heap`); `keyturn serve` turns it on."""
+
     token_rate_limit: int = Field(default=120, ge=0)
     """Tokens a client may obtain per minute (0 = unlimited); per-client override."""
     auth_failure_limit: int = Field(default=10, ge=0)
