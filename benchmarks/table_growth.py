@@ -3,6 +3,7 @@
     python benchmarks/table_growth.py                   # 1,000,000 rows, about 12 minutes
     python benchmarks/table_growth.py --quick           # 100,000 rows, about 3 minutes
     python benchmarks/table_growth.py --rows 10000000   # the big run (about 40 minutes)
+    python benchmarks/table_growth.py --src /tmp/old/src  # the servers from another tree
 
 For SQLite and PostgreSQL, two Keyturn servers run side by side: one on an
 empty token table, one on a table pre-loaded with ``--rows`` tokens of the
@@ -34,8 +35,12 @@ two weeks.
 Everything runs on loopback; the SQLite files live in a temporary directory
 and the PostgreSQL databases (``keyturn_tg_<pid>_*``) are dropped at the end.
 The servers' own purge loops are kept idle (a day's interval), so the tables
-hold what was loaded until the measured purge. Output: the Markdown tables,
-``table_growth.md`` and ``table_growth.json`` in ``--out``.
+hold what was loaded until the measured purge. ``--src DIR`` runs the servers
+from another ``src/`` tree (for a before/after of a change: ``git archive REV
+src | tar -x -C DIR``), whose migrations make the tables; the rows are loaded
+with this tree's columns, so the two trees must share the token table's.
+Output: the Markdown tables, ``table_growth.md`` and ``table_growth.json`` in
+``--out``.
 """
 
 from __future__ import annotations
@@ -355,10 +360,10 @@ def start(backend: Backend, t: Target, tmp: Path, args: argparse.Namespace) -> N
     backend.url[t.key] = url
     extra = {"KEYTURN_PEPPER": pepper, "KEYTURN_PURGE_INTERVAL": "86400"}
     backend.env[t.key] = {
-        **keyturn_env(tmp / f"{t.alg}-{t.key}", url, t.alg, pepper, None),
+        **keyturn_env(tmp / f"{t.alg}-{t.key}", url, t.alg, pepper, args.src),
         **extra,
     }
-    start_keyturn(t, tmp=tmp, database_url=url, workers=1, src=None, extra_env=extra)
+    start_keyturn(t, tmp=tmp, database_url=url, workers=1, src=args.src, extra_env=extra)
 
 
 def drop_postgres(urls: list[str]) -> None:
@@ -620,6 +625,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-purge", action="store_true")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--tmp", type=Path, help="where the SQLite files go (default: $TMPDIR)")
+    parser.add_argument(
+        "--src", type=Path, help="run the servers from this src/ tree (default: the installed one)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     default_rows = 100_000 if args.quick else 1_000_000
