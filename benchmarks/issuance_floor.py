@@ -225,6 +225,9 @@ class SqliteRows:
                 self._write(self._inline, rows)
             except sqlite3.OperationalError:  # the lock is held elsewhere: the thread waits
                 pass
+            except Exception as exc:  # the rows' own fault: each waiter hears of it
+                done.set_exception(exc)
+                return
             else:
                 done.set_result(None)
                 return

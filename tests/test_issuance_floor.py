@@ -290,3 +290,30 @@ def test_postgres_rows_asked_while_a_write_is_out_share_the_next(
     assert held.sent == [1, 5]  # the five shared the next write
     for _, raw in answers:
         row_of(own_database_url, segment(orjson.loads(raw)["access_token"], 1)["jti"])
+
+
+@ON_SQLITE
+def test_a_commit_that_fails_fails_each_of_its_rows_callers(
+    floor: ModuleType, minimum: Minimum, own_database_url: str
+) -> None:
+    """A row the table refuses (here a duplicate id) fails its batch's callers; none
+    waits for ever, and nothing of the batch is left."""
+    from keyturn.storage.records import TokenRecord
+    from keyturn.storage.token_writer import token_values
+
+    record = TokenRecord(
+        token_id="t" * 26, token_hash="h" * 64, kind="access_token", client_id="nobody",
+        subject="nobody", scope="", audience=(), grant_type="client_credentials",
+        issued_at=1, expires_at=2,
+    )  # fmt: skip
+    row = token_values(record)
+
+    async def twice() -> list[BaseException | None]:
+        outcomes = await asyncio.gather(
+            minimum.logic.rows.record(row), minimum.logic.rows.record(row), return_exceptions=True
+        )
+        return list(outcomes)
+
+    outcomes = minimum.run(asyncio.wait_for(twice(), timeout=10))
+    assert all(isinstance(o, sqlite3.Error) for o in outcomes), outcomes
+    assert rows_where(own_database_url, "SELECT token_id FROM tokens") == []
