@@ -382,12 +382,22 @@ def _headers(body: bytes) -> list[tuple[bytes, bytes]]:
     ]
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(
+    receive: Receive,
+    send: Send,
+    startup: Callable[[], Awaitable[None]] | None = None,
+    shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """An ASGI lifespan that runs ``startup`` and ``shutdown``, if given."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            if startup is not None:
+                await startup()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if shutdown is not None:
+                await shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
 
@@ -421,23 +431,10 @@ def form_app(
     ready = orjson.dumps({"status": "ok"})
     missing = orjson.dumps({"error": "not_found"})
 
-    async def lifespan(receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                if startup is not None:
-                    await startup()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                if shutdown is not None:
-                    await shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await lifespan(receive, send)
+                await _lifespan(receive, send, startup, shutdown)
             return
         if scope["method"] == "GET":
             status, payload = 200, ready
@@ -737,12 +734,33 @@ def report(args: argparse.Namespace, targets: list[Target], peer_why: str | None
     return "\n".join(lines)
 
 
+def start_keyturn_for_floor(
+    args: argparse.Namespace, keyturn: Target, tmp: Path
+) -> tuple[Path, dict[str, str]]:
+    """Keyturn (one worker) on a fresh database of ``args.database``: its SQLite
+    file (when on SQLite), and the ``KEYTURN_*`` environment that the floors read
+    as Keyturn does (`KeyturnHttpProtocol`'s limits, the pepper)."""
+    pepper = os.urandom(32).hex()
+    data_dir = tmp / f"{keyturn.alg}-{keyturn.key}"  # where start_keyturn puts its files
+    db = data_dir / "keyturn.db"
+    if args.database == "postgres":
+        why = reset_postgres(args.postgres_url)
+        if why:
+            raise RuntimeError(why)
+        database_url = args.postgres_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    else:
+        database_url = f"sqlite+aiosqlite:///{db}"
+    log(f"starting Keyturn ({args.database}, {keyturn.alg})")
+    start_keyturn(
+        keyturn, tmp=tmp, database_url=database_url, workers=1, src=None,
+        extra_env={"KEYTURN_PEPPER": pepper},
+    )  # fmt: skip
+    return db, keyturn_env(data_dir, database_url, keyturn.alg, pepper, None)
+
+
 def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
     alg = args.alg
     concurrency = INTROSPECTION_CONCURRENCY
-    pepper = os.urandom(32).hex()
-    data_dir = tmp / f"{alg}-keyturn"  # where start_keyturn puts Keyturn's files
-    db = data_dir / "keyturn.db"
 
     def make(key: str) -> Target:
         t = Target(key, LABELS[key], alg, concurrency=concurrency)
@@ -750,23 +768,9 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
         return t
 
     postgres = args.database == "postgres"
-    if postgres:
-        why = reset_postgres(args.postgres_url)
-        if why:
-            raise RuntimeError(why)
-        database_url = args.postgres_url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    else:
-        database_url = f"sqlite+aiosqlite:///{db}"
-
     keyturn = make("keyturn")
-    log(f"starting Keyturn ({args.database}, {alg})")
-    start_keyturn(
-        keyturn, tmp=tmp, database_url=database_url, workers=1, src=None,
-        extra_env={"KEYTURN_PEPPER": pepper},
-    )  # fmt: skip
+    db, env = start_keyturn_for_floor(args, keyturn, tmp)
     prepare_introspection(keyturn)
-    # The floors read KEYTURN_* as Keyturn does (KeyturnHttpProtocol's limits).
-    env = keyturn_env(data_dir, database_url, alg, pepper, None)
     if postgres:
         least = make("read")
         log("starting the bare app + one PostgreSQL read")
@@ -786,9 +790,7 @@ def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
     start_own(bare, "bare", [], env, tmp)
     bare.introspect_bodies = keyturn.introspect_bodies
     peer = make("peer")
-    peer_why = None if args.no_peer else peer_unavailable()
-    if args.no_peer:
-        peer_why = "not measured (--no-peer)"
+    peer_why = "not measured (--no-peer)" if args.no_peer else peer_unavailable()
     if peer_why is None:
         log("starting node-oidc-provider (opaque tokens)")
         start_peer(peer, tmp=tmp, token_format="opaque")

@@ -99,6 +99,7 @@ from introspection_floor import (  # noqa: E402
     measure_rounds,
     run_main,
     serve,
+    start_keyturn_for_floor,
     start_own,
 )
 from run import (  # noqa: E402
@@ -107,11 +108,8 @@ from run import (  # noqa: E402
     fmt_rate,
     fmt_ratio,
     http,
-    keyturn_env,
     log,
     peer_unavailable,
-    reset_postgres,
-    start_keyturn,
     start_peer,
     stop_process,
     summarize,
@@ -551,32 +549,15 @@ def report(args: argparse.Namespace, targets: list[Target], peer_why: str | None
 def run_all(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> str:
     from keyturn.server.settings import Settings
 
-    pepper = os.urandom(32).hex()
-    data_dir = tmp / f"{ALG}-keyturn"  # where start_keyturn puts Keyturn's files
-    postgres = args.database == "postgres"
-    if postgres:
-        why = reset_postgres(args.postgres_url)
-        if why:
-            raise RuntimeError(why)
-        database_url = args.postgres_url.replace("postgresql://", "postgresql+asyncpg://", 1)
-        store = ["--postgres-url", args.postgres_url]
-    else:
-        db = data_dir / "keyturn.db"
-        database_url = f"sqlite+aiosqlite:///{db}"
-        store = ["--db", str(db)]
-
     def make(key: str) -> Target:
         t = Target(key, LABELS[key], ALG)
         stack.callback(lambda: stop_process(t.process))  # also if its start fails
         return t
 
     keyturn = make("keyturn")
-    log(f"starting Keyturn ({args.database}, {ALG})")
-    start_keyturn(
-        keyturn, tmp=tmp, database_url=database_url, workers=1, src=None,
-        extra_env={"KEYTURN_PEPPER": pepper},
-    )  # fmt: skip
-    env = keyturn_env(data_dir, database_url, ALG, pepper, None)
+    db, env = start_keyturn_for_floor(args, keyturn, tmp)
+    postgres = args.database == "postgres"
+    store = ["--postgres-url", args.postgres_url] if postgres else ["--db", str(db)]
     lifetime = Settings.model_fields["access_token_lifetime"].default
     minimum = make("minimum")
     log("starting the exact minimum")
