@@ -117,6 +117,12 @@ def form(client: dict[str, str], **fields: str) -> dict[str, str]:
             **client, **fields}  # fmt: skip
 
 
+@pytest.fixture
+def body(client: dict[str, str]) -> bytes:
+    """The benchmark's token request: client_credentials, one scope, one resource."""
+    return urllib.parse.urlencode(form(client)).encode()
+
+
 def both(server: Harness, minimum: Minimum, fields: dict[str, str]) -> tuple[Any, Any]:
     """(Keyturn's answer, the minimum's) to one token request: status and parsed JSON."""
     r = server.http.post("/oauth/token", data=fields)
@@ -198,9 +204,8 @@ ON_POSTGRES = pytest.mark.parametrize("own_database_url", ["postgres"], indirect
 
 @ON_SQLITE
 def test_tokens_of_one_turn_share_a_commit_made_before_any_answer(
-    minimum: Minimum, client: dict[str, str], own_database_url: str
+    minimum: Minimum, body: bytes, own_database_url: str
 ) -> None:
-    body = urllib.parse.urlencode(form(client)).encode()
     statements: list[str] = []
     minimum.logic.rows._inline.set_trace_callback(statements.append)
 
@@ -219,9 +224,8 @@ def test_tokens_of_one_turn_share_a_commit_made_before_any_answer(
 
 @ON_SQLITE
 def test_a_commit_due_a_checkpoint_goes_to_the_writer_thread(
-    floor: ModuleType, minimum: Minimum, client: dict[str, str], own_database_url: str
+    floor: ModuleType, minimum: Minimum, body: bytes, own_database_url: str
 ) -> None:
-    body = urllib.parse.urlencode(form(client)).encode()
     rows = minimum.logic.rows
     inline: list[str] = []
     threaded: list[str] = []
@@ -266,9 +270,8 @@ class HeldWrites:
 
 @ON_POSTGRES
 def test_postgres_rows_asked_while_a_write_is_out_share_the_next(
-    floor: ModuleType, minimum: Minimum, client: dict[str, str], own_database_url: str
+    minimum: Minimum, body: bytes, own_database_url: str
 ) -> None:
-    body = urllib.parse.urlencode(form(client)).encode()
     rows = minimum.logic.rows
     held = HeldWrites(rows._conn)
     rows._conn = held
@@ -294,7 +297,7 @@ def test_postgres_rows_asked_while_a_write_is_out_share_the_next(
 
 @ON_SQLITE
 def test_a_commit_that_fails_fails_each_of_its_rows_callers(
-    floor: ModuleType, minimum: Minimum, own_database_url: str
+    minimum: Minimum, client: dict[str, str], own_database_url: str
 ) -> None:
     """A row the table refuses (here a duplicate id) fails its batch's callers; none
     waits for ever, and nothing of the batch is left."""
@@ -302,9 +305,9 @@ def test_a_commit_that_fails_fails_each_of_its_rows_callers(
     from keyturn.storage.token_writer import token_values
 
     record = TokenRecord(
-        token_id="t" * 26, token_hash="h" * 64, kind="access_token", client_id="nobody",
-        subject="nobody", scope="", audience=(), grant_type="client_credentials",
-        issued_at=1, expires_at=2,
+        token_id="t" * 26, token_hash="h" * 64, kind="access_token",
+        client_id=client["client_id"], subject=client["client_id"], scope="", audience=(),
+        grant_type="client_credentials", issued_at=1, expires_at=2,
     )  # fmt: skip
     row = token_values(record)
 
