@@ -7,6 +7,7 @@ import hmac
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, inspect, text
@@ -86,6 +87,23 @@ def test_hasher_is_hmac_sha256_of_each_value_alone() -> None:
     expected = hmac.new(pepper, b"label\x00value", hashlib.sha256).digest()
     assert hasher.derive_key("label", "value") == expected
     assert hasher.derive_key("label", "value") == expected
+
+
+def test_hasher_without_openssls_hmac_hashes_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where ``hmac`` hashes in Python (no OpenSSL HMAC to copy), the same digests."""
+    pepper = bytes(range(32))
+
+    def python_hmac(key: bytes, digestmod: Any) -> hmac.HMAC:
+        made = hmac.HMAC(key, digestmod=lambda data=b"": hashlib.sha256(data))
+        assert made._hmac is None  # type: ignore[attr-defined]  # the Python path
+        return made
+
+    monkeypatch.setattr(hmac, "new", python_hmac)
+    hasher = Hasher(pepper)
+    for value in ("", "s", "caf\u00e9", "s"):
+        expected = hmac.digest(pepper, value.encode(), "sha256").hex()
+        assert hasher.hash(value) == expected
+    assert hasher.derive_key("l", "v") == hmac.digest(pepper, b"l\x00v", "sha256")
 
 
 async def test_downgrade_and_upgrade_round_trip(tmp_path: Path) -> None:
