@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.requests import Request
 
 from keyturn.server.clients import ClientCache
 from keyturn.server.lockout import Lockout, source_of
@@ -108,17 +109,14 @@ def test_one_address_guessing_many_ids_is_throttled(tmp_path: Path, database_url
 
 
 def test_ipv6_sources_count_per_64() -> None:
-    class Conn:
-        def __init__(self, host: str) -> None:
-            self.client = type("Address", (), {"host": host})()
-
     def src(host: str) -> str:
-        return source_of(Conn(host))  # type: ignore[arg-type]
+        return source_of(Request({"type": "http", "client": (host, 40000)}))
 
     assert src("2001:db8:1:2:aaaa::1") == src("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
     assert src("::ffff:192.0.2.4") == "192.0.2.4"
     assert src("192.0.2.4") == "192.0.2.4"
     assert src("testclient") == "testclient"
+    assert source_of(Request({"type": "http"})) == "unknown"  # no client in the scope
 
 
 class CountingStorage:

@@ -41,7 +41,10 @@ MAX_NAME = 128
 
 
 def source_of(request: HTTPConnection) -> str:
-    return _source(request.client.host if request.client else "")
+    # The scope's (host, port) pair, not ``request.client``, which builds a named
+    # tuple on every read: a token request reads its source twice.
+    client = request.scope.get("client")
+    return _source(client[0] if client else "")
 
 
 @functools.lru_cache(maxsize=4096)
