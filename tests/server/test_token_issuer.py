@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from keyturn.keys.jwt import Signer, generate_private_key
+from keyturn.keys.signing_batch import SigningBatch
 from keyturn.server.issuance import TokenDecision, TokenIssuer
 from keyturn.server.secrets import Hasher
 from keyturn.storage.records import TOKEN_KIND_ACCESS, TOKEN_KIND_REFRESH, Client, TokenRecord
@@ -45,13 +46,30 @@ class GatedStorage:
         self.events.append("write ends")
 
 
-class StepKeyRing:
-    """The key ring's signing interface around one real ES256 signer."""
+class LoggedSigner(Signer):
+    """A real ES256 signer that notes each signature as it is made (or fails it)."""
 
-    def __init__(self, events: list[str], fail: bool = False) -> None:
+    __slots__ = ("events", "fail")
+
+    def __init__(self, events: list[str], fail: bool) -> None:
+        super().__init__(generate_private_key("ES256"), "ES256", "k1")
         self.events = events
         self.fail = fail
-        self.signer = Signer(generate_private_key("ES256"), "ES256", "k1")
+
+    def complete(self, signing_input: bytes) -> str:
+        self.events.append("sign")
+        if self.fail:
+            raise RuntimeError("the signing key is unusable")
+        return super().complete(signing_input)
+
+
+class StepKeyRing:
+    """The key ring's signing interface around one real signer, signing on the loop
+    as the key ring does: at the end of the turn (`SigningBatch`)."""
+
+    def __init__(self, events: list[str], fail: bool = False) -> None:
+        self.signer = LoggedSigner(events, fail)
+        self.batch = SigningBatch()
 
     async def prepare(self, claims: dict[str, Any], typ: str = "at+jwt") -> tuple[Signer, bytes]:
         return self.signer, self.signer.signing_input(claims, typ)
@@ -59,10 +77,8 @@ class StepKeyRing:
     async def sign_prepared(
         self, signer: Signer, signing_input: bytes, *, busy: bool | None = None
     ) -> str:
-        self.events.append("sign")
-        if self.fail:
-            raise RuntimeError("the signing key is unusable")
-        return signer.complete(signing_input)
+        token = self.batch.sign(signer, signing_input)
+        return token if isinstance(token, str) else await token
 
     async def verify(self, token: str, kid: str) -> bool:
         return kid == self.signer.kid and self.signer.verify(token)

@@ -41,6 +41,7 @@ from keyturn.keys.jwt import (
     public_jwk,
     public_pem,
 )
+from keyturn.keys.signing_batch import SigningBatch
 from keyturn.keys.signing_pool import SigningPool
 from keyturn.keys.signing_processes import SigningProcesses
 from keyturn.storage.protocol import SigningKeyStore
@@ -90,6 +91,7 @@ class KeyRing:
         self._clock = clock
         self._sign_in_thread = sign_in_thread
         self._sign_pool: SigningPool | None = None
+        self._batch = SigningBatch()
         self._sign_processes: SigningProcesses | None = None
         self._sign_processes_wanted = 0
         self._sign_loop: asyncio.AbstractEventLoop | None = None
@@ -212,17 +214,20 @@ class KeyRing:
         means assume so), it is made in a helper process if the server started
         them (`start_sign_processes`), else on `SigningPool`'s threads (pyca/
         cryptography releases the GIL), so the event loop serves the others
-        meanwhile. Alone, it is signed inline, which saves the hop. ES256 and
-        EdDSA are signed inline always: at 20-30 us the hop costs about what it
-        frees (benchmarks/run.py: on threads, ES256 lost a fifth of the
-        throughput at concurrency 16 and 64; in helpers, -5 to +12 %; RS256
-        gained 17 % on threads and 14-16 % more in helpers).
+        meanwhile. Alone, it is signed on the loop, which saves the hop. ES256
+        and EdDSA are signed on the loop always: at 20-30 us the hop costs
+        about what it frees (benchmarks/run.py: on threads, ES256 lost a fifth
+        of the throughput at concurrency 16 and 64; in helpers, -5 to +12 %;
+        RS256 gained 17 % on threads and 14-16 % more in helpers). On the loop,
+        the signatures of one turn are made together at its end
+        (`SigningBatch`: back to back, each costs half as much).
         """
         offload = self._sign_in_thread
         if offload is None:
             offload = signer.alg in OFFLOADED_ALGS and busy is not False
         if not offload:
-            return signer.complete(signing_input)
+            token = self._batch.sign(signer, signing_input)
+            return token if isinstance(token, str) else await token
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not on asyncio (e.g. trio): anyio's shared pool

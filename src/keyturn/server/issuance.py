@@ -209,9 +209,11 @@ class TokenIssuer:
         The record holds the keyed hash of the signing input (header and
         payload), known before the signature, so the database write and the
         signature overlap: alone on PostgreSQL, an RS256 token no longer waits
-        for its insert after its signature. The token is answered only once
-        both are done. Lookups by value match the recorded hash and check the
-        signature (`token_service.find_by_value`).
+        for its insert after its signature. The write starts first: its task
+        is scheduled before the signature, which the key ring makes after the
+        loop's turn (`keyturn.keys.signing_batch`) or on a helper. The token
+        is answered only once both are done. Lookups by value match the
+        recorded hash and check the signature (`token_service.find_by_value`).
         """
         self._in_progress += 1
         try:
@@ -219,8 +221,6 @@ class TokenIssuer:
             busy = self._in_progress > 1
             recorded = self._recorder.submit(record)
             try:
-                if not busy:  # the write starts first; the inline signature follows
-                    await asyncio.sleep(0)
                 token = await self._sign(signer, signing_input, busy)
             except BaseException:
                 recorded.close()  # its write goes on; the token is never handed out

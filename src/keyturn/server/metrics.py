@@ -127,7 +127,8 @@ TOKEN_WRITE_SECONDS = Histogram(
 )
 SIGNING_SECONDS = Histogram(
     "keyturn_signing_seconds",
-    "Time to sign an access token as the issuer waits for it (thread or helper hop included).",
+    "Time to sign an access token as the issuer waits for it (the wait for the loop turn's "
+    "batch, or the thread or helper hop, included).",
     ["alg"],
     buckets=_SIGNING,
     registry=REGISTRY,
