@@ -1,15 +1,17 @@
 """`read_body` reads ``receive`` as Starlette's ``request.stream()`` would: every
-chunk, the limit across chunks, a hang-up, a body already read, a second read."""
+chunk, the limit across chunks, a hang-up, a body already read, a second read;
+`parse_form` remembers the decoding of public values only."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from starlette.requests import ClientDisconnect, Request
 
-from keyturn.core.errors import PayloadTooLargeError
-from keyturn.server.request_body import read_body
+from keyturn.core.errors import InvalidRequestError, PayloadTooLargeError
+from keyturn.server.request_body import _public_unquote, parse_form, read_body
 
 pytestmark = pytest.mark.anyio
 
@@ -71,3 +73,30 @@ async def test_a_body_read_before_is_returned_and_a_second_read_is_an_error() ->
     assert await read_body(once, 100) == b"a=1"
     with pytest.raises(RuntimeError, match="Stream consumed"):
         await read_body(once, 100)
+
+
+def test_public_values_are_remembered_and_no_secret_is() -> None:
+    """A resource URI is decoded once for all requests; a password or secret never
+    outlives its request in that cache."""
+    _public_unquote.cache_clear()
+    form = {
+        "grant_type": "password",
+        "username": "ana@example.test",
+        "password": "p@ss w%rd",
+        "client_secret": "s%cr+t",
+        "resource": "https://api.test/x y",
+    }
+    body = urlencode(form).encode()
+    assert parse_form(body) == form
+    assert parse_form(body) == form
+    remembered = _public_unquote.cache_info()
+    assert (remembered.currsize, remembered.hits) == (2, 2)  # grant_type and resource
+
+
+def test_a_bad_public_value_is_refused_every_time() -> None:
+    _public_unquote.cache_clear()
+    for _ in range(2):  # a failed decoding is not remembered as a value
+        with pytest.raises(InvalidRequestError, match="UTF-8"):
+            parse_form(b"grant_type=client_credentials&resource=%FF")
+    assert parse_form(b"resource=" + b"%41" * 600) == {"resource": "A" * 600}  # too long
+    assert _public_unquote.cache_info().currsize == 1

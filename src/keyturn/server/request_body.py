@@ -7,6 +7,7 @@ and because the size limit must hold before the body is buffered whole.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 from urllib.parse import unquote
@@ -19,6 +20,8 @@ from keyturn.server.request_headers import header
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+MAX_REMEMBERED = 512
+"""The longest value `_public_unquote` keeps (its cache holds at most 512 of them)."""
 CLOSE = {"Connection": "close"}
 """On a refusal that leaves a body unread: the connection cannot carry another request."""
 
@@ -146,6 +149,19 @@ def _form_unquote(text: str) -> str:
     return unquote(text, errors="strict") if "%" in text else text
 
 
+PUBLIC_REPEATED = frozenset({"grant_type", "scope", "resource", "audience", "redirect_uri"})
+"""Parameters whose values are no secret and come alike in a client's every request."""
+
+
+@functools.lru_cache(maxsize=512)
+def _public_unquote(text: str) -> str:
+    """`_form_unquote` remembered: a resource URI such as ``https%3A%2F%2Fapi...`` is
+    decoded once, not on every token request (the standard library's decoder is
+    Python: 2.5 us). Only for `PUBLIC_REPEATED` values, so that no secret or
+    password outlives its request in the cache."""
+    return _form_unquote(text)
+
+
 def parse_form(body: bytes) -> dict[str, str]:
     """``application/x-www-form-urlencoded``, split exactly as ``parse_qsl`` would.
 
@@ -161,7 +177,10 @@ def parse_form(body: bytes) -> dict[str, str]:
             key = _form_unquote(raw_key)
             if key in params:
                 raise InvalidRequestError(f"the parameter {key!r} appears more than once")
-            params[key] = _form_unquote(raw_value)
+            if key in PUBLIC_REPEATED and len(raw_value) <= MAX_REMEMBERED:
+                params[key] = _public_unquote(raw_value)
+            else:
+                params[key] = _form_unquote(raw_value)
     except UnicodeDecodeError:
         raise InvalidRequestError("the form body is not valid UTF-8") from None
     # RFC 6749 §3.1: parameters sent without a value are treated as omitted.
