@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -173,3 +174,15 @@ def test_a_client_deleted_while_cached_elsewhere_is_invalid_client_not_500(
         assert r.json()["error"] == "invalid_client"
         # Forgotten, so the next attempt is refused up front, no insert tried.
         assert harness.http.post("/oauth/token", data=form).status_code == 401
+
+
+def test_a_lockout_is_made_once_per_kind_and_limit() -> None:
+    def ctx(limit: int) -> Any:
+        return SimpleNamespace(
+            settings=SimpleNamespace(auth_failure_limit=limit, login_failure_limit=limit)
+        )
+
+    assert Lockout.for_clients(ctx(5)) is Lockout.for_clients(ctx(5))
+    assert Lockout.for_clients(ctx(5)) == Lockout("authfail", 5)
+    assert Lockout.for_clients(ctx(7)) == Lockout("authfail", 7)
+    assert Lockout.for_users(ctx(5)) == Lockout("loginfail", 5)

@@ -76,11 +76,11 @@ class Lockout:
 
     @classmethod
     def for_clients(cls, ctx: ServerContext) -> Lockout:
-        return cls("authfail", ctx.settings.auth_failure_limit)
+        return _lockout("authfail", ctx.settings.auth_failure_limit)
 
     @classmethod
     def for_users(cls, ctx: ServerContext) -> Lockout:
-        return cls("loginfail", ctx.settings.login_failure_limit)
+        return _lockout("loginfail", ctx.settings.login_failure_limit)
 
     def _keys(self, name: str, source: str) -> tuple[str, str]:
         return f"failaddr:{source}", f"{self.kind}:{_name_key(name)}|{source}"
@@ -119,3 +119,9 @@ class Lockout:
         metrics.auth_failed(self.kind)
         await ctx.limiter.acquire(address_key, settings.auth_failure_address_limit, window)
         await ctx.limiter.acquire(name_key, self.limit, window)
+
+
+@functools.lru_cache(maxsize=16)
+def _lockout(kind: str, limit: int) -> Lockout:
+    """One (immutable) `Lockout` per kind and limit, not one built per request."""
+    return Lockout(kind, limit)
