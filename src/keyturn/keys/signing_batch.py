@@ -4,9 +4,10 @@ An ES256 signature takes about 30 us when signatures follow each other, but
 65-95 us when each follows a token request's own Python work (parsing,
 client authentication, claims, the record): that work evicts OpenSSL's
 precomputed P-256 tables and its code from the CPU caches, and the signature
-reloads them. Measured in `benchmarks/issuance_floor.py`'s in-process runs and
-in a loop that signs between rounds of unrelated work (one signature after
-each round: 65 us; four in a row: 43 us; sixteen: 32 us).
+reloads them. Measured with the token endpoint driven in-process by 16
+callers (taking the signature out saved 96 us a token), and in a loop that
+signs between rounds of unrelated work (one signature after each round:
+65 us; four in a row: 43 us; sixteen: 32 us); see benchmarks/README.md.
 
 So a token signed on the event loop is not signed where its request asks for
 it. The request queues its signing input and waits; once the loop has run
