@@ -94,8 +94,9 @@ def take_out(step: str, ctx: Any) -> None:
         raise ValueError(f"unknown step {step!r}; choose from {STEPS}")
 
 
-async def measure(requests: int, concurrency: int, alg: str, without: list[str]) -> dict[str, Any]:
-    """One child's measurement, on the running loop (see the module docstring)."""
+async def measure(requests: int, concurrency: int, without: list[str]) -> dict[str, Any]:
+    """One child's measurement, on the running loop (see the module docstring); the
+    algorithm is the environment's (``KEYTURN_SIGNING_ALG``, set by `child`)."""
     from keyturn.server import client_service
     from keyturn.server.app import create_app
     from keyturn.server.settings import Settings
@@ -196,7 +197,7 @@ def child(args: argparse.Namespace) -> int:
     )
     os.environ.pop("KEYTURN_DATABASE_URL", None)
     try:
-        result = uvloop.run(measure(args.requests, args.concurrency, args.alg, args.without))
+        result = uvloop.run(measure(args.requests, args.concurrency, args.without))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     sys.stdout.write(json.dumps(result) + "\n")
