@@ -79,7 +79,7 @@ def hits(tokens: list[str], size: int) -> int:
         if memory.get(token) is not None:
             found += 1
         else:
-            memory.put(token, Verified("kid", object(), object()))  # type: ignore[arg-type]
+            memory.put(token, Verified("kid", object(), object(), 0, 0.0, 0.0))  # type: ignore[arg-type]
     return found
 
 

@@ -18,6 +18,7 @@ from keyturn.guard import (
     challenge,
     check_scopes,
 )
+from keyturn.guard.bearer import MAX_REMEMBERED_HEADER, _token_of, bearer_token_in
 from keyturn.guard.claims import validate_claims
 from tests.guard.guard_support import claims_for
 
@@ -51,6 +52,63 @@ class TestBearerToken:
     def test_two_headers_is_invalid_request(self) -> None:
         with pytest.raises(InvalidRequestError, match="exactly one"):
             bearer_token([f"Bearer {TOKEN}", f"Bearer {TOKEN}"])
+
+
+def asgi_headers(*authorization: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"host", b"api.test"), *((b"authorization", v) for v in authorization)]
+
+
+class TestBearerTokenIn:
+    """The ASGI form reads raw header bytes and remembers what parsed."""
+
+    def test_reads_the_token_and_returns_the_same_string_for_the_same_header(self) -> None:
+        first = bearer_token_in(asgi_headers(f"Bearer {TOKEN}".encode()))
+        again = bearer_token_in(asgi_headers(f"Bearer {TOKEN}".encode()))  # a new bytes object
+        assert first == TOKEN
+        assert again is first  # so the verifier's memory finds it by identity
+
+    @pytest.mark.parametrize(
+        "headers",
+        [asgi_headers(), asgi_headers(b"Basic dXNlcjpwYXNz"), asgi_headers(b"")],
+    )
+    def test_no_bearer_credentials(self, headers: list[tuple[bytes, bytes]]) -> None:
+        for _ in range(2):
+            with pytest.raises(MissingTokenError):
+                bearer_token_in(headers)
+
+    @pytest.mark.parametrize(
+        "value",
+        [b"Bearer", b"Bearer a b", b"Bearer a\x00b", b"Bearer \xc3\xa9", b"Bearer \xed\xa0\x80"],
+    )
+    def test_malformed_header_is_invalid_request_every_time(self, value: bytes) -> None:
+        """NUL, non-ASCII and a UTF-8 lone surrogate: 400 on every try, never remembered."""
+        remembered = _token_of.cache_info().currsize
+        for _ in range(2):
+            with pytest.raises(InvalidRequestError) as info:
+                bearer_token_in(asgi_headers(value))
+            assert info.value.status_code == 400
+        assert _token_of.cache_info().currsize == remembered
+
+    def test_two_headers_is_invalid_request(self) -> None:
+        value = f"Bearer {TOKEN}".encode()
+        bearer_token_in(asgi_headers(value))  # remembered alone
+        with pytest.raises(InvalidRequestError, match="exactly one"):
+            bearer_token_in(asgi_headers(value, value))
+
+    def test_a_long_header_is_read_but_not_remembered(self) -> None:
+        token = "a" * MAX_REMEMBERED_HEADER
+        before = _token_of.cache_info()
+        assert bearer_token_in(asgi_headers(b"Bearer " + token.encode())) == token
+        after = _token_of.cache_info()
+        assert (after.hits, after.misses) == (before.hits, before.misses)
+
+    def test_only_what_parses_is_remembered(self) -> None:
+        _token_of.cache_clear()
+        with pytest.raises(InvalidRequestError):
+            bearer_token_in(asgi_headers(b"Bearer a b"))
+        assert _token_of.cache_info().currsize == 0
+        bearer_token_in(asgi_headers(f"Bearer {TOKEN}".encode()))
+        assert _token_of.cache_info().currsize == 1
 
 
 class TestChallenge:

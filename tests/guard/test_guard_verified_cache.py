@@ -193,3 +193,133 @@ def test_size_zero_turns_the_memory_off(
 def test_a_negative_size_is_refused() -> None:
     with pytest.raises(ValueError, match="cache size"):
         VerifiedTokens(-1)
+
+
+@pytest.fixture
+def full_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every hit that took the full check (key, refetch and time claims) instead of
+    the quick one."""
+    taken: list[str] = []
+    real = verifier_module.check_time_window
+
+    def spy(*args: Any, **kwargs: Any) -> None:
+        taken.append("time window")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(verifier_module, "check_time_window", spy)
+    return taken
+
+
+def test_a_hit_inside_its_window_takes_the_quick_check(
+    verifier: TokenVerifier, rsa_key: Key, clock: FakeClock, full_checks: list[str]
+) -> None:
+    token = sign(rsa_key, claims_for(clock.now, exp=int(clock.now) + 60))
+    verifier.verify(token)
+    clock.advance(60 + verifier.leeway - 0.5)  # the last half second of its life
+    verifier.verify(token)
+    assert full_checks == []
+    clock.advance(0.5)
+    with pytest.raises(InvalidTokenError, match="expired"):
+        verifier.verify(token)  # out of the window: the full check decides, and says why
+    assert full_checks == ["time window"]
+
+
+def test_a_not_before_in_the_leeway_holds_a_hit_back_to_it(
+    verifier: TokenVerifier, rsa_key: Key, clock: FakeClock
+) -> None:
+    nbf = int(clock.now) + 5  # accepted now, thanks to the 10 s leeway
+    token = sign(rsa_key, claims_for(clock.now, nbf=nbf))
+    verifier.verify(token)
+    clock.now = nbf - verifier.leeway - 1  # the clock stepped back past the leeway
+    with pytest.raises(InvalidTokenError, match="not valid yet"):
+        verifier.verify(token)
+
+
+def test_no_quick_hit_once_the_key_set_is_due_a_refetch(
+    make_verifier: MakeVerifier,
+    issuer: FakeIssuer,
+    rsa_key: Key,
+    clock: FakeClock,
+    full_checks: list[str],
+) -> None:
+    verifier = make_verifier(jwks_max_age=60)
+    token = sign(rsa_key, claims_for(clock.now, exp=int(clock.now) + 3600))
+    verifier.verify(token)
+    clock.advance(59)
+    verifier.verify(token)
+    assert issuer.hits[JWKS_PATH] == 1
+    clock.advance(1)  # the JWKS is now stale, however long the token lives
+    verifier.verify(token)
+    assert issuer.hits[JWKS_PATH] == 2
+
+
+def test_a_refetch_during_a_verification_leaves_no_quick_hit(
+    make_verifier: MakeVerifier,
+    issuer: FakeIssuer,
+    rsa_key: Key,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    signature_checks: list[str],
+) -> None:
+    """Another thread installs a new key set between the generation read and the key
+    read: the entry carries the older generation, so the next use checks the key."""
+    verifier = make_verifier(jwks_max_age=60)
+    token = sign(rsa_key, claims_for(clock.now, exp=int(clock.now) + 3600))
+    real_key = verifier._key
+
+    def key_after_a_refetch(kid: str, now: float) -> Any:
+        key = real_key(kid, now)
+        verifier._keys.install({kid: key}, now)  # same key object, a new generation
+        return key
+
+    monkeypatch.setattr(verifier, "_key", key_after_a_refetch)
+    verifier.verify(token)
+    monkeypatch.undo()
+    entry = verifier._verified.get(token)
+    assert entry is not None
+    assert entry.generation < verifier._keys.generation
+    verifier.verify(token)  # the full check: same key, still fresh, so still a hit
+    assert signature_checks == ["rsa-1"]
+
+
+def test_an_entry_forgotten_while_it_is_read_is_still_returned() -> None:
+    """`get` takes no lock: another thread may drop the entry between its two steps."""
+    from collections import OrderedDict
+
+    class ForgottenAfterRead(OrderedDict[str, str]):
+        def get(self, key: str, default: Any = None) -> Any:
+            value = super().get(key, default)
+            self.pop(key, None)  # another thread's forget(), right after the read
+            return value
+
+    memory: VerifiedTokens[str] = VerifiedTokens(4)
+    memory.put("token", "entry")
+    memory._entries = ForgottenAfterRead(memory._entries)
+    assert memory.get("token") == "entry"
+    assert len(memory) == 0
+
+
+def test_threads_reading_and_writing_at_once_keep_the_bound() -> None:
+    import threading
+
+    memory: VerifiedTokens[int] = VerifiedTokens(64)
+    failures: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for i in range(20_000):
+                token = f"token-{(i * 7 + offset) % 200}"
+                if memory.get(token) is None:
+                    memory.put(token, i)
+                if i % 5 == 0:
+                    memory.forget(token)
+        except BaseException as exc:  # reported below, not lost in the thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len(memory) <= 64

@@ -13,7 +13,8 @@ share:
   digest, so no collision can stand in for a signature);
 - at most ``size`` of them, least recently used forgotten first; 0 turns the
   memory off;
-- a lock keeps it safe across threads, never held across I/O.
+- safe across threads: a lock orders the writes (never held across I/O), and a
+  read needs none.
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ class VerifiedTokens(Generic[E]):
         return len(self._entries)
 
     def get(self, token: str) -> E | None:
-        if not self.size:
-            return None
-        with self._lock:
-            entry = self._entries.get(token)
-            if entry is not None:
+        # No lock: each OrderedDict call is atomic, and an entry that another
+        # thread drops between the two was still right when read. The lock cost
+        # more than the lookup (0.16 µs of 0.28), on every request of a guarded API.
+        entry = self._entries.get(token)
+        if entry is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs 0.3 µs, twice the lookup
                 self._entries.move_to_end(token)
-            return entry
+            except KeyError:
+                pass
+        return entry
 
     def put(self, token: str, entry: E) -> None:
         if not self.size:

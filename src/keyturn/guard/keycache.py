@@ -78,5 +78,12 @@ class KeyCache:
     def fetch_failed(self) -> None:
         self.last_failed = True
 
+    @property
+    def fresh_until(self) -> float:
+        """When the installed set turns stale (due a refetch); -inf before the first."""
+        if self._loaded_at is None:
+            return float("-inf")
+        return self._loaded_at + self.max_age
+
     def _stale(self, now: float) -> bool:
-        return self._loaded_at is None or now - self._loaded_at >= self.max_age
+        return now >= self.fresh_until

@@ -25,8 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyturn.core.errors import OAuthError
-from keyturn.guard.authenticate import aauthenticate, realm_of
-from keyturn.guard.bearer import MissingTokenError, challenge, check_scopes
+from keyturn.guard.authenticate import realm_of
+from keyturn.guard.bearer import MissingTokenError, bearer_token_in, challenge, check_scopes
 from keyturn.guard.claims import AccessTokenClaims
 from keyturn.guard.verifier import TokenVerifier
 
@@ -67,19 +67,21 @@ class BearerAuthMiddleware:
         if scope["type"] not in ("http", "websocket") or scope["path"] in self.exempt_paths:
             await self.app(scope, receive, send)
             return
-        scope.setdefault("state", {})[_REALM_KEY] = self.realm
-        # Read from the ASGI scope itself (names arrive lower-cased): building a
-        # Headers object cost as much as verifying a token the verifier remembers.
-        authorization = [v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"]
+        state = scope.setdefault("state", {})
+        state[_REALM_KEY] = self.realm
         try:
-            claims = await aauthenticate(self.verifier, authorization, self.scopes)
+            # From the ASGI scope itself (names arrive lower-cased): building a
+            # Headers object cost as much as verifying a token the verifier remembers.
+            claims = await self.verifier.averify(bearer_token_in(scope["headers"]))
+            if self.scopes:
+                check_scopes(claims, self.scopes)
         except OAuthError as error:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008, "reason": error.error})
             else:
                 await challenge_response(error, realm=self.realm)(scope, receive, send)
             return
-        scope.setdefault("state", {})[STATE_KEY] = claims
+        state[STATE_KEY] = claims
         await self.app(scope, receive, send)
 
 

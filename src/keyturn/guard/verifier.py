@@ -192,6 +192,9 @@ class TokenVerifier:
         if entry is None:
             return None
         now = self._clock()
+        keys = self._keys
+        if entry.usable_from <= now < entry.usable_until and entry.generation == keys.generation:
+            return entry.claims  # nothing moved since it was verified (`keyturn.guard.verified`)
         if self._keys.get(entry.kid) is not entry.key or self._keys.wants_refresh(entry.kid, now):
             self._verified.forget(token)  # rotated, dropped or due a refetch: verify again
             return None
@@ -206,6 +209,9 @@ class TokenVerifier:
         return claims
 
     def _check(self, token: str, parsed: CompactJWS, kid: str, now: float) -> AccessTokenClaims:
+        # Read before the key: a refetch by another thread in between leaves this
+        # entry an older generation, so it never passes the quick check.
+        keys_seen = self._keys.generation, self._keys.fresh_until
         key = self._key(kid, now)
         try:
             verify_signature(parsed, key, self._registry)
@@ -217,8 +223,20 @@ class TokenVerifier:
         claims = validate_claims(
             payload, issuer=self.issuer, audiences=self.audiences, now=now, leeway=self.leeway
         )
-        self._verified.put(token, Verified(kid, key, claims))
+        self._verified.put(token, self._remembered(kid, key, claims, keys_seen))
         return claims
+
+    def _remembered(
+        self, kid: str, key: VerificationKey, claims: AccessTokenClaims, keys: tuple[int, float]
+    ) -> Verified:
+        """What a hit needs: the key set's generation, and the window in which the
+        time claims pass (as `check_time_window` decides) and the set is not stale."""
+        generation, fresh_until = keys
+        earliest = claims.issued_at
+        if claims.not_before is not None:
+            earliest = max(earliest, claims.not_before)
+        until = min(claims.expires_at + self.leeway, fresh_until)
+        return Verified(kid, key, claims, generation, earliest - self.leeway, until)
 
     def _key(self, kid: str, now: float) -> VerificationKey:
         key = self._keys.get(kid)
