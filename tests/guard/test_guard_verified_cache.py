@@ -247,6 +247,7 @@ def test_no_quick_hit_once_the_key_set_is_due_a_refetch(
     verifier.verify(token)
     clock.advance(59)
     verifier.verify(token)
+    assert full_checks == []  # the quick check, until the key set's last second
     assert issuer.hits[JWKS_PATH] == 1
     clock.advance(1)  # the JWKS is now stale, however long the token lives
     verifier.verify(token)
