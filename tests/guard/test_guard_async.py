@@ -101,3 +101,22 @@ async def test_aclose_closes_owned_clients() -> None:
         sync_client = verifier._sync_client()
     assert client.is_closed
     assert sync_client.is_closed
+
+
+async def test_aauthenticate_asgi_reads_raw_headers_and_checks_scopes(
+    verifier: TokenVerifier, rsa_key: Key
+) -> None:
+    from keyturn.core.errors import InvalidRequestError
+    from keyturn.guard import MissingScopeError, MissingTokenError, aauthenticate_asgi
+
+    token = sign(rsa_key)
+    headers = [(b"host", b"api.test"), (b"authorization", f"Bearer {token}".encode())]
+    claims = await aauthenticate_asgi(verifier, headers)
+    assert claims.subject == "user-42"
+    assert await aauthenticate_asgi(verifier, headers, sorted(claims.scopes)) == claims
+    with pytest.raises(MissingScopeError):
+        await aauthenticate_asgi(verifier, headers, ["admin"])
+    with pytest.raises(MissingTokenError):
+        await aauthenticate_asgi(verifier, [(b"host", b"api.test")])
+    with pytest.raises(InvalidRequestError):
+        await aauthenticate_asgi(verifier, [*headers, headers[1]])

@@ -9,7 +9,7 @@ dependency only when imported themselves:
 - `keyturn.guard.redis_denylist` — the shared revocation deny-list
 """
 
-from keyturn.guard.authenticate import aauthenticate, authenticate
+from keyturn.guard.authenticate import aauthenticate, aauthenticate_asgi, authenticate
 from keyturn.guard.bearer import (
     Challenge,
     MissingScopeError,
@@ -33,6 +33,7 @@ __all__ = [
     "MissingTokenError",
     "TokenVerifier",
     "aauthenticate",
+    "aauthenticate_asgi",
     "authenticate",
     "bearer_token",
     "challenge",

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from keyturn.guard.bearer import bearer_token, check_scopes
+from keyturn.guard.bearer import bearer_token, bearer_token_in, check_scopes
 from keyturn.guard.claims import AccessTokenClaims
 from keyturn.guard.verifier import TokenVerifier
 
-__all__ = ["aauthenticate", "authenticate", "realm_of"]
+__all__ = ["aauthenticate", "aauthenticate_asgi", "authenticate", "realm_of"]
 
 
 def realm_of(verifier: TokenVerifier, realm: str | None = None) -> str:
@@ -45,6 +45,20 @@ async def aauthenticate(
 ) -> AccessTokenClaims:
     """Verify the request's bearer token and its scopes (async)."""
     claims = await verifier.averify(bearer_token(authorization))
+    if scopes:
+        check_scopes(claims, scopes)
+    return claims
+
+
+async def aauthenticate_asgi(
+    verifier: TokenVerifier,
+    headers: Iterable[tuple[bytes, bytes]],
+    scopes: Collection[str] = (),
+) -> AccessTokenClaims:
+    """`aauthenticate` for an ASGI scope's raw ``headers``, whose token a header seen
+    lately gives without parsing it again (`bearer_token_in`): the Starlette
+    middleware's and the FastAPI dependency's path."""
+    claims = await verifier.averify(bearer_token_in(headers))
     if scopes:
         check_scopes(claims, scopes)
     return claims

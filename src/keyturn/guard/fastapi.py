@@ -34,8 +34,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from keyturn.core.errors import OAuthError
-from keyturn.guard.authenticate import realm_of
-from keyturn.guard.bearer import Challenge, bearer_token_in, challenge, check_scopes
+from keyturn.guard.authenticate import aauthenticate_asgi, realm_of
+from keyturn.guard.bearer import Challenge, challenge
 from keyturn.guard.claims import AccessTokenClaims
 from keyturn.guard.verifier import TokenVerifier
 
@@ -89,10 +89,7 @@ def require_scopes(
                 "keyturn.guard.fastapi: pass verifier= or set app.state.token_verifier"
             )
         try:
-            claims = await chosen.averify(bearer_token_in(request.scope["headers"]))
-            if scopes:
-                check_scopes(claims, scopes)
-            return claims
+            return await aauthenticate_asgi(chosen, request.scope["headers"], scopes)
         except OAuthError as error:
             _ensure_handler(request)
             raise BearerChallenge(challenge(error, realm=realm_of(chosen, realm))) from error

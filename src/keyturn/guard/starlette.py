@@ -25,8 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyturn.core.errors import OAuthError
-from keyturn.guard.authenticate import realm_of
-from keyturn.guard.bearer import MissingTokenError, bearer_token_in, challenge, check_scopes
+from keyturn.guard.authenticate import aauthenticate_asgi, realm_of
+from keyturn.guard.bearer import MissingTokenError, challenge, check_scopes
 from keyturn.guard.claims import AccessTokenClaims
 from keyturn.guard.verifier import TokenVerifier
 
@@ -72,9 +72,7 @@ class BearerAuthMiddleware:
         try:
             # From the ASGI scope itself (names arrive lower-cased): building a
             # Headers object cost as much as verifying a token the verifier remembers.
-            claims = await self.verifier.averify(bearer_token_in(scope["headers"]))
-            if self.scopes:
-                check_scopes(claims, self.scopes)
+            claims = await aauthenticate_asgi(self.verifier, scope["headers"], self.scopes)
         except OAuthError as error:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008, "reason": error.error})

@@ -195,7 +195,7 @@ class TokenVerifier:
         keys = self._keys
         if entry.usable_from <= now < entry.usable_until and entry.generation == keys.generation:
             return entry.claims  # nothing moved since it was verified (`keyturn.guard.verified`)
-        if self._keys.get(entry.kid) is not entry.key or self._keys.wants_refresh(entry.kid, now):
+        if keys.get(entry.kid) is not entry.key or keys.wants_refresh(entry.kid, now):
             self._verified.forget(token)  # rotated, dropped or due a refetch: verify again
             return None
         claims = entry.claims
