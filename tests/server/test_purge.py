@@ -20,7 +20,7 @@ from keyturn.storage.records import TOKEN_KIND_ACCESS, TokenRecord
 from keyturn.storage.repository import TokenFilter
 from tests.server.conftest import Harness, make_settings, run_harness
 
-RUN = secrets.token_hex(4)  # the PostgreSQL database is shared by this run's tests
+RUN = secrets.token_hex(4)
 
 
 def record(n: int, client_id: str, issued_at: int, lifetime: int) -> TokenRecord:
@@ -40,15 +40,16 @@ def record(n: int, client_id: str, issued_at: int, lifetime: int) -> TokenRecord
 
 
 @pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[Harness]:
+def server(tmp_path: Path, own_database_url: str) -> Iterator[Harness]:
+    # A database of its own: a purge deletes every dead row, other tests' too.
     # The server's own purge loop waits an hour: only the test's purge runs.
     settings = make_settings(
-        tmp_path, database_url, purge_retention=3600, purge_batch=10, purge_interval=3600
+        tmp_path, own_database_url, purge_retention=3600, purge_batch=10, purge_interval=3600
     )
     yield from run_harness(settings)
 
 
-@pytest.mark.parametrize(("max_batches", "purged", "rests"), [(None, 25, 2), (2, 20, 1)])
+@pytest.mark.parametrize(("max_batches", "purged", "rests"), [(None, 28, 2), (2, 20, 1)])
 def test_purge_deletes_dead_rows_in_batches_and_rests_between_them(
     server: Harness,
     monkeypatch: pytest.MonkeyPatch,
@@ -60,9 +61,16 @@ def test_purge_deletes_dead_rows_in_batches_and_rests_between_them(
     cid, _ = server.create_client()
     now = int(time.time())
     dead = [record(n, cid, now - 4 * 3600, 60) for n in range(25)]
+    # Revoked before the retention, expiring after it: they go too.
+    revoked = [record(300 + n, cid, now - 4 * 3600, 8 * 3600) for n in range(3)]
     live = [record(100 + n, cid, now, 3600) for n in range(3)]
     recent = [record(200 + n, cid, now - 600, 60) for n in range(2)]  # within the retention
-    server.call(ctx.storage.record_tokens, dead + live + recent)
+    revoked_lately = [record(400 + n, cid, now - 4 * 3600, 8 * 3600) for n in range(2)]
+    server.call(ctx.storage.record_tokens, dead + revoked + live + recent + revoked_lately)
+    for r in revoked:
+        server.call(ctx.storage.revoke_token, r.token_id, now - 2 * 3600)
+    for r in revoked_lately:
+        server.call(ctx.storage.revoke_token, r.token_id, now - 600)
 
     slept: list[float] = []
 
@@ -84,6 +92,8 @@ def test_purge_deletes_dead_rows_in_batches_and_rests_between_them(
         return {r.token_id for r in rows}
 
     left = server.call(remaining)
-    kept = {r.token_id for r in live + recent}
+    kept = {r.token_id for r in live + recent + revoked_lately}
     assert kept <= left
-    assert len(left - kept) == 25 - purged
+    assert len(left - kept) == 28 - purged
+    if max_batches is None:
+        assert left == kept

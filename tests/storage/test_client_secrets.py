@@ -133,7 +133,7 @@ async def test_purge_forgets_previous_secrets_past_their_overlap(storage: SqlSto
     live = await _client(storage)
     await storage.rotate_client_secret(ended.client_id, HASHER.hash("e"), now - 10, now - 1)
     await storage.rotate_client_secret(live.client_id, HASHER.hash("l"), now - 10, now + 3600)
-    await storage.purge_tokens(cutoff=now, batch=10)
+    await storage.forget_expired(cutoff=now, now=now)
     gone = await storage.get_client(ended.client_id)
     kept = await storage.get_client(live.client_id)
     assert gone is not None

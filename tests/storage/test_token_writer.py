@@ -18,7 +18,7 @@ from keyturn.server.secrets import Hasher, generate_token_id
 from keyturn.server.settings import normalize_database_url
 from keyturn.storage import database, token_writer
 from keyturn.storage.records import TOKEN_KIND_ACCESS, TokenRecord
-from keyturn.storage.repository import SqlStorage
+from keyturn.storage.repository import SqlStorage, TokenFilter
 from keyturn.storage.token_writer import (
     AsyncpgTokenWriter,
     SqlAlchemyTokenWriter,
@@ -152,37 +152,187 @@ async def test_sqlite_waits_for_another_writer_off_the_event_loop(
     assert await db.get_token(record.token_id) == record
 
 
-async def test_sqlite_checkpoints_in_the_writer_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Five single-row commits' worth of WAL pages.
-    monkeypatch.setattr(token_writer, "CHECKPOINT_EVERY", 5 * (token_writer.COMMIT_PAGES + 1))
-    db, client_id = await _storage(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
+def wal_frames(path: Path) -> int:
+    """Frames in the WAL now (itself a checkpoint, which writes none)."""
+    conn = sqlite3.connect(path, isolation_level=None)
     try:
-        writer = db._token_writer
-        assert isinstance(writer, SqliteTokenWriter)
-        threads: list[str] = []
-        real = writer._write_threaded
-
-        def spy(work: Callable[[sqlite3.Connection], None]) -> None:
-            threads.append(threading.current_thread().name)
-            real(work)
-
-        monkeypatch.setattr(writer, "_write_threaded", spy)
-        for _ in range(12):
-            await db.record_token(_token(client_id))
-        await db.record_tokens([_token(client_id) for _ in range(token_writer.INLINE_MAX_ROWS + 1)])
-        # 5 inline, 1 threaded, 5 inline, 1 threaded; then the large batch.
-        assert len(threads) == 3
-        # A batch counts its rows: one inline batch of 40 fills the WAL budget too.
-        await db.record_tokens([_token(client_id) for _ in range(40)])
-        assert len(threads) == 3  # inline: 40 rows are within INLINE_MAX_ROWS
-        await db.record_token(_token(client_id))
-        assert len(threads) == 4
-        assert all(name.startswith("keyturn-sqlite") for name in threads)
-        assert await db.count_tokens(client_id) == 12 + token_writer.INLINE_MAX_ROWS + 1 + 41
+        frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0][1]
     finally:
-        await db.close()
+        conn.close()
+    return int(frames)
+
+
+def sqlite_writer(db: SqlStorage) -> SqliteTokenWriter:
+    writer = db._token_writer
+    assert isinstance(writer, SqliteTokenWriter)
+    return writer
+
+
+async def checkpoint_done(writer: SqliteTokenWriter) -> None:
+    if writer._checkpoint is not None:
+        await writer._checkpoint
+
+
+async def test_sqlite_writer_thread_polls_for_the_lock_itself(
+    sqlite_storage: tuple[SqlStorage, str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its connection has no busy handler of SQLite's (whose sleeps grow to 25 ms
+    and more): it tries again every BUSY_POLL, and gives up at the busy timeout."""
+    db, client_id, path = sqlite_storage
+    monkeypatch.setattr(token_writer, "BUSY_POLL", 0.02)
+    writer = sqlite_writer(db)
+    # A batch too large for the loop opens the thread's connection.
+    await db.record_tokens([_token(client_id) for _ in range(token_writer.INLINE_MAX_ROWS + 1)])
+    assert writer._threaded is not None
+    assert writer._threaded.execute("PRAGMA busy_timeout").fetchall() == [(0,)]
+    begins = traced(writer._threaded)
+    record = _token(client_id)
+    await while_another_writer_holds_the_lock(path, db.record_token(record))
+    # 0.4 s of lock at 0.02 s a try: many tries, each refused at once.
+    assert begins.count("BEGIN IMMEDIATE") >= 10
+    assert await db.get_token(record.token_id) == record
+
+    writer._busy_timeout = 0.2
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await db.record_token(_token(client_id))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+async def test_sqlite_checkpoints_in_the_background_and_restarts_the_wal(
+    sqlite_storage: tuple[SqlStorage, str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sixteen writers at once, with a checkpoint every five commits' worth of pages:
+    no write carries one, and the WAL starts afresh after them, so its file
+    stays small (it grows only while no RESTART has taken)."""
+    db, client_id, path = sqlite_storage
+    monkeypatch.setattr(token_writer, "CHECKPOINT_EVERY", 5 * (token_writer.COMMIT_PAGES + 1))
+    writer = sqlite_writer(db)
+    checkpoints: list[str] = []
+    threaded: list[bool] = []
+    real_checkpoint, real_threaded = writer._checkpoint_wal, writer._write_threaded
+
+    def checkpoint() -> bool:
+        checkpoints.append(threading.current_thread().name)
+        return real_checkpoint()
+
+    def write_threaded(work: Callable[[sqlite3.Connection], T], truncate: bool) -> T:
+        threaded.append(truncate)
+        return real_threaded(work, truncate)
+
+    monkeypatch.setattr(writer, "_checkpoint_wal", checkpoint)
+    monkeypatch.setattr(writer, "_write_threaded", write_threaded)
+    wal = path.parent / (path.name + "-wal")
+    before = wal.stat().st_size
+
+    async def write(n: int) -> None:
+        for _ in range(n):
+            await db.record_token(_token(client_id))
+            await anyio.sleep(0.002)  # each writer a stream of requests
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(16):
+            tasks.start_soon(write, 25)
+    await checkpoint_done(writer)
+    assert True not in threaded  # no write waited to truncate the WAL
+    assert len(checkpoints) >= 3  # one at a time: writes go on while one runs
+    assert all(name.startswith("keyturn-sqlite-checkpoint") for name in checkpoints)
+    # With no RESTART, the 400 commits grow the file by about 3,000 pages (their
+    # every frame); restarted, it grows by the most written between two, 650-960.
+    assert wal.stat().st_size - before < 1500 * token_writer.PAGE_SIZE
+    assert await db.count_tokens(client_id) == 400
+
+
+async def test_sqlite_writes_go_on_while_a_checkpoint_runs(
+    sqlite_storage: tuple[SqlStorage, str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, client_id, _ = sqlite_storage
+    monkeypatch.setattr(token_writer, "CHECKPOINT_EVERY", token_writer.COMMIT_PAGES + 1)
+    writer = sqlite_writer(db)
+    stalled, entered = threading.Event(), threading.Event()
+    real = writer._checkpoint_wal
+
+    def slow_checkpoint() -> bool:
+        entered.set()
+        stalled.wait(10)
+        return real()
+
+    monkeypatch.setattr(writer, "_checkpoint_wal", slow_checkpoint)
+    try:
+        await db.record_token(_token(client_id))  # starts the checkpoint
+        assert await anyio.to_thread.run_sync(entered.wait, 5)
+        with anyio.fail_after(5):
+            for _ in range(20):  # each past the budget, none waits for the checkpoint
+                await db.record_token(_token(client_id))
+        assert writer._checkpoint is not None  # still the first one, still stalled
+    finally:
+        stalled.set()
+    await checkpoint_done(writer)
+    assert await db.count_tokens(client_id) == 21
+
+
+async def test_sqlite_truncates_the_wal_after_restarts_keep_failing(
+    sqlite_storage: tuple[SqlStorage, str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that stays on old pages makes every RESTART miss; after
+    MISSED_RESTARTS, a write waits (off the loop) for a checkpoint that truncates."""
+    db, client_id, path = sqlite_storage
+    monkeypatch.setattr(token_writer, "CHECKPOINT_EVERY", token_writer.COMMIT_PAGES + 1)
+    writer = sqlite_writer(db)
+    await db.record_token(_token(client_id))
+    await checkpoint_done(writer)
+    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM tokens").fetchall()  # holds its snapshot
+    for _ in range(token_writer.MISSED_RESTARTS):
+        await db.record_token(_token(client_id))
+        await checkpoint_done(writer)
+    assert writer._missed_restarts == token_writer.MISSED_RESTARTS
+    assert wal_frames(path) > 0
+
+    await db.record_token(_token(client_id))  # fills the budget; no checkpoint starts
+    assert writer._checkpoint is None
+
+    release = threading.Timer(0.3, lambda: reader.execute("COMMIT"))
+    release.start()
+    started = time.monotonic()
+    await db.record_token(_token(client_id))  # on the thread: TRUNCATE waits for the reader
+    assert time.monotonic() - started >= 0.2
+    release.join()
+    reader.close()
+    assert writer._missed_restarts == 0
+    assert (path.parent / (path.name + "-wal")).stat().st_size == 0
+    assert await db.count_tokens(client_id) == token_writer.MISSED_RESTARTS + 3
+
+
+async def test_sqlite_purges_in_one_statement_on_the_writer_thread(
+    sqlite_storage: tuple[SqlStorage, str, Path],
+) -> None:
+    db, client_id, _ = sqlite_storage
+    now = 1_800_000_000
+    dead = [_token(client_id, issued_at=now - 7200, expires_at=now - 3600) for _ in range(5)]
+    revoked = [_token(client_id, issued_at=now - 7200, expires_at=now + 3600) for _ in range(2)]
+    live = [_token(client_id, issued_at=now, expires_at=now + 3600) for _ in range(3)]
+    await db.record_tokens(dead + revoked + live)
+    for record in revoked:
+        await db.revoke_token(record.token_id, now - 3600)
+    writer = sqlite_writer(db)
+    seen = traced(writer._inline)
+    assert await db.purge_tokens(now - 60, 4) == 4
+    assert writer._threaded is not None
+    threaded = traced(writer._threaded)
+    assert await db.purge_tokens(now - 60, 4) == 3
+    assert await db.purge_tokens(now - 60, 4) == 0
+    assert seen == []  # never on the event loop's connection
+    deletes = [s for s in threaded if s.startswith("DELETE")]
+    assert len(deletes) == 2
+    assert all(s.startswith("DELETE FROM tokens WHERE rowid IN (SELECT rowid") for s in deletes)
+    left = await db.list_tokens(TokenFilter(client_id=client_id), now, 50)
+    assert {r.token_id for r in left} == {r.token_id for r in live}
 
 
 async def test_other_databases_use_sqlalchemy(tmp_path: Path) -> None:

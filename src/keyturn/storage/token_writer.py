@@ -16,9 +16,10 @@ new column is picked up without touching this module.
   ``synchronous=NORMAL`` is a ``write()`` into the page cache, no ``fsync``,
   cheaper than waking a thread. When another connection holds the lock, or the
   batch is large, it goes to one writer thread whose connection waits for the
-  lock. The loop's connection never checkpoints (``wal_autocheckpoint=0``);
-  every so often a write is sent to the thread instead, whose connection
-  checkpoints when the WAL has grown, so an ``fsync`` never stalls the loop.
+  lock. Neither connection checkpoints (``wal_autocheckpoint=0``): a third, on
+  a thread of its own, does it in the background once the WAL has grown
+  (`CHECKPOINT_EVERY`), so no request ever waits for a checkpoint's copy and
+  ``fsync``.
 - PostgreSQL on asyncpg: a kept connection's own ``executemany`` (one
   pipelined, atomic round trip; asyncpg caches the prepared statement), or
   ``execute`` for a single row, which skips executemany's batching machinery
@@ -47,9 +48,11 @@ one WAL flush for all (`AsyncpgTokenWriter.revoke`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar, get_args
@@ -64,6 +67,8 @@ from keyturn.storage.health import FULL, database_fault
 from keyturn.storage.records import TOKEN_KIND_ACCESS, TokenRecord
 from keyturn.storage.rows import to_row
 from keyturn.storage.token_reader import to_token
+
+log = logging.getLogger("keyturn.storage")
 
 R = TypeVar("R")
 RevokeBy = Literal["token_id", "family_id"]
@@ -80,13 +85,29 @@ INLINE_MAX_ROWS = 64
 thread left the loop idle with every request waiting on it (ES256 +10-14 %
 at concurrency 16 and 64 in two A/B runs of benchmarks/run.py)."""
 CHECKPOINT_EVERY = 1024
-"""Inline WAL growth, in estimated pages, between two writes sent to the
-(checkpointing) writer thread: about SQLite's own 1000-page autocheckpoint. A
-commit writes about one page per B-tree it touches and more as rows fill
-pages, so it counts ``COMMIT_PAGES`` plus its rows. Counting commits alone let
-large batches grow the WAL, and the checkpoint a batch waits for, fourfold
-(p99 10 -> 27 ms at concurrency 16); 2048 pages still gave 19 ms, 1024 gives
-11 ms at the same throughput (A/B with benchmarks/run.py)."""
+"""WAL growth, in estimated pages, between two background checkpoints: about
+SQLite's own 1000-page autocheckpoint. A commit writes about one page per
+B-tree it touches and more as rows fill pages, so it counts ``COMMIT_PAGES``
+plus its rows. Counting commits alone let large batches grow the WAL, and each
+checkpoint, fourfold.
+
+The checkpoint used to ride on a request's write, sent to the writer thread,
+whose connection checkpointed as it committed: that request, and every write
+queued behind it, waited for the copy and its ``fsync``. That set issuance's
+p99 (benchmarks/run.py, SQLite, A/B in one run) at 19-28 ms at concurrency 1
+and 25-39 ms at 16; checkpointed in the background, 2-7 ms and 6-23 ms."""
+PURGED_ROW_PAGES = 3
+"""Rows a purge deletes per WAL page it writes: 500 rows wrote 162-172 pages, 2,000
+wrote 499 (a 500,000-row table with every index)."""
+RESTART_TRIES = 5
+RESTART_PAUSE = 0.001
+"""A RESTART that meets a write or a read tries again this much later, a few times,
+without holding the lock in between (a busy timeout would hold off writers)."""
+BUSY_POLL = 0.001
+"""Seconds between two tries of the writer thread for a lock another connection holds."""
+MISSED_RESTARTS = 4
+"""Background checkpoints in a row that may fail to restart the WAL before a write
+waits, on the writer thread, for a TRUNCATE checkpoint that does."""
 COMMIT_PAGES = 8
 PAGE_SIZE = 4096
 SPACE_CHECK_PAGES = 64
@@ -188,6 +209,11 @@ class TokenWriter(Protocol):
         the same transaction; None: no driver path here, SQLAlchemy's does it."""
         ...
 
+    async def purge(self, cutoff: int, batch: int) -> int | None:
+        """Delete up to ``batch`` token rows expired or revoked before ``cutoff``: how
+        many went; None: no driver path here, SQLAlchemy's does it."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -216,6 +242,15 @@ def _placeholders(style: str) -> str:
     return ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
 
 
+PURGE_SQL = (
+    "DELETE FROM tokens WHERE rowid IN (SELECT rowid FROM tokens "
+    "WHERE expires_at < ? OR revoked_at < ? LIMIT ?)"
+)
+"""SQLite: one batch of the purge. By rowid, the table's own key: no lookup of
+``token_id`` in its index for each row. The two conditions are two index
+ranges (``MULTI-INDEX OR``), so finding a batch reads no row that stays."""
+
+
 def insert_sql(style: str) -> str:
     # Column names come from the schema and every value is bound: no injection.
     return f"INSERT INTO tokens ({', '.join(COLUMNS)}) VALUES ({_placeholders(style)})"  # noqa: S608
@@ -230,6 +265,12 @@ class _Busy:
 _BUSY = _Busy()
 
 
+def _truncated(conn: sqlite3.Connection) -> object:
+    """A TRUNCATE checkpoint; `_BUSY` if a writer or a reader kept it from finishing."""
+    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0][0]
+    return _BUSY if busy else None
+
+
 class SqliteTokenWriter:
     def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
         self._path = path
@@ -239,6 +280,10 @@ class SqliteTokenWriter:
         self._inline: sqlite3.Connection | None = None
         self._threaded: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._checkpointing: sqlite3.Connection | None = None
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint: asyncio.Future[bool] | None = None  # the one under way
+        self._missed_restarts = 0
         self._since_checkpoint = 0
         self._disk_was_full = False
         self._budget = CHECKPOINT_EVERY
@@ -254,6 +299,17 @@ class SqliteTokenWriter:
             conn.executemany(sql, rows)
 
         await self._transact(insert, len(rows))
+
+    async def purge(self, cutoff: int, batch: int) -> int:
+        """One batch, always on the writer thread: a write that meets its lock is sent
+        there too, and runs as soon as the batch commits, with no busy wait."""
+
+        def purge(conn: sqlite3.Connection) -> int:
+            return conn.execute(PURGE_SQL, (cutoff, cutoff, batch)).rowcount
+
+        removed = await self._transact(purge, batch, inline=False)
+        self._wrote(COMMIT_PAGES + removed // PURGED_ROW_PAGES)
+        return removed
 
     async def revoke(self, by: RevokeBy, value: str, now: int) -> list[TokenRecord]:
         """Revoke in a group with the other revocations of this loop turn.
@@ -322,36 +378,101 @@ class SqliteTokenWriter:
             else:
                 revocation.answer.set_result(outcome)
 
-    async def _transact(self, work: Callable[[sqlite3.Connection], R], rows: int) -> R:
+    async def _transact(
+        self, work: Callable[[sqlite3.Connection], R], rows: int, *, inline: bool = True
+    ) -> R:
         """Run ``work`` in one write transaction: on the loop if the lock is free this
-        instant and the write is small, else on the writer thread."""
+        instant and the write is small, else on the writer thread.
+
+        ``rows`` counts toward the WAL's growth unless ``inline`` is off: such a
+        caller counts what it wrote itself (`_wrote`).
+        """
         if self._since_checkpoint >= self._next_space_check:
             self._budget = self._wal_budget()
             self._next_space_check = self._since_checkpoint + SPACE_CHECK_PAGES
-        inline = (
-            rows <= INLINE_MAX_ROWS
-            and self._since_checkpoint < self._budget
-            and not self._disk_was_full
+        # Short of disk, or with the WAL not restarted for a while, a write that
+        # finds the WAL full waits for a checkpoint that truncates it.
+        truncate = self._disk_was_full or (
+            self._since_checkpoint >= self._budget
+            and (self._budget < CHECKPOINT_EVERY or self._missed_restarts >= MISSED_RESTARTS)
         )
         try:
-            if inline:
+            if inline and rows <= INLINE_MAX_ROWS and not truncate:
                 done = self._try_inline(work)
                 if not isinstance(done, _Busy):
-                    self._since_checkpoint += COMMIT_PAGES + rows
+                    self._wrote(COMMIT_PAGES + rows)
                     return done
             if self._thread is None:
                 self._thread = ThreadPoolExecutor(1, thread_name_prefix="keyturn-sqlite")
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._thread, self._write_threaded, work)
+            result = await loop.run_in_executor(self._thread, self._write_threaded, work, truncate)
         except sqlite3.Error as exc:
-            if database_fault(exc) == FULL:
-                # Once space is back, the first write shrinks the WAL to nothing
-                # before it grows again: a WAL left large would fill the disk anew.
-                self._disk_was_full = True
+            self._note_fault(exc)
             raise
-        self._since_checkpoint = 0
-        self._next_space_check = 0
+        if truncate:
+            self._since_checkpoint = self._next_space_check = self._missed_restarts = 0
+        elif inline:
+            self._wrote(COMMIT_PAGES + rows)
         return result
+
+    def _note_fault(self, exc: sqlite3.Error) -> None:
+        if database_fault(exc) == FULL:
+            # Once space is back, the first write shrinks the WAL to nothing
+            # before it grows again: a WAL left large would fill the disk anew.
+            self._disk_was_full = True
+
+    def _wrote(self, pages: int) -> None:
+        """Count ``pages`` more in the WAL; past the budget, start a checkpoint."""
+        self._since_checkpoint += pages
+        if (
+            self._since_checkpoint >= self._budget
+            and self._checkpoint is None
+            and self._budget >= CHECKPOINT_EVERY  # else the next write truncates
+            and self._missed_restarts < MISSED_RESTARTS
+        ):
+            if self._checkpointer is None:
+                self._checkpointer = ThreadPoolExecutor(
+                    1, thread_name_prefix="keyturn-sqlite-checkpoint"
+                )
+            loop = asyncio.get_running_loop()
+            self._checkpoint = loop.run_in_executor(self._checkpointer, self._checkpoint_wal)
+            self._checkpoint.add_done_callback(self._checkpointed)
+            self._since_checkpoint = self._next_space_check = 0
+
+    def _checkpoint_wal(self) -> bool:
+        """Copy the WAL into the database, then have the next write start it afresh.
+
+        PASSIVE copies while writes go on, so it never finishes with nothing left
+        to copy while they come steadily, and a WAL restarts only from a write
+        that finds it all copied: checkpoints from a connection that does not
+        write let it grow without end (1.6 GB in 10 s of 16 writers). So a
+        RESTART follows, which holds off writers only to copy the few pages
+        written during the PASSIVE one. It never waits on a lock
+        (``timeout=0``): a writer, or a reader still on the old pages, makes it
+        try again shortly (`RESTART_TRIES`), then count a miss
+        (`MISSED_RESTARTS`).
+        """
+        if self._checkpointing is None:
+            self._checkpointing = connect_sqlite(self._path, timeout=0, autocheckpoint=False)
+        conn = self._checkpointing
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        for _ in range(RESTART_TRIES):
+            if not conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()[0][0]:
+                return True
+            time.sleep(RESTART_PAUSE)  # the lock held for a write: the next try
+        return False
+
+    def _checkpointed(self, done: asyncio.Future[bool]) -> None:
+        self._checkpoint = None
+        if done.cancelled():
+            return
+        exc = done.exception()
+        if isinstance(exc, sqlite3.Error):
+            self._note_fault(exc)
+        elif exc is not None:
+            log.error("a background checkpoint of the SQLite WAL failed", exc_info=exc)
+        restarted = exc is None and done.result()
+        self._missed_restarts = 0 if restarted else self._missed_restarts + 1
 
     def _wal_budget(self) -> int:
         """Pages the WAL may grow by before a checkpoint: `CHECKPOINT_EVERY`, or
@@ -385,19 +506,42 @@ class SqliteTokenWriter:
             raise
         return self._commit(conn, work)
 
-    def _write_threaded(self, work: Callable[[sqlite3.Connection], R]) -> R:
+    def _write_threaded(self, work: Callable[[sqlite3.Connection], R], truncate: bool) -> R:
         if self._threaded is None:
-            self._threaded = connect_sqlite(
-                self._path, timeout=self._busy_timeout, autocheckpoint=True
-            )
+            conn = connect_sqlite(self._path, timeout=self._busy_timeout, autocheckpoint=False)
+            conn.execute("PRAGMA busy_timeout=0")  # it waits in `_until_free` instead
+            self._threaded = conn
+        conn = self._threaded
         if self._disk_was_full:
-            self._threaded.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._until_free(lambda: _truncated(conn))
             self._disk_was_full = False
-        self._threaded.execute("BEGIN IMMEDIATE")
-        result = self._commit(self._threaded, work)
-        if self._budget < CHECKPOINT_EVERY:  # little room: give the WAL's back now
-            self._threaded.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._until_free(lambda: conn.execute("BEGIN IMMEDIATE"))
+        result = self._commit(conn, work)
+        if truncate or self._budget < CHECKPOINT_EVERY:  # little room: give it back now
+            self._until_free(lambda: _truncated(conn))
         return result
+
+    def _until_free(self, attempt: Callable[[], object]) -> bool:
+        """``attempt`` until it does not meet another connection's lock, every
+        `BUSY_POLL` seconds, for the busy timeout at most; then a lock error
+        is raised, and a checkpoint kept from finishing (`_BUSY`) is False.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms and on
+        between tries: a write that met a 9 ms lock (a purge batch, a
+        checkpoint's RESTART) waited 18 ms, twice as long as the lock was held.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                if attempt() is not _BUSY:
+                    return True
+            except sqlite3.OperationalError as exc:
+                busy = exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(BUSY_POLL)
 
     @staticmethod
     def _commit(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], R]) -> R:
@@ -414,13 +558,14 @@ class SqliteTokenWriter:
         self._begin_group()  # revocations queued this very turn
         while self._groups:  # answered before the connections go
             await asyncio.gather(*self._groups, return_exceptions=True)
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
-            self._thread = None
-        for conn in (self._inline, self._threaded):
+        for executor in (self._thread, self._checkpointer):
+            if executor is not None:
+                executor.shutdown(wait=True)
+        self._thread = self._checkpointer = None
+        for conn in (self._inline, self._threaded, self._checkpointing):
             if conn is not None:
                 conn.close()
-        self._inline = self._threaded = None
+        self._inline = self._threaded = self._checkpointing = None
 
 
 class _Revocation(NamedTuple):
@@ -587,6 +732,10 @@ class AsyncpgTokenWriter:
         if conn is not None:
             conn.terminate()
 
+    async def purge(self, cutoff: int, batch: int) -> None:
+        """SQLAlchemy's: a batch on this connection would hold up the inserts."""
+        return None
+
     async def close(self) -> None:
         while self._sender is not None:  # answer what was asked before the connection goes
             await asyncio.gather(self._sender, return_exceptions=True)
@@ -622,6 +771,9 @@ class SqlAlchemyTokenWriter:
             await append_tokens(conn, tokens)
 
     async def revoke(self, by: RevokeBy, value: str, now: int) -> None:
+        return None
+
+    async def purge(self, cutoff: int, batch: int) -> None:
         return None
 
     async def close(self) -> None:
