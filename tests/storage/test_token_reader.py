@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from keyturn.storage import database
+from keyturn.storage import database, token_reader
 from keyturn.storage.records import TOKEN_KIND_REFRESH
 from keyturn.storage.repository import SqlStorage
 from keyturn.storage.token_reader import (
@@ -599,3 +600,68 @@ async def test_close_closes_idle_connections_and_lent_ones_on_return() -> None:
     assert connections.count == 0
     again = await connections.acquire()  # a later lookup opens a new one
     assert again not in (idle, lent)
+
+
+SHM_DMS_BYTE = 128
+"""The byte of the ``-shm`` file whose shared lock says "the WAL-index is in use":
+a process that can lock it exclusively rebuilds the file (SQLite's os_unix.c,
+UNIX_SHM_DMS)."""
+
+TAKE_DMS = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))
+except OSError:
+    print("held")
+else:
+    print("free")
+"""
+
+
+async def test_sqlite_reader_keeps_sqlite_s_locks_on_the_wal_index(
+    sqlite_storage: tuple[SqlStorage, str, Path],
+) -> None:
+    """Mapping the WAL-index header must not drop this process's locks on the file.
+
+    Closing any descriptor of a file drops every POSIX lock the process holds
+    on it. When the reader closed the one it mapped the header through,
+    another process (a ``keyturn`` command beside the server) found the
+    WAL-index unused, rebuilt it, and the server died of SIGBUS.
+    """
+    db, client_id, path = sqlite_storage
+    record = _token(client_id)
+    await db.record_token(record)
+    reader = db._token_reader
+    assert isinstance(reader, SqliteTokenReader)
+    shm = f"{path}-shm"
+
+    def dms() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", TAKE_DMS, shm, str(SHM_DMS_BYTE)],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    assert dms() == "held"
+    assert await reader.by_id(record.token_id) == record
+    assert reader._shm is not None  # the header is mapped
+    assert dms() == "held"
+    await reader.close()
+    assert dms() == "held"  # the writer's and the pool's connections are still open
+
+
+async def test_sqlite_header_mapping_goes_with_the_file(tmp_path: Path) -> None:
+    """Kept while the ``-shm`` file is there; closed once SQLite deleted it with its
+    last connection (so a process that opens many databases does not run out)."""
+    path = tmp_path / "k.db"
+    db, client_id = await _storage(f"sqlite+aiosqlite:///{path}")
+    record = _token(client_id)
+    await db.record_token(record)
+    assert db._token_reader is not None
+    assert await db._token_reader.by_id(record.token_id) == record
+    shm = f"{path}-shm"
+    assert shm in token_reader._MAPPED
+    await db.close()
+    assert not os.path.exists(shm)  # noqa: ASYNC240 - a test's one look
+    assert shm not in token_reader._MAPPED

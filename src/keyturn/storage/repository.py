@@ -48,7 +48,7 @@ from keyturn.storage.records import (
     User,
 )
 from keyturn.storage.rows import to_record, to_row
-from keyturn.storage.token_reader import NotRead, create_token_reader
+from keyturn.storage.token_reader import NotRead, create_token_reader, release_mappings
 from keyturn.storage.token_writer import (
     RevokeBy,
     append_tokens,
@@ -103,6 +103,7 @@ class SqlStorage:
         if self._token_reader is not None:
             await self._token_reader.close()
         await self.engine.dispose()
+        release_mappings()  # SQLite deletes a -shm file with its last connection
 
     async def _read_one(self, record_type: type[R], query: Select[Any]) -> R | None:
         async with self.engine.connect() as conn:

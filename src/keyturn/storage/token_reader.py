@@ -114,6 +114,62 @@ WAL_INDEX_HEADER = 96
 commit, second copy first."""
 
 
+_MAPPED: dict[str, tuple[int, mmap.mmap | None]] = {}
+"""The WAL-index header of each ``-shm`` file mapped in this process, with the
+descriptor it was mapped through: closed only once the file is gone."""
+
+
+def header_mapping(path: str) -> mmap.mmap | None:
+    """The first `WAL_INDEX_HEADER` bytes of the ``-shm`` file ``path``, mapped
+    read-only; None if the file is shorter. Mapped once per file and process.
+
+    Closing any descriptor of a file drops every POSIX lock the process holds
+    on it, SQLite's own included, and a Python ``mmap`` closes a duplicate of
+    its descriptor when it is closed or collected. SQLite's shared lock on the
+    ``-shm`` file is what tells any other process that the WAL-index is in
+    use: once this reader had closed its descriptor, the next process to open
+    the database (a ``keyturn`` command beside the server) rebuilt the file,
+    and the server died of SIGBUS reading SQLite's mapping of it (3 of 10
+    runs of benchmarks/table_growth.py; it could have corrupted the database
+    as well). So the mapping and its descriptor stay open for as long as the
+    file is there (`release_mappings`).
+    """
+    release_mappings()
+    kept = _MAPPED.get(path)
+    if kept is not None:
+        return kept[1]
+    if os.stat(path).st_size < WAL_INDEX_HEADER:
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    mapping: mmap.mmap | None = None
+    try:
+        mapping = mmap.mmap(fd, WAL_INDEX_HEADER, access=mmap.ACCESS_READ)
+    finally:
+        _MAPPED[path] = (fd, mapping)  # kept even if it failed: not closed
+    return mapping
+
+
+def release_mappings() -> None:
+    """Close the mappings of ``-shm`` files deleted (or made anew) since.
+
+    SQLite deletes the file when the last connection of any process closes,
+    so no lock of a connection is lost with it; one made anew is another file.
+    """
+    for path, (fd, mapping) in list(_MAPPED.items()):
+        try:
+            mapped, now = os.fstat(fd), os.stat(path)
+            if (mapped.st_dev, mapped.st_ino) == (now.st_dev, now.st_ino):
+                continue
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue  # unsure: keep it
+        del _MAPPED[path]
+        if mapping is not None:
+            mapping.close()
+        os.close(fd)
+
+
 class SqliteTokenReader:
     """Lookups on a kept ``sqlite3`` connection, with the records found remembered
     until the database changes.
@@ -181,12 +237,7 @@ class SqliteTokenReader:
         if mode != "wal":
             return
         try:
-            fd = os.open(self._path + "-shm", os.O_RDONLY)
-            try:
-                if os.fstat(fd).st_size >= WAL_INDEX_HEADER:
-                    self._shm = mmap.mmap(fd, WAL_INDEX_HEADER, access=mmap.ACCESS_READ)
-            finally:
-                os.close(fd)  # the mapping keeps its own reference
+            self._shm = header_mapping(self._path + "-shm")
         except (OSError, ValueError):
             self._shm = None
 
@@ -236,11 +287,9 @@ class SqliteTokenReader:
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
-        shm, self._shm = self._shm, None
+        self._shm = None  # the mapping stays, for good (`header_mapping`)
         self._map_tried = False
         self._forget(None)
-        if shm is not None:
-            shm.close()  # before the connection: the last one may truncate the file
         if conn is not None:
             conn.close()
 
