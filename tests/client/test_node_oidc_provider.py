@@ -94,8 +94,9 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
                 "provider.mjs",
                 "--port",
                 str(port),
-                "--secret",
-                secret,
+                # One argument: a secret that starts with "-" (1 in 64 of them)
+                # is otherwise taken by node's parseArgs for an option.
+                f"--secret={secret}",
                 "--redirect-uri",
                 REDIRECT_URI,
                 "--resource",
