@@ -287,7 +287,7 @@ class SqliteTokenReader:
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
-        self._shm = None  # the mapping stays, for good (`header_mapping`)
+        self._shm = None  # the mapping stays while the file does (`header_mapping`)
         self._map_tried = False
         self._forget(None)
         if conn is not None:
