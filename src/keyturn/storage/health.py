@@ -58,6 +58,13 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
             todo.extend(current.exceptions)
 
 
+def lock_held_elsewhere(exc: sqlite3.OperationalError) -> bool:
+    """SQLite refused because another connection holds a lock. The primary code
+    (the low byte): SQLite may report an extended one, such as
+    SQLITE_BUSY_RECOVERY."""
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def database_fault(exc: BaseException) -> str | None:
     """`UNREACHABLE` or `FULL` when ``exc`` is the database failing, else None (a bug)."""
     for cause in causes(exc):

@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keyturn.storage import schema
 from keyturn.storage.database import CONNECT_TIMEOUT
+from keyturn.storage.health import lock_held_elsewhere
 from keyturn.storage.records import TokenRecord
 
 R = TypeVar("R")
@@ -266,8 +267,7 @@ class SqliteTokenReader:
                     return found
             row = conn.execute(sql, (value,)).fetchone()
         except sqlite3.OperationalError as exc:
-            # The primary code (low byte): SQLite may report an extended one.
-            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if lock_held_elsewhere(exc):
                 return NOT_READ
             raise
         if row is None:

@@ -63,7 +63,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keyturn.storage import schema
 from keyturn.storage.database import CONNECT_TIMEOUT, apply_sqlite_pragmas
-from keyturn.storage.health import FULL, database_fault
+from keyturn.storage.health import FULL, database_fault, lock_held_elsewhere
 from keyturn.storage.records import TOKEN_KIND_ACCESS, TokenRecord
 from keyturn.storage.rows import to_row
 from keyturn.storage.token_reader import to_token
@@ -499,9 +499,7 @@ class SqliteTokenWriter:
             conn = self._inline
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            # The primary code (low byte): SQLite may report an extended one
-            # such as SQLITE_BUSY_RECOVERY.
-            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if lock_held_elsewhere(exc):
                 return _BUSY
             raise
         return self._commit(conn, work)
@@ -536,8 +534,7 @@ class SqliteTokenWriter:
                 if attempt() is not _BUSY:
                     return True
             except sqlite3.OperationalError as exc:
-                busy = exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-                if not busy or time.monotonic() >= deadline:
+                if not lock_held_elsewhere(exc) or time.monotonic() >= deadline:
                     raise
             if time.monotonic() >= deadline:
                 return False
