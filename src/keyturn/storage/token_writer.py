@@ -99,12 +99,11 @@ and 25-39 ms at 16; checkpointed in the background, 2-7 ms and 6-23 ms."""
 PURGED_ROW_PAGES = 3
 """Rows a purge deletes per WAL page it writes: 500 rows wrote 162-172 pages, 2,000
 wrote 499 (a 500,000-row table with every index)."""
-RESTART_TRIES = 5
-RESTART_PAUSE = 0.001
-"""A RESTART that meets a write or a read tries again this much later, a few times,
-without holding the lock in between (a busy timeout would hold off writers)."""
 BUSY_POLL = 0.001
-"""Seconds between two tries of the writer thread for a lock another connection holds."""
+"""Seconds between two tries for a lock another connection holds (`until_free`)."""
+RESTART_WAIT = 0.005
+"""Seconds a RESTART that meets a write or a read goes on trying, every `BUSY_POLL`,
+without holding the lock in between (a busy timeout would hold off writers)."""
 MISSED_RESTARTS = 4
 """Background checkpoints in a row that may fail to restart the WAL before a write
 waits, on the writer thread, for a TRUNCATE checkpoint that does."""
@@ -265,10 +264,32 @@ class _Busy:
 _BUSY = _Busy()
 
 
-def _truncated(conn: sqlite3.Connection) -> object:
-    """A TRUNCATE checkpoint; `_BUSY` if a writer or a reader kept it from finishing."""
-    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0][0]
+def _run_checkpoint(conn: sqlite3.Connection, mode: str) -> object:
+    """A checkpoint; `_BUSY` if a writer or a reader kept it from finishing."""
+    busy = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()[0][0]
     return _BUSY if busy else None
+
+
+def until_free(attempt: Callable[[], object], seconds: float) -> bool:
+    """``attempt`` until it does not meet another connection's lock, every
+    `BUSY_POLL` seconds, for ``seconds`` at most; then a lock error is raised,
+    and a checkpoint kept from finishing (`_BUSY`) is False.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms and on between
+    tries: a write that met a 9 ms lock (a purge batch, a checkpoint's
+    RESTART) waited 18 ms, twice as long as the lock was held.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if attempt() is not _BUSY:
+                return True
+        except sqlite3.OperationalError as exc:
+            if not lock_held_elsewhere(exc) or time.monotonic() >= deadline:
+                raise
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(BUSY_POLL)
 
 
 class SqliteTokenWriter:
@@ -449,18 +470,14 @@ class SqliteTokenWriter:
         RESTART follows, which holds off writers only to copy the few pages
         written during the PASSIVE one. It never waits on a lock
         (``timeout=0``): a writer, or a reader still on the old pages, makes it
-        try again shortly (`RESTART_TRIES`), then count a miss
+        try again for a moment (`RESTART_WAIT`), then count a miss
         (`MISSED_RESTARTS`).
         """
         if self._checkpointing is None:
             self._checkpointing = connect_sqlite(self._path, timeout=0, autocheckpoint=False)
         conn = self._checkpointing
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        for _ in range(RESTART_TRIES):
-            if not conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()[0][0]:
-                return True
-            time.sleep(RESTART_PAUSE)  # the lock held for a write: the next try
-        return False
+        _run_checkpoint(conn, "PASSIVE")
+        return until_free(lambda: _run_checkpoint(conn, "RESTART"), RESTART_WAIT)
 
     def _checkpointed(self, done: asyncio.Future[bool]) -> None:
         self._checkpoint = None
@@ -507,38 +524,17 @@ class SqliteTokenWriter:
     def _write_threaded(self, work: Callable[[sqlite3.Connection], R], truncate: bool) -> R:
         if self._threaded is None:
             conn = connect_sqlite(self._path, timeout=self._busy_timeout, autocheckpoint=False)
-            conn.execute("PRAGMA busy_timeout=0")  # it waits in `_until_free` instead
+            conn.execute("PRAGMA busy_timeout=0")  # it waits in `until_free` instead
             self._threaded = conn
-        conn = self._threaded
+        conn, wait = self._threaded, self._busy_timeout
         if self._disk_was_full:
-            self._until_free(lambda: _truncated(conn))
+            until_free(lambda: _run_checkpoint(conn, "TRUNCATE"), wait)
             self._disk_was_full = False
-        self._until_free(lambda: conn.execute("BEGIN IMMEDIATE"))
+        until_free(lambda: conn.execute("BEGIN IMMEDIATE"), wait)
         result = self._commit(conn, work)
         if truncate or self._budget < CHECKPOINT_EVERY:  # little room: give it back now
-            self._until_free(lambda: _truncated(conn))
+            until_free(lambda: _run_checkpoint(conn, "TRUNCATE"), wait)
         return result
-
-    def _until_free(self, attempt: Callable[[], object]) -> bool:
-        """``attempt`` until it does not meet another connection's lock, every
-        `BUSY_POLL` seconds, for the busy timeout at most; then a lock error
-        is raised, and a checkpoint kept from finishing (`_BUSY`) is False.
-
-        SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms and on
-        between tries: a write that met a 9 ms lock (a purge batch, a
-        checkpoint's RESTART) waited 18 ms, twice as long as the lock was held.
-        """
-        deadline = time.monotonic() + self._busy_timeout
-        while True:
-            try:
-                if attempt() is not _BUSY:
-                    return True
-            except sqlite3.OperationalError as exc:
-                if not lock_held_elsewhere(exc) or time.monotonic() >= deadline:
-                    raise
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(BUSY_POLL)
 
     @staticmethod
     def _commit(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], R]) -> R:
