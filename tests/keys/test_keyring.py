@@ -104,6 +104,34 @@ async def test_first_key_signs_at_once(storage: SqlStorage) -> None:
     assert len(await storage.list_signing_keys()) == 1
 
 
+async def test_a_kid_is_cut_from_the_thumbprint_and_unique_in_the_ring(
+    storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joserfc.jwk import JWKRegistry
+
+    import keyturn.keys.keyring as keyring_module
+
+    keyring = ring(storage, FakeClock(START))
+    await keyring.ensure_key()
+    (first,) = json.loads(await keyring.jwks_body())["keys"]
+    thumbprint = JWKRegistry.import_key(first).thumbprint()
+    assert len(thumbprint) == 43
+    assert first["kid"] == thumbprint[:8]
+    # A new key whose kid is already in the ring is drawn again.
+    real, drawn = keyring_module.public_jwk, []
+
+    def colliding_once(private_key: Any, alg: str) -> dict[str, Any]:
+        jwk = real(private_key, alg)
+        drawn.append(jwk["kid"])
+        return jwk | {"kid": first["kid"]} if len(drawn) == 1 else jwk
+
+    monkeypatch.setattr(keyring_module, "public_jwk", colliding_once)
+    status = await keyring.rotate(alg="ES256")
+    assert len(drawn) == 2
+    assert status.kid == drawn[1] != first["kid"]
+    assert await kids_published(keyring) == {first["kid"], drawn[1]}
+
+
 async def test_rotation_publishes_then_signs_then_retires(storage: SqlStorage) -> None:
     clock = FakeClock(START)
     keyring = ring(storage, clock)

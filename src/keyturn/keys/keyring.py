@@ -160,8 +160,12 @@ class KeyRing:
         return Signer(private_key, record.alg, record.kid)
 
     def _new_record(self, alg: str, activates_at: int) -> SigningKeyRecord:
-        private_key = generate_private_key(alg)
-        jwk = public_jwk(private_key, alg)
+        held = {r.kid for r in self._records}
+        while True:  # a kid is 48 bits of the thumbprint: unique among keys held, checked
+            private_key = generate_private_key(alg)
+            jwk = public_jwk(private_key, alg)
+            if jwk["kid"] not in held:
+                break
         return SigningKeyRecord(
             kid=jwk["kid"],
             alg=alg,
