@@ -79,6 +79,7 @@ import orjson
 from keyturn.core.errors import InvalidRequestError
 from keyturn.core.jwt_claims import unverified_jti
 from keyturn.server.request_body import parse_form
+from keyturn.server.secrets import SHORT_HASH_BYTES, SHORT_HASH_CHARS
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -260,6 +261,18 @@ class ExactIntrospection:
         mac.update(value.encode())
         return mac.hexdigest()
 
+    def _binds(self, signing_input: str, stored: str) -> bool:
+        """The record's keyed hash of the signing input: Keyturn's 22-character
+        short form, or the whole hex digest of records written before it."""
+        mac = self._keyed.copy()
+        mac.update(signing_input.encode())
+        digest = mac.digest()
+        if len(stored) == SHORT_HASH_CHARS:
+            actual = base64.urlsafe_b64encode(digest[:SHORT_HASH_BYTES]).rstrip(b"=").decode()
+        else:
+            actual = digest.hex()
+        return hmac.compare_digest(actual, stored)
+
     def _load_clients(self, client_id: str | None = None) -> None:
         if client_id is None:
             rows = self._db.execute(CLIENT_SQL)
@@ -317,7 +330,7 @@ class ExactIntrospection:
         if row is None or row[0] != "access_token" or token.count(".") != 2:
             return None
         signing_input, _, signature = token.rpartition(".")
-        if not hmac.compare_digest(self._hash(signing_input), row[1]):
+        if not self._binds(signing_input, row[1]):
             return None
         kid = row[2]
         if kid is None:

@@ -391,7 +391,7 @@ class ExactIssuance:
         token = self._signer.complete(signing_input)
         record = TokenRecord(
             token_id=jti,
-            token_hash=self._hasher.hash(signing_input.decode("ascii")),
+            token_hash=self._hasher.short_hash(signing_input.decode("ascii")),
             kind=TOKEN_KIND_ACCESS,
             client_id=client_id,
             subject=client_id,

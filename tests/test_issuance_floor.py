@@ -163,6 +163,11 @@ def test_the_minimum_issues_the_token_keyturn_issues(
     assert without(row_of(db, its["jti"]), VARYING_COLUMNS) == without(
         row_of(db, ours["jti"]), VARYING_COLUMNS
     )
+    # The same keyed hash, in the same form, each of its own signing input.
+    for token, claims in ((mine, its), (theirs, ours)):
+        signing_input = token["access_token"].rpartition(".")[0]
+        stored = row_of(db, claims["jti"])["token_hash"]
+        assert stored == server.ctx.hasher.short_hash(signing_input)
     # Keyturn itself finds the row, checks the hash and the signature, and says active.
     seen = [
         server.http.post("/oauth/introspect", data={"token": t, **client}).json()

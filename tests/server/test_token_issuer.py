@@ -118,7 +118,8 @@ async def test_the_write_starts_before_the_signature_and_the_answer_waits_for_it
     assert events == ["write starts", "sign", "write ends"]
     assert storage.rows == [issued.record]
     signing_input = issued.access_token.rpartition(".")[0]
-    assert issued.record.token_hash == HASHER.hash(signing_input)
+    assert issued.record.token_hash == HASHER.short_hash(signing_input)
+    assert len(issued.record.token_hash) == 22  # 128 bits, base64url
     assert await tokens.recorded_as(issued.access_token, issued.record)
 
 
@@ -162,7 +163,13 @@ async def test_recorded_as_accepts_only_the_very_token() -> None:
     unknown_key = replace(record, kid="retired-and-deleted")
     assert not await tokens.recorded_as(token, unknown_key)
     assert not await tokens.recorded_as(token, replace(record, kind=TOKEN_KIND_REFRESH))
-    # A record written by an earlier Keyturn holds the whole token's hash.
-    earlier = replace(record, token_hash=HASHER.hash(token))
-    assert await tokens.recorded_as(token, earlier)
-    assert not await tokens.recorded_as(forged[0], earlier)
+    # Records written by earlier Keyturns hold the whole hash of the signing
+    # input, or of the whole token; both still match, and only that token.
+    for earlier_hash in (HASHER.hash(f"{header}.{payload}"), HASHER.hash(token)):
+        earlier = replace(record, token_hash=earlier_hash)
+        assert await tokens.recorded_as(token, earlier)
+        assert not await tokens.recorded_as(forged[0], earlier)
+        assert not await tokens.recorded_as(other.access_token, earlier)
+    # A short hash of another signing input does not match.
+    wrong = replace(record, token_hash=HASHER.short_hash(other.access_token.rpartition(".")[0]))
+    assert not await tokens.recorded_as(token, wrong)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -72,6 +73,12 @@ def test_hasher_is_keyed_and_constant_time_shaped() -> None:
     assert a.verify("s", a.hash("s"))
     assert not a.verify("s", b.hash("s"))
     assert not a.verify("s", None)
+    # The short form (access-token records) is checked as such, by its length.
+    assert len(a.short_hash("s")) == 22
+    assert a.verify("s", a.short_hash("s"))
+    assert not a.verify("s", b.short_hash("s"))
+    assert not a.verify("t", a.short_hash("s"))
+    assert not a.verify("s", a.hash("s")[:22])  # a cut hex hash is not a short hash
     assert "a" * 32 not in repr(a)
     with pytest.raises(ValueError, match="32 bytes"):
         Hasher(b"short")
@@ -83,7 +90,9 @@ def test_hasher_is_hmac_sha256_of_each_value_alone() -> None:
     pepper = bytes(range(32))
     hasher = Hasher(pepper)
     for value in ("", "s", "a" * 1000, "caf\u00e9", "s"):
-        assert hasher.hash(value) == hmac.new(pepper, value.encode(), hashlib.sha256).hexdigest()
+        digest = hmac.new(pepper, value.encode(), hashlib.sha256).digest()
+        assert hasher.hash(value) == digest.hex()
+        assert hasher.short_hash(value) == base64.urlsafe_b64encode(digest[:16]).decode()[:22]
     expected = hmac.new(pepper, b"label\x00value", hashlib.sha256).digest()
     assert hasher.derive_key("label", "value") == expected
     assert hasher.derive_key("label", "value") == expected

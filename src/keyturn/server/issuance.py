@@ -243,10 +243,11 @@ class TokenIssuer:
     ) -> bool:
         """Whether ``token`` is the very access token ``record`` was written for.
 
-        The record holds the keyed hash of the signing input, which a token
-        with a forged signature shares, so the signature is checked too, with
-        the key the record names. Records written by earlier versions of
-        Keyturn hold the hash of the whole token instead, and still match.
+        The record holds the keyed hash of the signing input (a 128-bit
+        `Hasher.short_hash`; older records hold the whole `Hasher.hash`),
+        which a token with a forged signature shares, so the signature is
+        checked too, with the key the record names. Records written by earlier
+        versions still hold the hash of the whole token, and still match.
         ``known`` is what `verified` holds for ``token``, if the caller has it.
         """
         # Three segments, always: the signing input alone ("header.payload")
@@ -309,7 +310,7 @@ class TokenIssuer:
         record = decision.record(
             TOKEN_KIND_ACCESS,
             token_id=jti,
-            token_hash=self._hasher.hash(signing_input.decode("ascii")),
+            token_hash=self._hasher.short_hash(signing_input.decode("ascii")),
             scope=scope,
             issued_at=now,
             expires_at=expires_at,
