@@ -11,7 +11,8 @@ last seven days (the purge's retention, so the steady state of a real server)
 plus ``--purge-rows`` dead ones older than that, the purge's backlog. The rows
 are written through the driver (``executemany`` on SQLite, ``COPY`` on
 PostgreSQL), not over HTTP, in issuance order and in the shape real rows
-have: time-ordered 26-character ids, 64-character keyed hashes, 20 clients,
+have: time-ordered 26-character ids, keyed hashes (22 characters for access
+tokens, 64 for the others), 8-character key ids, 20 clients,
 5,000 users, client-credentials and user-grant access tokens, refresh-token
 families (most rotated, so consumed), revocations, a new signing key every
 two weeks.
@@ -90,6 +91,8 @@ from run import (  # noqa: E402
     wrk,
 )
 
+from keyturn.core.jose import KID_CHARS  # noqa: E402
+from keyturn.server.secrets import SHORT_HASH_BYTES  # noqa: E402
 from keyturn.storage.token_writer import COLUMNS  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -106,6 +109,19 @@ MODES = ("issuance", "introspection")
 
 
 # -- synthetic rows ------------------------------------------------------------
+@dataclass(frozen=True)
+class RowFormat:
+    """How long a row's key id and an access token's keyed hash are."""
+
+    kid_chars: int
+    short_access_hash: bool  # 128 bits in base64url (22), else 256 in hex (64)
+
+
+THIS_TREE = RowFormat(KID_CHARS, short_access_hash=True)
+BEFORE_SHORT_ROWS = RowFormat(43, short_access_hash=False)
+"""Rows as Keyturn wrote them before 8-character kids and short access-token hashes."""
+
+
 def token_id(ms: int, rng: random.Random) -> str:
     """Like ``secrets.generate_token_id``: 48 bits of ms, 80 random, base32hex, lower."""
     raw = ((ms << 80) | rng.getrandbits(80)).to_bytes(16, "big")
@@ -121,14 +137,14 @@ class Population:
     kids: list[str]
 
     @classmethod
-    def make(cls, rng: random.Random) -> Population:
+    def make(cls, rng: random.Random, fmt: RowFormat = THIS_TREE) -> Population:
         def urlsafe(n: int) -> str:
             return base64.urlsafe_b64encode(rng.randbytes(n)).decode().rstrip("=")
 
         return cls(
             clients=[urlsafe(16) for _ in range(CLIENTS)],  # 22 characters, as created
             users=["usr_" + urlsafe(12) for _ in range(USERS)],
-            kids=[urlsafe(32) for _ in range(8)],  # 43 characters, as the key ring's
+            kids=[urlsafe(32)[: fmt.kid_chars] for _ in range(8)],  # as the key ring's
         )
 
     def kid(self, issued: int) -> str:
@@ -137,7 +153,12 @@ class Population:
 
 
 def synthetic_rows(
-    count: int, start: int, end: int, pop: Population, rng: random.Random
+    count: int,
+    start: int,
+    end: int,
+    pop: Population,
+    rng: random.Random,
+    fmt: RowFormat = THIS_TREE,
 ) -> Iterator[tuple[Any, ...]]:
     """``count`` rows issued from ``start`` to ``end`` (Unix seconds), in that order.
 
@@ -182,8 +203,12 @@ def synthetic_rows(
                 families.append((family, tid, client, subject, auth_time))
                 if len(families) > 2000:
                     families.pop(0)
+        mac = f"{rng.getrandbits(256):064x}"  # one draw in either format: the same rows
+        if kind == "access_token" and fmt.short_access_hash:
+            short = bytes.fromhex(mac)[:SHORT_HASH_BYTES]
+            mac = base64.urlsafe_b64encode(short).decode().rstrip("=")
         values = {
-            "token_id": tid, "token_hash": f"{rng.getrandbits(256):064x}", "kind": kind,
+            "token_id": tid, "token_hash": mac, "kind": kind,
             "client_id": client, "subject": subject, "scope": SCOPE, "audience": audience,
             "grant_type": grant, "issued_at": issued, "expires_at": issued + expires,
             "revoked_at": revoked if revoked is not None and revoked <= end else None,
