@@ -768,7 +768,7 @@ def tokens_purge(
     """Delete rows expired or revoked longer ago than KEYTURN_PURGE_RETENTION, now."""
 
     async def work(ctx: ServerContext) -> int:
-        return await token_service.purge(ctx)
+        return (await token_service.purge(ctx)).rows
 
     purged = _run(work)
     if as_json:

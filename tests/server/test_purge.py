@@ -8,6 +8,7 @@ stand-in for ``anyio`` in token_service alone, so the test waits for nothing.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,13 +50,16 @@ def server(tmp_path: Path, own_database_url: str) -> Iterator[Harness]:
     yield from run_harness(settings)
 
 
-@pytest.mark.parametrize(("max_batches", "purged", "rests"), [(None, 28, 2), (2, 20, 1)])
+@pytest.mark.parametrize(
+    ("max_batches", "purged", "rests", "complete"), [(None, 28, 2, True), (2, 20, 1, False)]
+)
 def test_purge_deletes_dead_rows_in_batches_and_rests_between_them(
     server: Harness,
     monkeypatch: pytest.MonkeyPatch,
     max_batches: int | None,
     purged: int,
     rests: int,
+    complete: bool,
 ) -> None:
     ctx = server.ctx
     cid, _ = server.create_client()
@@ -79,10 +83,10 @@ def test_purge_deletes_dead_rows_in_batches_and_rests_between_them(
 
     monkeypatch.setattr(token_service, "anyio", SimpleNamespace(sleep=rest))
 
-    async def purge() -> int:
+    async def purge() -> token_service.Purged:
         return await token_service.purge(ctx, max_batches=max_batches)
 
-    assert server.call(purge) == purged
+    assert server.call(purge) == token_service.Purged(purged, complete)
     # A rest after each full batch but the last, never after the final one.
     assert len(slept) == rests
     assert all(s >= 0 for s in slept)
@@ -97,3 +101,41 @@ def test_purge_deletes_dead_rows_in_batches_and_rests_between_them(
     assert len(left - kept) == 28 - purged
     if max_batches is None:
         assert left == kept
+
+
+def test_the_admin_purge_stops_once_its_server_drains(
+    server: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM lets the purge end its batch and answer, so it does not hold the
+    shutdown; ``complete: false`` says more is left."""
+    from keyturn.server import lifecycle
+
+    ctx = server.ctx
+    cid, _ = server.create_client()
+    admin_id, admin_secret = server.create_client(scopes=["keyturn:admin"])
+    now = int(time.time())
+    server.call(ctx.storage.record_tokens, [record(n, cid, now - 4 * 3600, 60) for n in range(35)])
+    token = server.http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": admin_id,
+              "client_secret": admin_secret},
+    ).json()["access_token"]  # fmt: skip
+    draining = threading.Event()
+    monkeypatch.setattr(lifecycle, "_draining", draining)
+    rested: list[float] = []
+
+    async def rest(seconds: float) -> None:  # SIGTERM arrives during the first rest
+        rested.append(seconds)
+        if len(rested) == 1:
+            draining.set()
+
+    monkeypatch.setattr(token_service, "anyio", SimpleNamespace(sleep=rest))
+    headers = {"Authorization": f"Bearer {token}"}
+    r = server.http.post("/admin/v1/tokens/purge", headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"purged": 10, "complete": False}  # one batch of 10, then it stopped
+    assert len(rested) == 1
+    draining.clear()  # another server, say, not shutting down: it purges the rest
+    r = server.http.post("/admin/v1/tokens/purge", headers=headers)
+    assert r.json() == {"purged": 25, "complete": True}
+    assert len(rested) == 3

@@ -76,7 +76,7 @@ issuing 160 tokens a second for good still purges as fast as its rows die."""
 async def purge_once(ctx: ServerContext) -> int:
     """One round of `purge_forever`: up to `PURGE_ROUND_BATCHES` batches, counted
     and logged."""
-    removed = await token_service.purge(ctx, max_batches=PURGE_ROUND_BATCHES)
+    removed = (await token_service.purge(ctx, max_batches=PURGE_ROUND_BATCHES)).rows
     if removed:
         metrics.TOKENS_PURGED.inc(removed)
         log.info("purged %d expired or revoked token rows", removed)

@@ -43,6 +43,7 @@ from keyturn.server.errors import (
     oauth_error_handler,
 )
 from keyturn.server.grants import refresh_token
+from keyturn.server.lifecycle import is_draining
 from keyturn.server.responses import json_response
 from keyturn.storage.repository import TokenFilter
 
@@ -164,8 +165,12 @@ async def revoke_all(ctx: Admin, body: RevokeAllRequest) -> RevokedOut:
 
 @router.post("/tokens/purge", response_model=PurgedOut, tags=["tokens"])
 async def purge_tokens(ctx: Admin) -> PurgedOut:
-    """Delete rows expired or revoked longer than the retention period ago, now."""
-    return PurgedOut(purged=await token_service.purge(ctx))
+    """Delete rows expired or revoked longer than the retention period ago, now.
+
+    Stops early, ``complete: false``, once this server drains (SIGTERM): ask
+    again, of a server that is not shutting down, for the rest."""
+    done = await token_service.purge(ctx, stop=is_draining)
+    return PurgedOut(purged=done.rows, complete=done.complete)
 
 
 @router.post("/tokens/import", response_model=ImportedOut, status_code=201, tags=["tokens"])

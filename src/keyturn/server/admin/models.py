@@ -180,6 +180,7 @@ class RevokedOut(BaseModel):
 
 class PurgedOut(BaseModel):
     purged: int
+    complete: bool
 
 
 class ClientSecretOut(BaseModel):
