@@ -243,11 +243,11 @@ class TokenIssuer:
     ) -> bool:
         """Whether ``token`` is the very access token ``record`` was written for.
 
-        The record holds the keyed hash of the signing input (a 128-bit
-        `Hasher.short_hash`; older records hold the whole `Hasher.hash`),
-        which a token with a forged signature shares, so the signature is
-        checked too, with the key the record names. Records written by earlier
-        versions still hold the hash of the whole token, and still match.
+        The record holds the keyed hash of the signing input, a 128-bit
+        `Hasher.short_hash` (records of earlier versions hold the whole
+        `Hasher.hash` of it, or of the whole token, and still match). A token
+        with a forged signature shares it, so the signature is checked too,
+        with the key the record names.
         ``known`` is what `verified` holds for ``token``, if the caller has it.
         """
         # Three segments, always: the signing input alone ("header.payload")
