@@ -194,11 +194,8 @@ class Hasher:
     def verify(self, value: str, expected_hash: str | None) -> bool:
         """Constant-time check against a `hash` or a `short_hash`, told apart by
         length; a missing hash never matches (but costs the same)."""
-        digest = self._mac(value.encode()).digest()
-        if expected_hash is not None and len(expected_hash) == SHORT_HASH_CHARS:
-            actual = _b64url(digest[:SHORT_HASH_BYTES])
-        else:
-            actual = digest.hex()
+        short = expected_hash is not None and len(expected_hash) == SHORT_HASH_CHARS
+        actual = self.short_hash(value) if short else self.hash(value)
         return hmac.compare_digest(actual, expected_hash or "0" * len(actual))
 
     def __repr__(self) -> str:
