@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -79,7 +78,7 @@ import orjson
 from keyturn.core.errors import InvalidRequestError
 from keyturn.core.jwt_claims import unverified_jti
 from keyturn.server.request_body import parse_form
-from keyturn.server.secrets import SHORT_HASH_BYTES, SHORT_HASH_CHARS
+from keyturn.server.secrets import Hasher
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -238,7 +237,7 @@ class ExactIntrospection:
     ) -> None:
         from keyturn.server.endpoints.presented_token import INTROSPECT_REFUSAL
 
-        self._keyed = hmac.new(pepper, digestmod=hashlib.sha256)
+        self._hasher = Hasher(pepper)  # Keyturn's: a copy of one keyed HMAC a hash
         # Autocommit: each read sees every committed revocation, as Keyturn's reader.
         self._db = sqlite3.connect(
             str(db_path), timeout=1.0, isolation_level=None, check_same_thread=False
@@ -255,23 +254,6 @@ class ExactIntrospection:
 
     def close(self) -> None:
         self._db.close()
-
-    def _hash(self, value: str) -> str:
-        mac = self._keyed.copy()
-        mac.update(value.encode())
-        return mac.hexdigest()
-
-    def _binds(self, signing_input: str, stored: str) -> bool:
-        """The record's keyed hash of the signing input: Keyturn's 22-character
-        short form, or the whole hex digest of records written before it."""
-        mac = self._keyed.copy()
-        mac.update(signing_input.encode())
-        digest = mac.digest()
-        if len(stored) == SHORT_HASH_CHARS:
-            actual = base64.urlsafe_b64encode(digest[:SHORT_HASH_BYTES]).rstrip(b"=").decode()
-        else:
-            actual = digest.hex()
-        return hmac.compare_digest(actual, stored)
 
     def _load_clients(self, client_id: str | None = None) -> None:
         if client_id is None:
@@ -304,7 +286,7 @@ class ExactIntrospection:
         )
 
     def _authenticated(self, client_id: str, secret: str) -> ClientEntry | None:
-        actual = self._hash(secret)  # the one HMAC of the request's secret
+        actual = self._hasher.hash(secret)  # the one HMAC of the request's secret
         client = self._clients.get(client_id)
         if self._accepts(client, actual):
             return client
@@ -330,7 +312,7 @@ class ExactIntrospection:
         if row is None or row[0] != "access_token" or token.count(".") != 2:
             return None
         signing_input, _, signature = token.rpartition(".")
-        if not self._binds(signing_input, row[1]):
+        if not self._hasher.verify(signing_input, row[1]):
             return None
         kid = row[2]
         if kid is None:
